@@ -1,0 +1,31 @@
+"""`python -m srcnn` / `srcnn`: small helpers around the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from srcnn.params import STAGE_KEYS, ParamsError, load
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="srcnn")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check-params", help="validate params.yaml without running anything")
+    check.add_argument("path", nargs="?", default="params.yaml")
+    args = parser.parse_args(argv)
+
+    if args.command == "check-params":
+        try:
+            values = load(args.path)
+        except ParamsError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"{args.path}: {len(values)} keys valid")
+        for stage, keys in STAGE_KEYS.items():
+            print(f"  {stage}: {', '.join(keys)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""The params.yaml schema: one table of keys, validated before any stage works.
+
+Every stage validates the whole file (so a typo anywhere stops the pipeline
+before the first stage does any work) but is handed only the keys it reads,
+listed in `STAGE_KEYS`. `dvc.yaml` declares exactly those keys per stage, which
+a test checks, so changing one key reruns exactly the stages that read it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """Invalid params.yaml; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    check: Callable[[str, Any], Any]  # returns the normalised value or raises ParamsError
+    allowed: str  # human description of allowed values, used in messages and docs
+
+
+def _fail(name: str, value: Any, allowed: str) -> None:
+    raise ParamsError(f"params.yaml: {name} = {value!r} is invalid; allowed: {allowed}")
+
+
+def _int(lo: int, hi: int) -> Key:
+    allowed = f"an integer from {lo} to {hi}"
+
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            _fail(name, value, allowed)
+        return value
+
+    return Key("", check, allowed)
+
+
+def _float(lo: float, hi: float) -> Key:
+    allowed = f"a number greater than {lo} and at most {hi}"
+
+    def check(name: str, value: Any) -> float:
+        # `dvc exp run -S train.learning_rate=1e-4` writes 1e-4, which YAML 1.1
+        # (PyYAML) reads as a string: accept any string that is a valid number.
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                _fail(name, value, allowed)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(name, value, allowed)
+        if not math.isfinite(value) or not lo < value <= hi:
+            _fail(name, value, allowed)
+        return float(value)
+
+    return Key("", check, allowed)
+
+
+def _choice(*choices: Any) -> Key:
+    allowed = "one of " + ", ".join(repr(c) if isinstance(c, str) else str(c) for c in choices)
+
+    def check(name: str, value: Any) -> Any:
+        if isinstance(value, bool) or value not in choices:
+            _fail(name, value, allowed)
+        return value
+
+    return Key("", check, allowed)
+
+
+def _int_list(lo: int, hi: int, *, odd: bool = False) -> Key:
+    kind = "odd integers" if odd else "integers"
+    allowed = f"a list of {kind} from {lo} to {hi}"
+
+    def check(name: str, value: Any) -> list[int]:
+        if not isinstance(value, list) or not value:
+            _fail(name, value, allowed)
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi or (odd and v % 2 == 0):
+                _fail(name, value, allowed)
+        return list(value)
+
+    return Key("", check, allowed)
+
+
+def _url() -> Key:
+    allowed = "an http://, https:// or file:// URL"
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str) or not re.match(r"^(https?|file)://\S+$", value):
+            _fail(name, value, allowed)
+        return value
+
+    return Key("", check, allowed)
+
+
+def _sha256() -> Key:
+    allowed = "a SHA-256 hex digest (64 characters 0-9a-f)"
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            _fail(name, value, allowed)
+        return value.lower()
+
+    return Key("", check, allowed)
+
+
+def _optional(key: Key, meaning: str) -> Key:
+    allowed = f"null ({meaning}) or {key.allowed}"
+
+    def check(name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return key.check(name, value)
+        except ParamsError:
+            _fail(name, value, allowed)
+
+    return Key("", check, allowed)
+
+
+def _named(**keys: Key) -> dict[str, Key]:
+    return {name: Key(name, key.check, key.allowed) for name, key in keys.items()}
+
+
+# Every key of params.yaml. Dotted names mirror the YAML nesting.
+SCHEMA: dict[str, Key] = _named(
+    **{
+        "seed": _int(0, 2**31 - 1),
+        "scale": _choice(2, 3, 4),
+        "resize": _choice("matlab", "opencv"),
+        "download.source": _choice("sample", "div2k"),
+        "download.div2k_url": _url(),
+        "download.div2k_sha256.train": _sha256(),
+        "download.div2k_sha256.valid": _sha256(),
+        "patches.size": _int(3, 512),
+        "patches.per_image": _int(1, 1_000_000),
+        "patches.valid_per_image": _int(1, 1_000_000),
+        "model.filters": _int_list(1, 4096),
+        "model.kernel_sizes": _int_list(1, 99, odd=True),
+        "train.epochs": _int(1, 100_000),
+        "train.batch_size": _int(1, 65_536),
+        "train.learning_rate": _float(0.0, 1.0),
+        "evaluate.crop_border": _optional(_int(0, 256), "the same as scale"),
+    }
+)
+
+# The keys each stage reads. dvc.yaml's `params:` lists must match (tested).
+STAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "download": ("download.source", "download.div2k_url", "download.div2k_sha256"),
+    "patches": ("seed", "scale", "resize", "patches.size", "patches.per_image", "patches.valid_per_image"),
+    "train": ("seed", "model.filters", "model.kernel_sizes", "train.epochs", "train.batch_size",
+              "train.learning_rate"),
+    "evaluate": ("scale", "resize", "evaluate.crop_border"),
+}
+
+
+def receptive_field(kernel_sizes: list[int]) -> int:
+    """Side of the input window that one output pixel of the stacked convolutions sees."""
+    return sum(k - 1 for k in kernel_sizes) + 1
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        section_keys = [k for k in SCHEMA if k.startswith(name + ".")]
+        if section_keys and not isinstance(value, dict):
+            raise ParamsError(f"params.yaml: {name} must be a section holding {', '.join(section_keys)}")
+        if section_keys:
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def validate(tree: Any) -> dict[str, Any]:
+    """Check a parsed params.yaml; return {dotted key: normalised value}."""
+    if not isinstance(tree, dict):
+        raise ParamsError("params.yaml: expected a mapping of sections at the top level")
+    flat = _flatten(tree)
+    for name in flat:
+        if name not in SCHEMA:
+            hint = difflib.get_close_matches(name, SCHEMA, n=1)
+            suggestion = f"; did you mean {hint[0]}?" if hint else ""
+            raise ParamsError(f"params.yaml: unknown key {name}{suggestion}")
+    missing = [name for name in SCHEMA if name not in flat]
+    if missing:
+        raise ParamsError(f"params.yaml: missing key {missing[0]} ({SCHEMA[missing[0]].allowed})")
+    values = {name: SCHEMA[name].check(name, flat[name]) for name in SCHEMA}
+
+    # Checks across keys.
+    kernels, filters = values["model.kernel_sizes"], values["model.filters"]
+    if len(filters) != len(kernels) - 1:
+        raise ParamsError(
+            f"params.yaml: model.filters has {len(filters)} entries; allowed: one per hidden layer, "
+            f"i.e. len(model.kernel_sizes) - 1 = {len(kernels) - 1}"
+        )
+    field = receptive_field(kernels)
+    if values["patches.size"] < field:
+        raise ParamsError(
+            f"params.yaml: patches.size = {values['patches.size']} is smaller than the receptive field "
+            f"of model.kernel_sizes {kernels} ({field} pixels); allowed: an integer from {field} to 512"
+        )
+    return values
+
+
+def load(path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such file") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    return validate(tree)
+
+
+def _nest(values: dict[str, Any]) -> SimpleNamespace:
+    root: dict[str, Any] = {}
+    for name, value in values.items():
+        node = root
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+
+    def to_ns(d: dict[str, Any]) -> SimpleNamespace:
+        return SimpleNamespace(**{k: to_ns(v) if isinstance(v, dict) else v for k, v in d.items()})
+
+    return to_ns(root)
+
+
+def for_stage(stage: str, path: str | Path = "params.yaml") -> SimpleNamespace:
+    """Validate the whole file, then return only the keys `stage` reads.
+
+    Reading a key the stage does not declare fails with AttributeError, so a
+    stage cannot silently depend on a key DVC would not rerun it for.
+    """
+    values = load(path)
+    declared = STAGE_KEYS[stage]
+    picked = {
+        name: value for name, value in values.items() if any(name == d or name.startswith(d + ".") for d in declared)
+    }
+    return _nest(picked)

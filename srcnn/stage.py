@@ -1,0 +1,27 @@
+"""Entry point shared by the stage scripts: validate params, run, report errors plainly."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from types import SimpleNamespace
+
+from srcnn import params as params_module
+from srcnn.div2k import DownloadError
+from srcnn.io import ImageError
+
+# Errors whose message already says what is wrong and where; no traceback needed.
+USER_ERRORS = (params_module.ParamsError, ImageError, DownloadError, FileNotFoundError)
+
+
+def run_stage(stage: str, main: Callable[[SimpleNamespace], object]) -> None:
+    """Validate params.yaml, hand `main` the keys of `stage`, exit 2 with one line on a user error."""
+    try:
+        params = params_module.for_stage(stage)
+        main(params)
+    except USER_ERRORS as err:
+        print(f"error in stage {stage}: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"stage {stage} interrupted; no partial output was kept", file=sys.stderr)
+        sys.exit(130)
