@@ -93,10 +93,10 @@ def _int_list(lo: int, hi: int, *, odd: bool = False) -> Key:
 
 
 def _url() -> Key:
-    allowed = "an http://, https:// or file:// URL"
+    allowed = "an http:// or https:// URL"
 
     def check(name: str, value: Any) -> str:
-        if not isinstance(value, str) or not re.match(r"^(https?|file)://\S+$", value):
+        if not isinstance(value, str) or not re.match(r"^https?://\S+$", value):
             _fail(name, value, allowed)
         return value
 
