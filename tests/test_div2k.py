@@ -500,3 +500,43 @@ def test_download_div2k_requires_both_hashes(server, dataset, tmp_path):
             server.base, tmp_path / "out", tmp_path / "cache", sha256={"train": dataset["sha"]["train"]}, progress=False
         )
     assert sum(server.state.requests.values()) == 0  # refused before any download
+
+
+# --------------------------------------------------------------------------- the download stage
+
+
+def test_download_stage_fetches_div2k_from_params(server, dataset, tmp_path):
+    """`python stages/download.py` with `download.source: div2k`, end to end over loopback HTTP."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    project = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["download"].update(source="div2k", div2k_url=server.base, div2k_sha256=dataset["sha"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "SRCNN_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [sys.executable, str(project / "stages/download.py")]
+
+    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in (tmp_path / "data/raw/train").iterdir()) == ["0001.png", "0002.png", "0003.png",
+                                                                              "0004.png"]
+    assert sorted(p.name for p in (tmp_path / "data/raw/valid").iterdir()) == ["0801.png", "0802.png"]
+    assert server.requests(TRAIN_ZIP) == 1
+
+    # Rerunning the stage reuses the verified zips in the download cache.
+    second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert server.requests(TRAIN_ZIP) == 1
+
+    # A wrong checksum fails with the expected value named and keeps the previous data/raw.
+    params["download"]["div2k_sha256"]["valid"] = "0" * 64
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "cache" / "div2k" / div2k.ARCHIVES["valid"]).unlink()
+    bad = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "0" * 64 in bad.stderr and "Traceback" not in bad.stderr
+    assert len(list((tmp_path / "data/raw/valid").iterdir())) == 2
+    assert sorted(os.listdir(tmp_path / "data")) == ["raw"]

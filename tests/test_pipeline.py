@@ -1,0 +1,245 @@
+"""The whole pipeline through the real `dvc` CLI, in a temporary git repo, with tiny params.
+
+The repo is a copy of this project's dvc.yaml, params.yaml, stages/ and srcnn/
+(the stages' code dependencies), so what runs here is what users run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+STAGES = ("download", "patches", "train", "evaluate")
+
+# Small enough for seconds per stage; the model stays the paper's 9-1-5.
+TINY = {
+    "patches": {"per_image": 8, "valid_per_image": 2},
+    "train": {"epochs": 2, "batch_size": 32},
+}
+
+# Which stages read each key, written out independently of srcnn.params.STAGE_KEYS
+# and dvc.yaml: the test fails if either drifts from what the stages should read.
+READERS = {
+    "seed": {"patches", "train"},
+    "scale": {"patches", "evaluate"},
+    "resize": {"patches", "evaluate"},
+    "download.source": {"download"},
+    "download.div2k_url": {"download"},
+    "download.div2k_sha256.train": {"download"},
+    "download.div2k_sha256.valid": {"download"},
+    "patches.size": {"patches"},
+    "patches.per_image": {"patches"},
+    "patches.valid_per_image": {"patches"},
+    "model.filters": {"train"},
+    "model.kernel_sizes": {"train"},
+    "train.epochs": {"train"},
+    "train.batch_size": {"train"},
+    "train.learning_rate": {"train"},
+    "evaluate.crop_border": {"evaluate"},
+}
+
+# A valid value different from both the default and TINY for every key.
+CHANGED = {
+    "seed": 7,
+    "scale": 3,
+    "resize": "opencv",
+    "download.source": "div2k",
+    "download.div2k_url": "https://mirror.example.org/DIV2K/",
+    "download.div2k_sha256.train": "0" * 64,
+    "download.div2k_sha256.valid": "1" * 64,
+    "patches.size": 41,
+    "patches.per_image": 9,
+    "patches.valid_per_image": 3,
+    "model.filters": [32, 16],
+    "model.kernel_sizes": [9, 3, 5],
+    "train.epochs": 3,
+    "train.batch_size": 16,
+    "train.learning_rate": 0.0005,
+    "evaluate.crop_border": 4,
+}
+
+
+def env() -> dict[str, str]:
+    """Subprocess environment: this venv's `python` and `dvc` first on PATH, a fixed git identity."""
+    e = dict(os.environ)
+    e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e['PATH']}"
+    e.update(GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
+             GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
+    return e
+
+
+def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(cwd, str(Path(sys.executable).parent / "dvc"), *args, check=check)
+
+
+def stages_run(result: subprocess.CompletedProcess) -> set[str]:
+    out = result.stdout + result.stderr
+    return {s for s in STAGES if f"Running stage '{s}'" in out}
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def set_key(tree: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree[part]
+    tree[leaf] = value
+
+
+def write_params(repo: Path, overrides: dict) -> None:
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    for key, value in flatten(overrides).items():
+        set_key(params, key, value)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pipeline")
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(PROJECT / name, root / name)
+    for folder in ("stages", "srcnn"):
+        shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    write_params(root, TINY)
+    run(root, "git", "init", "-q", "-b", "main")
+    dvc(root, "init", "-q")
+    dvc(root, "config", "core.analytics", "false")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "pipeline")
+    first = dvc(root, "repro")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "first run")
+    root.joinpath(".first_repro.json").write_text(json.dumps({"stdout": first.stdout, "stderr": first.stderr}))
+    return root
+
+
+def restore(repo: Path) -> None:
+    """Back to the committed first run: git-tracked files from git, DVC outputs from the cache."""
+    run(repo, "git", "reset", "-q", "--hard")
+    dvc(repo, "checkout", "-q", "--force")
+    assert json.loads(dvc(repo, "status", "--json").stdout) == {}
+
+
+def first_repro(repo: Path) -> subprocess.CompletedProcess:
+    saved = json.loads((repo / ".first_repro.json").read_text())
+    return subprocess.CompletedProcess([], 0, saved["stdout"], saved["stderr"])
+
+
+def test_repro_runs_all_four_stages(repo):
+    assert stages_run(first_repro(repo)) == set(STAGES)
+    assert len(list((repo / "data/raw/train").glob("*.png"))) > 0
+    assert len(list((repo / "data/raw/valid").glob("*.png"))) > 0
+    assert (repo / "models/srcnn.keras").stat().st_size > 0
+    evaluate = json.loads((repo / "metrics/evaluate.json").read_text())
+    assert evaluate["psnr_gain"] == pytest.approx(evaluate["psnr_srcnn"] - evaluate["psnr_bicubic"], abs=1e-3)
+    assert 20 < evaluate["psnr_bicubic"] < 45
+    train = json.loads((repo / "metrics/train.json").read_text())
+    assert train["epochs"] == TINY["train"]["epochs"]
+    per_image = (repo / "metrics/evaluate_per_image.csv").read_text().splitlines()
+    assert per_image[0].split(",")[:4] == ["image", "width", "height", "psnr_bicubic"]
+    assert len(per_image) - 1 == evaluate["images"] == len(list((repo / "metrics/crops").glob("*.png")))
+    assert (repo / "metrics/train_log/plots/metrics/eval/loss.tsv").exists()
+
+
+def test_second_repro_runs_nothing(repo):
+    result = dvc(repo, "repro")
+    assert stages_run(result) == set()
+    assert "up to date" in result.stdout
+
+
+def test_every_key_reruns_exactly_the_stages_that_read_it(repo):
+    committed = (repo / "params.yaml").read_text()
+    keys = flatten(yaml.safe_load(committed))
+    assert set(keys) == set(READERS), "params.yaml keys and this test's READERS table differ"
+    try:
+        for key, value in CHANGED.items():
+            assert value != keys[key]
+            params = yaml.safe_load(committed)
+            set_key(params, key, value)
+            (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            status = json.loads(dvc(repo, "status", "--json").stdout)
+            assert set(status) == READERS[key], f"changing {key}: dvc status reports {sorted(status)}"
+    finally:
+        (repo / "params.yaml").write_text(committed)
+    assert json.loads(dvc(repo, "status", "--json").stdout) == {}
+
+
+def test_params_diff_and_metrics_show(repo):
+    committed = (repo / "params.yaml").read_text()
+    try:
+        (repo / "params.yaml").write_text(committed.replace("epochs: 2", "epochs: 5"))
+        diff = dvc(repo, "params", "diff").stdout
+        assert "train.epochs" in diff and "2" in diff and "5" in diff
+    finally:
+        (repo / "params.yaml").write_text(committed)
+    shown = dvc(repo, "metrics", "show").stdout
+    evaluate = json.loads((repo / "metrics/evaluate.json").read_text())
+    assert "metrics/evaluate.json" in shown and "psnr_srcnn" in shown
+    assert f"{evaluate['psnr_srcnn']:.3f}"[:5] in shown
+
+
+def test_exp_run_with_learning_rate_in_exponent_notation(repo):
+    result = dvc(repo, "exp", "run", "-S", "train.learning_rate=1e-4")
+    assert stages_run(result) == {"train", "evaluate"}
+    assert float(yaml.safe_load((repo / "params.yaml").read_text())["train"]["learning_rate"]) == 1e-4
+    # Written by hand (or by dvc in some versions) as `3e-4`, PyYAML reads a string: the stage must accept it.
+    text = (repo / "params.yaml").read_text()
+    lines = [("  learning_rate: 3e-4" if line.strip().startswith("learning_rate:") else line) for line in
+             text.splitlines()]
+    (repo / "params.yaml").write_text("\n".join(lines) + "\n")
+    assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["learning_rate"] == "3e-4"
+    result = dvc(repo, "exp", "run")
+    assert stages_run(result) == {"train", "evaluate"}
+    shown = dvc(repo, "exp", "show", "--csv").stdout
+    assert "3e-4" in shown or "0.0003" in shown
+    restore(repo)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("scale", 5, ["scale", "2, 3, 4"]),
+        ("patches.size", 11, ["patches.size", "receptive field", "13"]),
+        ("download.source", "foo", ["download.source", "'sample', 'div2k'"]),
+    ],
+)
+def test_invalid_params_stop_with_the_key_named(repo, key, value, named):
+    committed = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(committed)
+    set_key(params, key, value)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        result = dvc(repo, "repro", check=False)
+        assert result.returncode != 0
+        message = result.stdout + result.stderr
+        for fragment in named:
+            assert fragment in message
+        assert "Traceback" not in message
+        # The first stage that ran stopped at validation: nothing downstream started.
+        ran = stages_run(result)
+        assert len(ran) == 1, ran
+    finally:
+        restore(repo)
