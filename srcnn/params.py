@@ -70,7 +70,8 @@ def _choice(*choices: Any) -> Key:
     allowed = "one of " + ", ".join(repr(c) if isinstance(c, str) else str(c) for c in choices)
 
     def check(name: str, value: Any) -> Any:
-        if isinstance(value, bool) or value not in choices:
+        # Exact type match: `2.0 in (2, 3, 4)` is true in Python, but a float scale breaks slicing.
+        if not any(type(value) is type(c) and value == c for c in choices):
             _fail(name, value, allowed)
         return value
 

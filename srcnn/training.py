@@ -65,6 +65,16 @@ def psnr_metric(y_true, y_pred):
 psnr_metric.__name__ = "psnr"
 
 
+def bicubic_psnr(batches: PatchBatches) -> float:
+    """The `psnr` metric of the bicubic input itself on the same batches: the bar to beat."""
+    values = []
+    for i in range(len(batches)):
+        inputs, labels = batches[i]
+        c = batches.crop
+        values.append(float(psnr_metric(labels, inputs[:, c : inputs.shape[1] - c, c : inputs.shape[2] - c])))
+    return float(np.mean(values))
+
+
 def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, metrics_path: Path, params) -> dict:
     """Fit SRCNN; write the model, DVCLive curves under log_dir, and summary metrics."""
     keras.utils.set_random_seed(params.seed)
@@ -102,6 +112,7 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
         "final_psnr": float(history.history["psnr"][-1]),
         "final_val_loss": float(history.history["val_loss"][-1]),
         "final_val_psnr": float(history.history["val_psnr"][-1]),
+        "val_psnr_bicubic": bicubic_psnr(valid_batches),
     }
     write_json(metrics_path, summary)
     return summary

@@ -1,0 +1,255 @@
+"""Tests for srcnn.model and srcnn.training with tiny models on small arrays."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+
+from srcnn import training
+from srcnn.model import build_srcnn, load_model, margin, upscale_y
+from srcnn.training import PatchBatches
+
+# --------------------------------------------------------------------------- model
+
+
+def test_srcnn_915_parameter_count():
+    model = build_srcnn([64, 32], [9, 1, 5])
+    # conv1 9×9×1→64 + bias, conv2 1×1×64→32 + bias, conv3 5×5×32→1 + bias.
+    expected = (9 * 9 * 1 * 64 + 64) + (1 * 1 * 64 * 32 + 32) + (5 * 5 * 32 * 1 + 1)
+    assert expected == 8129
+    assert model.count_params() == expected
+
+
+def test_srcnn_valid_output_size():
+    model = build_srcnn([64, 32], [9, 1, 5])
+    out = model(np.zeros((2, 33, 33, 1), np.float32))
+    assert tuple(out.shape) == (2, 21, 21, 1)  # 33 - 8 - 0 - 4
+    out = model(np.zeros((1, 20, 27, 1), np.float32))
+    assert tuple(out.shape) == (1, 8, 15, 1)
+
+
+def test_margin():
+    assert margin(build_srcnn([64, 32], [9, 1, 5])) == 6
+    assert margin(build_srcnn([4, 4], [9, 5, 5])) == 8
+    assert margin(build_srcnn([2], [3, 3])) == 2
+
+
+def test_upscale_y_shape_and_dtype():
+    model = build_srcnn([8, 4], [9, 1, 5])
+    y = np.random.default_rng(0).integers(0, 256, (23, 17), dtype=np.uint8)
+    out = upscale_y(model, y)
+    assert out.dtype == np.uint8
+    assert out.shape == (23, 17)
+
+
+def identity_model(k: int) -> keras.Model:
+    """SRCNN-shaped net whose k×k kernels are 1 at the centre: output = input (inputs are ≥ 0)."""
+    model = build_srcnn([1], [k, k])
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel = np.zeros((k, k, 1, 1), np.float32)
+            kernel[k // 2, k // 2] = 1.0
+            layer.set_weights([kernel, np.zeros(1, np.float32)])
+    return model
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_upscale_y_identity_reproduces_input(k):
+    # Checks scaling to [0, 1] and back, rounding, and that the symmetric padding keeps pixels aligned
+    # (a shifted or unpadded output could not equal the input).
+    y = np.random.default_rng(1).integers(0, 256, (11, 14), dtype=np.uint8)
+    y[0, 0], y[-1, -1] = 0, 255
+    np.testing.assert_array_equal(upscale_y(identity_model(k), y), y)
+
+
+def test_upscale_y_borders_see_mirrored_pixels():
+    # A 3×3 box filter then identity: with symmetric padding, a constant image stays constant up to
+    # the border (zero padding would darken the edges).
+    model = build_srcnn([1], [3, 1])
+    conv1, conv2 = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    conv1.set_weights([np.full((3, 3, 1, 1), 1 / 9, np.float32), np.zeros(1, np.float32)])
+    conv2.set_weights([np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)])
+    out = upscale_y(model, np.full((6, 9), 200, np.uint8))
+    assert (out == 200).all()
+
+
+def test_saved_model_loads_identically(tmp_path):
+    keras.utils.set_random_seed(3)
+    model = build_srcnn([8, 4], [9, 1, 5])
+    path = tmp_path / "x.keras"
+    model.save(path)
+    loaded = load_model(path)
+    x = np.random.default_rng(2).random((2, 25, 31, 1)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    y = np.random.default_rng(3).integers(0, 256, (19, 22), dtype=np.uint8)
+    np.testing.assert_array_equal(upscale_y(loaded, y), upscale_y(model, y))
+    assert margin(loaded) == 6
+
+
+# --------------------------------------------------------------------------- PatchBatches
+
+N, S, CROP, BATCH = 37, 13, 3, 8
+
+
+@pytest.fixture(scope="module")
+def patch_array() -> np.ndarray:
+    """(N, 2, S, S) uint8 with the patch number written into the input plane's corner pixel."""
+    array = np.random.default_rng(4).integers(0, 256, (N, 2, S, S), dtype=np.uint8)
+    array[:, 0, 0, 0] = np.arange(N)
+    return array
+
+
+def ids_of(inputs: np.ndarray) -> list[int]:
+    return [int(round(v * 255)) for v in inputs[:, 0, 0, 0]]
+
+
+def epoch_ids(batches: PatchBatches) -> list[list[int]]:
+    return [ids_of(batches[i][0]) for i in range(len(batches))]
+
+
+def test_batches_types_and_values(patch_array):
+    batches = PatchBatches(patch_array, BATCH, CROP, seed=0)
+    inputs, labels = batches[0]
+    assert inputs.dtype == np.float32 and labels.dtype == np.float32
+    assert inputs.shape == (BATCH, S, S, 1)
+    assert labels.shape == (BATCH, S - 2 * CROP, S - 2 * CROP, 1)
+    for b, n in enumerate(ids_of(inputs)):
+        np.testing.assert_allclose(inputs[b, :, :, 0], patch_array[n, 0] / 255.0, rtol=0, atol=1e-7)
+        centre = patch_array[n, 1, CROP : S - CROP, CROP : S - CROP]
+        np.testing.assert_allclose(labels[b, :, :, 0], centre / 255.0, rtol=0, atol=1e-7)
+    assert 0.0 <= inputs.min() and inputs.max() <= 1.0
+
+
+def test_batches_cover_every_patch_once(patch_array):
+    batches = PatchBatches(patch_array, BATCH, CROP, seed=0)
+    assert len(batches) == 5  # ceil(37 / 8)
+    for _ in range(3):
+        ids = epoch_ids(batches)
+        assert [len(b) for b in ids] == [8, 8, 8, 8, 5]  # last batch partial
+        assert sorted(sum(ids, [])) == list(range(N))
+        batches.on_epoch_end()
+
+
+def test_batches_reshuffle_per_epoch_deterministically(patch_array):
+    a = PatchBatches(patch_array, BATCH, CROP, seed=11)
+    b = PatchBatches(patch_array, BATCH, CROP, seed=11)
+    other = PatchBatches(patch_array, BATCH, CROP, seed=12)
+    first = epoch_ids(a)
+    assert epoch_ids(b) == first
+    assert epoch_ids(other) != first
+    a.on_epoch_end()
+    b.on_epoch_end()
+    second = epoch_ids(a)
+    assert second != first  # reshuffled
+    assert epoch_ids(b) == second  # the same way for the same seed
+    assert sum(first, []) != list(range(N))  # actually shuffled, not in file order
+
+
+def test_batches_without_seed_in_file_order(patch_array):
+    batches = PatchBatches(patch_array, BATCH, CROP, seed=None)
+    assert sum(epoch_ids(batches), []) == list(range(N))
+    batches.on_epoch_end()
+    assert sum(epoch_ids(batches), []) == list(range(N))
+
+
+# --------------------------------------------------------------------------- train
+
+
+def tiny_params(seed: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(
+        seed=seed,
+        model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
+        train=SimpleNamespace(epochs=2, batch_size=16, learning_rate=1e-3),
+    )
+
+
+@pytest.fixture(scope="module")
+def patch_files(tmp_path_factory) -> tuple[Path, Path]:
+    """Train and valid patch files: input plane a blurred version of the label plane."""
+    folder = tmp_path_factory.mktemp("patches")
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (56, 17, 17)).astype(np.float64)
+    smooth = (base + np.roll(base, 1, 1) + np.roll(base, 1, 2)) / 3
+    array = np.stack([smooth, base], axis=1).round().astype(np.uint8)
+    train_path, valid_path = folder / "train.npy", folder / "valid.npy"
+    np.save(train_path, array[:40])
+    np.save(valid_path, array[40:])
+    return train_path, valid_path
+
+
+def run_train(root: Path, patch_files, seed: int = 0) -> tuple[dict, Path]:
+    train_path, valid_path = patch_files
+    summary = training.train(
+        train_path=train_path,
+        valid_path=valid_path,
+        model_path=root / "models" / "srcnn.keras",
+        log_dir=root / "metrics" / "train_log",
+        metrics_path=root / "metrics" / "train.json",
+        params=tiny_params(seed),
+    )
+    return summary, root
+
+
+def read_tsv(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run from a folder outside the repository: DVCLive looks for a DVC repo in the working directory
+    and would otherwise write signal files under the project's .dvc/tmp."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    return tmp_path
+
+
+def test_train_writes_outputs_and_is_deterministic(in_tmp, patch_files):
+    tmp_path = in_tmp
+    summary, root = run_train(tmp_path / "run1", patch_files)
+    keys = {"epochs", "patches", "seconds", "patches_per_second", "output_mpix_per_second",
+            "final_loss", "final_psnr", "final_val_loss", "final_val_psnr"}
+    assert keys <= set(summary)
+    assert summary["epochs"] == 2 and summary["patches"] == 40
+    assert json.loads((root / "metrics" / "train.json").read_text()) == summary
+    assert summary["final_loss"] > 0
+    assert 0 < summary["final_psnr"] < 60  # dB of -10 log10(MSE) on [0, 1]: finite and plausible
+
+    log = root / "metrics" / "train_log" / "plots" / "metrics"
+    for split in ("train", "eval"):
+        for metric in ("loss", "psnr"):
+            rows = read_tsv(log / split / f"{metric}.tsv")
+            assert [int(r["step"]) for r in rows] == [0, 1], (split, metric)
+            assert all(float(r[metric]) == float(r[metric]) for r in rows)  # no NaN
+    assert float(read_tsv(log / "train" / "loss.tsv")[-1]["loss"]) == pytest.approx(summary["final_loss"])
+    assert float(read_tsv(log / "eval" / "loss.tsv")[-1]["loss"]) == pytest.approx(summary["final_val_loss"])
+    assert not [p for p in (root / "metrics").iterdir() if p.name.startswith(".")]  # no temporaries
+
+    model = load_model(root / "models" / "srcnn.keras")
+    assert margin(model) == 6
+    assert model.count_params() == (81 * 8 + 8) + (8 * 4 + 4) + (25 * 4 + 1)
+
+    # Same seed, fresh run: identical weights (op determinism + seeded init and shuffling).
+    run_train(tmp_path / "run2", patch_files)
+    again = load_model(tmp_path / "run2" / "models" / "srcnn.keras")
+    for w1, w2 in zip(model.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(w1, w2)
+    # A different seed gives a different model (the comparison above can fail).
+    run_train(tmp_path / "run3", patch_files, seed=1)
+    other = load_model(tmp_path / "run3" / "models" / "srcnn.keras")
+    assert not np.array_equal(model.get_weights()[0], other.get_weights()[0])
+
+
+def test_train_refuses_patches_smaller_than_field(in_tmp):
+    tmp_path = in_tmp
+    small = tmp_path / "small.npy"
+    np.save(small, np.zeros((4, 2, 12, 12), np.uint8))  # 12 <= 2 * margin 6
+    with pytest.raises(ValueError, match="small.npy"):
+        training.train(small, small, tmp_path / "m.keras", tmp_path / "log", tmp_path / "t.json", tiny_params())
+    assert not (tmp_path / "m.keras").exists()

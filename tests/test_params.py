@@ -1,0 +1,274 @@
+"""Tests for srcnn.params: the params.yaml schema, per-stage views, dvc.yaml agreement, the CLI."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from srcnn.params import STAGE_KEYS, ParamsError, for_stage, load, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A complete, valid tree written out here (not read from params.yaml, which others may be editing).
+VALID = {
+    "seed": 42,
+    "scale": 2,
+    "resize": "matlab",
+    "download": {
+        "source": "sample",
+        "div2k_url": "https://data.vision.ee.ethz.ch/cvl/DIV2K/",
+        "div2k_sha256": {"train": "a" * 64, "valid": "0123456789abcdef" * 4},
+    },
+    "patches": {"size": 33, "per_image": 500, "valid_per_image": 32},
+    "model": {"filters": [64, 32], "kernel_sizes": [9, 1, 5]},
+    "train": {"epochs": 3, "batch_size": 128, "learning_rate": 0.001},
+    "evaluate": {"crop_border": None},
+}
+
+
+def tree_with(dotted: str, value) -> dict:
+    tree = copy.deepcopy(VALID)
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    return tree
+
+
+def tree_without(dotted: str) -> dict:
+    tree = copy.deepcopy(VALID)
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node[part]
+    del node[leaf]
+    return tree
+
+
+def write_yaml(path: Path, tree: dict) -> Path:
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    return path
+
+
+def leaf_names(ns: SimpleNamespace, prefix: str = "") -> set[str]:
+    names = set()
+    for key, value in vars(ns).items():
+        if isinstance(value, SimpleNamespace):
+            names |= leaf_names(value, f"{prefix}{key}.")
+        else:
+            names.add(f"{prefix}{key}")
+    return names
+
+
+# --------------------------------------------------------------------------- valid files
+
+
+def test_repo_params_yaml_validates():
+    values = load(ROOT / "params.yaml")
+    assert values["scale"] in (2, 3, 4)
+    assert values["resize"] in ("matlab", "opencv")
+
+
+def test_valid_tree_validates():
+    values = validate(copy.deepcopy(VALID))
+    assert values["train.learning_rate"] == 0.001
+    assert values["model.filters"] == [64, 32]
+    assert values["evaluate.crop_border"] is None
+
+
+# --------------------------------------------------------------------------- stages
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_KEYS))
+def test_for_stage_returns_only_its_keys(tmp_path, stage):
+    path = write_yaml(tmp_path / "params.yaml", VALID)
+    ns = for_stage(stage, path)
+    declared = STAGE_KEYS[stage]
+    names = leaf_names(ns)
+    for name in names:
+        assert any(name == d or name.startswith(d + ".") for d in declared), name
+    for d in declared:
+        assert any(name == d or name.startswith(d + ".") for name in names), d
+
+
+@pytest.mark.parametrize("stage, undeclared", [
+    ("evaluate", "train"), ("evaluate", "seed"), ("train", "scale"), ("train", "patches"),
+    ("patches", "model"), ("download", "seed"),
+])
+def test_for_stage_undeclared_key_raises(tmp_path, stage, undeclared):
+    ns = for_stage(stage, write_yaml(tmp_path / "params.yaml", VALID))
+    with pytest.raises(AttributeError):
+        getattr(ns, undeclared)
+
+
+def test_for_stage_values(tmp_path):
+    path = write_yaml(tmp_path / "params.yaml", VALID)
+    train = for_stage("train", path)
+    assert train.seed == 42
+    assert train.train.epochs == 3
+    assert train.model.kernel_sizes == [9, 1, 5]
+    with pytest.raises(AttributeError):
+        train.model.nonexistent  # noqa: B018
+    download = for_stage("download", path)
+    assert download.download.div2k_sha256.valid == "0123456789abcdef" * 4
+
+
+def test_for_stage_validates_whole_file(tmp_path):
+    # A bad key that the evaluate stage does not read still stops it.
+    path = write_yaml(tmp_path / "params.yaml", tree_with("train.epochs", 0))
+    with pytest.raises(ParamsError, match="train.epochs"):
+        for_stage("evaluate", path)
+
+
+def test_dvc_yaml_params_match_stage_keys():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert set(stages) == set(STAGE_KEYS)
+    for stage, keys in STAGE_KEYS.items():
+        assert stages[stage]["params"] == list(keys), stage
+
+
+# --------------------------------------------------------------------------- invalid values
+
+
+@pytest.mark.parametrize("key, value, fragments", [
+    ("scale", 5, ["scale", "5", "one of 2, 3, 4"]),
+    ("resize", "bilinear", ["resize", "bilinear", "'matlab', 'opencv'"]),
+    ("download.source", "foo", ["download.source", "foo", "'sample', 'div2k'"]),
+    ("model.kernel_sizes", [9, 2, 5], ["model.kernel_sizes", "odd integers"]),
+    ("model.filters", [64], ["model.filters", "1 entries", "= 2"]),
+    ("model.filters", [64, 32, 16], ["model.filters", "3 entries", "= 2"]),
+    ("train.learning_rate", 0, ["train.learning_rate", "greater than 0"]),
+    ("train.learning_rate", -0.1, ["train.learning_rate", "greater than 0"]),
+    ("train.learning_rate", "fast", ["train.learning_rate", "fast"]),
+    ("train.learning_rate", float("nan"), ["train.learning_rate"]),
+    ("train.learning_rate", "inf", ["train.learning_rate"]),
+    ("train.learning_rate", 1.5, ["train.learning_rate", "at most 1"]),
+    ("train.epochs", 0, ["train.epochs", "an integer from 1 to"]),
+    ("train.epochs", 2.5, ["train.epochs", "an integer from 1 to"]),
+    ("train.batch_size", "abc", ["train.batch_size", "abc", "an integer from 1 to"]),
+    ("train.epochs", True, ["train.epochs", "True", "an integer"]),  # bool is an int subclass, value 1
+    ("seed", False, ["seed", "an integer"]),
+    ("download.div2k_url", "ftp://example.org/DIV2K/", ["download.div2k_url", "http:// or https://"]),
+    ("download.div2k_url", "data.vision.ee.ethz.ch/cvl", ["download.div2k_url", "http:// or https://"]),
+    ("download.div2k_sha256.train", "abc123", ["download.div2k_sha256.train", "SHA-256"]),
+    ("download.div2k_sha256.valid", "g" * 64, ["download.div2k_sha256.valid", "SHA-256"]),
+    ("evaluate.crop_border", -1, ["evaluate.crop_border", "null"]),
+])
+def test_invalid_value_refused(key, value, fragments):
+    with pytest.raises(ParamsError) as info:
+        validate(tree_with(key, value))
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_patch_size_below_receptive_field():
+    # Receptive field of [9, 1, 5] = 8 + 0 + 4 + 1 = 13 pixels.
+    with pytest.raises(ParamsError) as info:
+        validate(tree_with("patches.size", 11))
+    message = str(info.value)
+    assert "patches.size" in message and "13" in message
+
+
+def test_patch_size_equal_to_receptive_field_accepted():
+    assert validate(tree_with("patches.size", 13))["patches.size"] == 13
+
+
+def test_unknown_key_suggests_close_match():
+    tree = tree_without("train.epochs")
+    tree["train"]["epoch"] = 3
+    with pytest.raises(ParamsError, match=r"unknown key train\.epoch; did you mean train\.epochs"):
+        validate(tree)
+
+
+def test_missing_key_named():
+    with pytest.raises(ParamsError, match=r"missing key train\.batch_size"):
+        validate(tree_without("train.batch_size"))
+
+
+def test_section_given_scalar():
+    tree = copy.deepcopy(VALID)
+    tree["train"] = 5
+    with pytest.raises(ParamsError, match=r"train must be a section"):
+        validate(tree)
+
+
+def test_top_level_not_mapping():
+    with pytest.raises(ParamsError):
+        validate([1, 2, 3])
+
+
+def test_float_scale_refused():
+    with pytest.raises(ParamsError, match="scale"):
+        validate(tree_with("scale", 2.0))
+
+
+# --------------------------------------------------------------------------- accepted variants
+
+
+def test_learning_rate_string_accepted_as_float():
+    values = validate(tree_with("train.learning_rate", "1e-4"))
+    assert isinstance(values["train.learning_rate"], float)
+    assert values["train.learning_rate"] == 1e-4
+
+
+def test_learning_rate_1e_4_written_in_yaml(tmp_path):
+    text = yaml.safe_dump(VALID, sort_keys=False).replace("learning_rate: 0.001", "learning_rate: 1e-4")
+    assert "learning_rate: 1e-4" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    # PyYAML (YAML 1.1) reads 1e-4 (no dot) as a string: the case the schema must accept.
+    assert yaml.safe_load(text)["train"]["learning_rate"] == "1e-4"
+    values = load(path)
+    assert values["train.learning_rate"] == 1e-4
+    assert isinstance(for_stage("train", path).train.learning_rate, float)
+
+
+def test_learning_rate_int_one_accepted_as_float():
+    values = validate(tree_with("train.learning_rate", 1))
+    assert values["train.learning_rate"] == 1.0 and isinstance(values["train.learning_rate"], float)
+
+
+def test_crop_border_null_and_int_accepted():
+    assert validate(tree_with("evaluate.crop_border", None))["evaluate.crop_border"] is None
+    assert validate(tree_with("evaluate.crop_border", 4))["evaluate.crop_border"] == 4
+
+
+def test_sha256_normalised_to_lowercase():
+    values = validate(tree_with("download.div2k_sha256.train", "ABCDEF0123456789" * 4))
+    assert values["download.div2k_sha256.train"] == "abcdef0123456789" * 4
+
+
+def test_load_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ParamsError, match="no such file"):
+        load(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load(bad)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "srcnn", "check-params", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def test_cli_good_file(tmp_path):
+    result = run_cli(str(write_yaml(tmp_path / "params.yaml", VALID)))
+    assert result.returncode == 0, result.stderr
+    assert "keys valid" in result.stdout
+
+
+def test_cli_bad_file(tmp_path):
+    result = run_cli(str(write_yaml(tmp_path / "params.yaml", tree_with("train.batch_size", 0))))
+    assert result.returncode == 2
+    assert "train.batch_size" in result.stderr
