@@ -151,6 +151,7 @@ SCHEMA: dict[str, Key] = _named(
         "train.epochs": _int(1, 100_000),
         "train.batch_size": _int(1, 65_536),
         "train.learning_rate": _float(0.0, 1.0),
+        "train.lr_schedule": _choice("cosine", "constant"),
         "evaluate.crop_border": _optional(_int(0, 256), "the same as scale"),
     }
 )
@@ -160,7 +161,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "download": ("download.source", "download.div2k_url", "download.div2k_sha256"),
     "patches": ("seed", "scale", "resize", "patches.size", "patches.per_image", "patches.valid_per_image"),
     "train": ("seed", "model.filters", "model.kernel_sizes", "train.epochs", "train.batch_size",
-              "train.learning_rate"),
+              "train.learning_rate", "train.lr_schedule"),
     "evaluate": ("scale", "resize", "evaluate.crop_border"),
 }
 

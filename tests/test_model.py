@@ -165,7 +165,7 @@ def tiny_params(seed: int = 0) -> SimpleNamespace:
     return SimpleNamespace(
         seed=seed,
         model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
-        train=SimpleNamespace(epochs=2, batch_size=16, learning_rate=1e-3),
+        train=SimpleNamespace(epochs=2, batch_size=16, learning_rate=1e-3, lr_schedule="cosine"),
     )
 
 

@@ -43,6 +43,7 @@ READERS = {
     "train.epochs": {"train"},
     "train.batch_size": {"train"},
     "train.learning_rate": {"train"},
+    "train.lr_schedule": {"train"},
     "evaluate.crop_border": {"evaluate"},
 }
 
@@ -63,6 +64,7 @@ CHANGED = {
     "train.epochs": 3,
     "train.batch_size": 16,
     "train.learning_rate": 0.0005,
+    "train.lr_schedule": "constant",
     "evaluate.crop_border": 4,
 }
 
