@@ -57,11 +57,19 @@ def default_cache_dir() -> Path:
 
 
 def download(params, out_dir: Path) -> dict[str, int]:
-    """Fill `out_dir` with train/valid HR images from `params.source`, atomically."""
+    """Fill `out_dir` with train/valid HR images from `params.source`, atomically.
+
+    Whatever fails (download, checksum, zip, layout, unreadable image), the
+    temporary folder is removed and `out_dir` keeps what it held before.
+    """
     with atomic_dir(out_dir) as tmp:
         if params.source == "sample":
             counts = write_sample(tmp)
         else:
             sha256 = {"train": params.div2k_sha256.train, "valid": params.div2k_sha256.valid}
-            counts = div2k.download_div2k(params.div2k_url, tmp, default_cache_dir() / "div2k", sha256=sha256)
+            # Limits apply to DIV2K only: the sample is already 20 images.
+            limits = {"train": params.train_limit, "valid": params.valid_limit}
+            counts = div2k.download_div2k(
+                params.div2k_url, tmp, default_cache_dir() / "div2k", sha256=sha256, limits=limits
+            )
     return counts

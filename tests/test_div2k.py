@@ -405,7 +405,7 @@ def test_truncated_zip_is_refused(dataset, tmp_path):
     archive.write_bytes(dataset["zips"]["train"][:-300])
     out = tmp_path / "out"
     with pytest.raises(DownloadError) as err:
-        extract_images(archive, "DIV2K_train_HR", out)
+        extract_images(archive, "DIV2K_train_HR", out, ids=div2k.CONSECUTIVE)
     assert str(archive) in str(err.value)
     assert not out.exists()
     assert _tree(tmp_path) == {"cut.zip"}
@@ -415,7 +415,7 @@ def test_not_a_zip_is_refused(tmp_path):
     archive = tmp_path / "page.zip"
     archive.write_bytes(b"<html>maintenance</html>")
     with pytest.raises(DownloadError, match=re.escape(str(archive))):
-        extract_images(archive, "DIV2K_train_HR", tmp_path / "out")
+        extract_images(archive, "DIV2K_train_HR", tmp_path / "out", ids=div2k.CONSECUTIVE)
     assert _tree(tmp_path) == {"page.zip"}
 
 
@@ -427,7 +427,7 @@ def test_corrupt_member_leaves_nothing_behind(dataset, tmp_path):
     archive = tmp_path / "bad.zip"
     archive.write_bytes(bytes(payload))
     with pytest.raises(DownloadError, match="bad.zip"):
-        extract_images(archive, "DIV2K_train_HR", tmp_path / "out")
+        extract_images(archive, "DIV2K_train_HR", tmp_path / "out", ids=div2k.CONSECUTIVE)
     assert _tree(tmp_path) == {"bad.zip"}
 
 
@@ -460,7 +460,7 @@ def test_unsafe_entries_are_refused(dataset, tmp_path, bad_name):
 
     out = work / "out"
     with pytest.raises(DownloadError) as err:
-        extract_images(archive, "DIV2K_train_HR", out)
+        extract_images(archive, "DIV2K_train_HR", out, ids=div2k.CONSECUTIVE)
     assert repr(shown) in str(err.value)
     # Nothing written anywhere: not in out/, not beside it, not at the target.
     assert _tree(tmp_path) == {"work", "evil.zip"}
@@ -471,7 +471,7 @@ def test_missing_folder_is_refused(dataset, tmp_path):
     archive = tmp_path / "other.zip"
     archive.write_bytes(_zip({"Other/0801.png": dataset["pngs"]["DIV2K_valid_HR/0801.png"]}))
     with pytest.raises(DownloadError) as err:
-        extract_images(archive, "DIV2K_valid_HR", tmp_path / "out")
+        extract_images(archive, "DIV2K_valid_HR", tmp_path / "out", ids=div2k.CONSECUTIVE)
     assert "holds no DIV2K_valid_HR/ folder" in str(err.value)
     assert str(archive) in str(err.value)
     assert _tree(tmp_path) == {"other.zip"}
@@ -488,7 +488,7 @@ def test_extract_skips_non_images_and_nested_entries(dataset, tmp_path):
             "DIV2K_train_HR_extra/0003.png": png,
         })
     )
-    got = extract_images(archive, "DIV2K_train_HR", tmp_path / "out")
+    got = extract_images(archive, "DIV2K_train_HR", tmp_path / "out", ids=div2k.CONSECUTIVE)
     assert got == [tmp_path / "out" / "0001.png"]
     assert _tree(tmp_path / "out") == {"0001.png"}
     assert (tmp_path / "out" / "0001.png").read_bytes() == png
