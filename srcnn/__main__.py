@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from srcnn import upscale
 from srcnn.params import STAGE_KEYS, ParamsError, load
 
 
@@ -13,7 +14,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check-params", help="validate params.yaml without running anything")
     check.add_argument("path", nargs="?", default="params.yaml")
+    upscale.add_parser(sub)
     args = parser.parse_args(argv)
+
+    if args.command == "upscale":
+        return upscale.main(args)
 
     if args.command == "check-params":
         try:

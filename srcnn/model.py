@@ -50,3 +50,137 @@ def upscale_y(model: keras.Model, y_bicubic: np.ndarray) -> np.ndarray:
     padded = np.pad(y_bicubic.astype(np.float32) / 255.0, m, mode="symmetric")
     out = model(padded[None, :, :, None], training=False)
     return round_to_uint8(np.asarray(out)[0, :, :, 0] * 255.0)
+
+
+# --------------------------------------------------------------------------- metadata inside the .keras file
+
+METADATA_NAME = "srcnn_metadata.json"  # an extra member of the .keras zip; Keras ignores it when loading
+COLOUR_CONVENTION = "BT.601 Y in [16,235], MATLAB rgb2ycbcr"
+
+
+class MetadataError(ValueError):
+    """A model file without usable SRCNN metadata; the message names the file."""
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("srcnn-dvc")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def make_metadata(model: keras.Model, params) -> dict:
+    """What `srcnn upscale` needs to use a model correctly, from the train stage's params."""
+    kernels = kernel_sizes_of(model)
+    return {
+        "format": 1,
+        "scale": params.scale,
+        "resize": params.resize,
+        "colour": COLOUR_CONVENTION,
+        "input": "Y / 255 of the bicubic-upsampled image (the `resize` kernel), valid convolutions",
+        "receptive_field": receptive_field(kernels),
+        "margin": margin(model),
+        "params": {
+            "seed": params.seed,
+            "scale": params.scale,
+            "resize": params.resize,
+            "model": {"filters": list(params.model.filters), "kernel_sizes": list(params.model.kernel_sizes)},
+            "train": dict(vars(params.train)),
+        },
+        "package": "srcnn-dvc",
+        "version": package_version(),
+    }
+
+
+def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> None:
+    """Keras v3 file with our metadata entry, byte-for-byte reproducible (not atomic by itself; see training).
+
+    Keras stamps the save date into metadata.json and the current time onto every zip entry,
+    so the same weights would give a new file (and a new DVC hash, rerunning evaluate) each
+    time. The archive is rewritten with those stamps removed and entries in a fixed order.
+    """
+    import json
+    import zipfile
+
+    model.save(path)
+    with zipfile.ZipFile(path) as zf:
+        entries = {name: zf.read(name) for name in zf.namelist()}
+    if METADATA_NAME in entries:
+        raise MetadataError(f"{path}: Keras wrote an entry named {METADATA_NAME}")
+    keras_info = json.loads(entries["metadata.json"])
+    keras_info.pop("date_saved", None)
+    entries["metadata.json"] = json.dumps(keras_info, sort_keys=True).encode()
+    entries[METADATA_NAME] = (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, entries[name])
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    """The SRCNN metadata of a .keras file, or None for a model saved without it."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if METADATA_NAME not in zf.namelist():
+                return None
+            info = zf.getinfo(METADATA_NAME)
+            if info.file_size > 1 << 20:
+                raise MetadataError(f"{path}: {METADATA_NAME} is implausibly large ({info.file_size} bytes)")
+            data = json.loads(zf.read(METADATA_NAME).decode("utf-8"))
+    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise MetadataError(f"{path}: unreadable model metadata ({err})") from None
+    if not isinstance(data, dict):
+        raise MetadataError(f"{path}: {METADATA_NAME} is not a JSON object")
+    return data
+
+
+# --------------------------------------------------------------------------- tiled inference
+
+
+def mirror_indices(start: int, stop: int, length: int) -> np.ndarray:
+    """Indices of positions start..stop-1 of an axis of `length` padded symmetrically (np.pad 'symmetric').
+
+    Positions outside [0, length) reflect with the edge pixel repeated (…, 1, 0 | 0, 1, …, n-1 | n-1, …),
+    periodically, so any pad width (even wider than the axis) maps as np.pad does.
+    """
+    mirror = np.concatenate([np.arange(length), np.arange(length)[::-1]])
+    return mirror[np.mod(np.arange(start, stop), 2 * length)]
+
+
+def tile_starts(length: int, tile: int) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive tiles covering [0, length); the last one may be shorter."""
+    return [(s, min(s + tile, length)) for s in range(0, length, tile)]
+
+
+def predict_y(model: keras.Model, y: np.ndarray, tile: int | None = None, overlap: int | None = None) -> np.ndarray:
+    """SRCNN on a float Y image in [0, 1] (bicubic-upsampled), float32 of the same size out (unclipped).
+
+    The whole image as `upscale_y` computes it (symmetric padding by the receptive-field radius, valid
+    convolutions), but in `tile`×`tile` output tiles, each read with `overlap` pixels of context on every
+    side (mirrored beyond the image edge). With overlap ≥ the radius every output pixel sees exactly the
+    pixels it sees in the whole image, so the result is the same; memory is bounded by the tile size.
+    """
+    m = margin(model)
+    overlap = m if overlap is None else overlap
+    if overlap < m:
+        raise ValueError(f"overlap {overlap} is smaller than the model's receptive-field radius {m}")
+    h, w = y.shape
+    tile = max(h, w) if tile is None else tile
+    if tile < 1:
+        raise ValueError(f"tile must be at least 1 pixel; got {tile}")
+    out = np.empty((h, w), np.float32)
+    trim = overlap - m  # extra context beyond the radius, cut from the model's output
+    for r0, r1 in tile_starts(h, tile):
+        rows = mirror_indices(r0 - overlap, r1 + overlap, h)
+        for c0, c1 in tile_starts(w, tile):
+            cols = mirror_indices(c0 - overlap, c1 + overlap, w)
+            window = np.asarray(y[np.ix_(rows, cols)], dtype=np.float32)
+            pred = np.asarray(model(window[None, :, :, None], training=False))[0, :, :, 0]
+            out[r0:r1, c0:c1] = pred[trim : trim + r1 - r0, trim : trim + c1 - c0]
+    return out

@@ -20,7 +20,7 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from srcnn.io import atomic_dir, atomic_file, write_json
-from srcnn.model import build_srcnn, margin
+from srcnn.model import build_srcnn, make_metadata, margin, save_model
 from srcnn.patches import load_patches
 
 
@@ -103,8 +103,8 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
         )
     seconds = time.perf_counter() - start
 
-    with atomic_file(model_path, suffix=".keras") as tmp:
-        model.save(tmp)
+    with atomic_file(model_path, suffix=".keras") as tmp:  # model and its metadata appear together
+        save_model(model, tmp, make_metadata(model, params))
     seen = len(train_patches) * p.epochs
     out_pixels = (train_patches.shape[2] - 2 * crop) ** 2
     summary = {

@@ -164,6 +164,8 @@ def test_batches_without_seed_in_file_order(patch_array):
 def tiny_params(seed: int = 0) -> SimpleNamespace:
     return SimpleNamespace(
         seed=seed,
+        scale=2,
+        resize="matlab",
         model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
         train=SimpleNamespace(epochs=2, batch_size=16, learning_rate=1e-3, lr_schedule="cosine"),
     )
@@ -253,3 +255,23 @@ def test_train_refuses_patches_smaller_than_field(in_tmp):
     with pytest.raises(ValueError, match="small.npy"):
         training.train(small, small, tmp_path / "m.keras", tmp_path / "log", tmp_path / "t.json", tiny_params())
     assert not (tmp_path / "m.keras").exists()
+
+
+def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
+    """Same weights → same .keras bytes (Keras's save date and zip times removed), so DVC sees no change."""
+    import hashlib
+    import time
+
+    from srcnn.model import make_metadata, read_metadata, save_model
+
+    keras.utils.set_random_seed(5)
+    model = build_srcnn([8, 4], [9, 1, 5])
+    params = SimpleNamespace(seed=5, scale=2, resize="matlab", model=SimpleNamespace(filters=[8, 4],
+                             kernel_sizes=[9, 1, 5]), train=SimpleNamespace(epochs=1))
+    save_model(model, tmp_path / "a.keras", make_metadata(model, params))
+    time.sleep(2.1)  # zip timestamps have a 2-second resolution
+    save_model(model, tmp_path / "b.keras", make_metadata(model, params))
+    digests = {hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("a.keras", "b.keras")}
+    assert len(digests) == 1
+    assert read_metadata(tmp_path / "b.keras")["scale"] == 2
+    np.testing.assert_array_equal(load_model(tmp_path / "b.keras").get_weights()[0], model.get_weights()[0])

@@ -1,0 +1,350 @@
+"""Tests for `srcnn upscale` (srcnn.upscale) and the model metadata, on real files with tiny models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import skimage.data
+
+from srcnn.__main__ import main as cli
+from srcnn.imaging import imresize_matlab, resize, rgb_to_y
+from srcnn.model import (METADATA_NAME, build_srcnn, load_model, make_metadata, margin, predict_y, read_metadata,
+                         save_model)
+from srcnn.upscale import Upscaler, _gather_resize, axis_weights, read_image, rgb_to_ycbcr, ycbcr_to_rgb
+
+
+def tiny_params(scale: int = 2, resize: str = "matlab", filters=(8, 4), kernels=(9, 1, 5)) -> SimpleNamespace:
+    return SimpleNamespace(
+        seed=0, scale=scale, resize=resize,
+        model=SimpleNamespace(filters=list(filters), kernel_sizes=list(kernels)),
+        train=SimpleNamespace(epochs=1, batch_size=16, learning_rate=1e-3, lr_schedule="cosine"),
+    )
+
+
+def tiny_model(seed: int = 0, filters=(8, 4), kernels=(9, 1, 5)) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = build_srcnn(list(filters), list(kernels))
+    # Random weights, shifted so the output is roughly the input: plausible values, not all clipped.
+    last = model.layers[-1]
+    kernel, bias = last.get_weights()
+    last.set_weights([kernel * 0.1, bias + 0.3])
+    return model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("models")
+    paths = {}
+    for scale in (2, 3):
+        model = tiny_model(scale)
+        path = folder / f"x{scale}.keras"
+        save_model(model, path, make_metadata(model, tiny_params(scale)))
+        paths[scale] = path
+    bare = folder / "bare.keras"
+    tiny_model(5).save(bare)
+    paths["bare"] = bare
+    return paths
+
+
+def photo(h: int, w: int, alpha: bool = False) -> np.ndarray:
+    """A real photo (skimage coffee) resized to h×w RGB uint8, with a gradient alpha if asked."""
+    rgb = cv2.resize(skimage.data.coffee(), (w, h), interpolation=cv2.INTER_AREA)
+    if alpha:
+        a = np.linspace(0, 255, w)[None, :].repeat(h, 0).round().astype(np.uint8)
+        rgb = np.dstack([rgb, a])
+    return rgb
+
+
+def write(path: Path, rgb: np.ndarray) -> Path:
+    """Write an RGB(A) or gray image with OpenCV (BGR order on disk)."""
+    image = rgb
+    if rgb.ndim == 3:
+        image = cv2.cvtColor(rgb, cv2.COLOR_RGBA2BGRA if rgb.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return image
+
+
+# --------------------------------------------------------------------------- colour and resize
+
+
+def test_colour_round_trip_every_8bit_colour():
+    levels = np.arange(256, dtype=np.float64)
+    worst_float, worst_quantised = 0.0, 0.0
+    for r in range(0, 256, 5):  # 52 × 65,536 colours
+        g, b = np.meshgrid(levels, levels, indexing="ij")
+        rgb = np.stack([np.full_like(g, r), g, b], axis=-1).reshape(-1, 3)
+        ycc = rgb_to_ycbcr(rgb)
+        # Y is exactly the pipeline's MATLAB rgb2ycbcr luma.
+        y8 = np.floor(ycc[:, 0] + 0.5)
+        np.testing.assert_array_equal(y8, rgb_to_y(rgb.reshape(-1, 1, 3).astype(np.uint8))[:, 0])
+        assert 16 <= ycc[:, 0].min() and ycc[:, 0].max() <= 235
+        assert 16 <= ycc[:, 1:].min() and ycc[:, 1:].max() <= 240
+        # What upscale does: YCbCr kept in float, RGB rounded once: the exact colour back.
+        worst_float = max(worst_float, np.abs(np.floor(ycbcr_to_rgb(ycc) + 0.5) - rgb).max())
+        # MATLAB with 8-bit YCbCr in between: within 1 level on R and G, 2 on B (1.164/2 + 2.017/2 > 1.5).
+        back = np.clip(np.floor(ycbcr_to_rgb(np.floor(ycc + 0.5)) + 0.5), 0, 255)
+        assert np.abs(back - rgb)[:, :2].max() <= 1
+        worst_quantised = max(worst_quantised, np.abs(back - rgb).max())
+    assert worst_float == 0
+    assert worst_quantised <= 2
+
+
+@pytest.mark.parametrize("kernel", ["matlab", "opencv"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_gathered_resize_matches_imaging_resize(kernel, scale):
+    x = np.random.default_rng(scale).random((13, 21, 2))
+    out = _gather_resize(x, axis_weights(13, scale, kernel), axis_weights(21, scale, kernel))
+    ref = resize(x, float(scale), kernel)
+    assert out.shape == ref.shape == (13 * scale, 21 * scale, 2)
+    # matlab: the same taps and order, bit for bit; opencv: cv2 computes positions in float32.
+    np.testing.assert_allclose(out, ref, rtol=0, atol=0 if kernel == "matlab" else 1e-5)
+
+
+# --------------------------------------------------------------------------- tiling
+
+
+def test_predict_y_tiled_equals_whole_image():
+    model = tiny_model(1)
+    m = margin(model)
+    y = np.random.default_rng(0).random((101, 83))  # several 16-pixel tiles, ragged last row and column
+    whole = np.asarray(model(np.pad(y, m, mode="symmetric").astype(np.float32)[None, :, :, None]))[0, :, :, 0]
+    for tile, overlap in [(16, m), (16, m + 3), (37, None), (7, None), (1000, None)]:
+        np.testing.assert_allclose(predict_y(model, y, tile=tile, overlap=overlap), whole, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="radius"):
+        predict_y(model, y, tile=16, overlap=m - 1)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_upscale_tiled_equals_whole_image(channels):
+    model = tiny_model(2)
+    image = photo(45, 67, alpha=channels == 4)
+    if channels == 1:
+        image = rgb_to_y(image)
+    whole = Upscaler(model, 2, "matlab", tile=10_000).upscale_float(image)
+    for tile in (16, 29):  # 90×134 output: 6×9 and 4×5 tiles, the last ones ragged
+        tiled = Upscaler(model, 2, "matlab", tile=tile).upscale_float(image)
+        np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-5 * 255)  # 1e-5 of the [0, 1] range
+    tiled_bic = Upscaler(model, 2, "matlab", tile=16).upscale_float(image, bicubic=True)
+    np.testing.assert_array_equal(tiled_bic, Upscaler(model, 2, "matlab", tile=10_000).upscale_float(image, True))
+
+
+def test_upscale_y_is_srcnn_on_bicubic_y_like_upscale_y():
+    # Gray: bicubic (imaging.imresize_matlab) then the whole-image symmetric-padded SRCNN, as evaluate runs it.
+    model = tiny_model(3)
+    y = rgb_to_y(photo(31, 40))
+    bicubic = imresize_matlab(y / 255.0, 2)
+    m = margin(model)
+    ref = np.asarray(model(np.pad(bicubic, m, mode="symmetric").astype(np.float32)[None, :, :, None]))
+    out = Upscaler(model, 2, "matlab", tile=24).upscale_float(y)
+    np.testing.assert_allclose(out, ref[0, :, :, 0] * 255.0, rtol=0, atol=1e-5 * 255)
+    np.testing.assert_allclose(Upscaler(model, 2, "matlab").upscale_float(y, bicubic=True), bicubic * 255, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- images
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_output_is_exactly_scale_times_and_gray_stays_gray(scale):
+    up = Upscaler(tiny_model(), scale, "matlab", tile=32)
+    for shape in [(1, 1), (7, 5), (33, 50)]:
+        gray = np.full(shape, 100, np.uint8)
+        out, _ = up.upscale(gray)
+        assert out.shape == (shape[0] * scale, shape[1] * scale) and out.dtype == np.uint8
+        rgb = photo(*shape)
+        out, bic = up.upscale(rgb, bicubic=True)
+        assert out.shape == bic.shape == (shape[0] * scale, shape[1] * scale, 3)
+
+
+def test_rgba_keeps_alpha_bicubically():
+    image = photo(20, 30, alpha=True)
+    out, _ = Upscaler(tiny_model(), 2, "matlab").upscale(image)
+    assert out.shape == (40, 60, 4)
+    expected = np.clip(np.floor(imresize_matlab(image[..., 3].astype(np.float64), 2) + 0.5), 0, 255)
+    np.testing.assert_array_equal(out[..., 3], expected)
+
+
+def test_grey_photo_in_colour_stays_grey():
+    # R = G = B in: Cb = Cr = 128 exactly, so the output is neutral too (no colour cast from the conversion).
+    grey = np.repeat(rgb_to_y(photo(24, 24))[..., None], 3, axis=2)
+    out, _ = Upscaler(tiny_model(), 2, "matlab").upscale(grey)
+    assert np.abs(out.astype(int) - out[..., :1]).max() <= 1
+
+
+def test_jpeg_exif_orientation_applied(tmp_path):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    Image.fromarray(photo(20, 40)).save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    assert read_image(tmp_path / "phone.jpg").shape == (40, 20, 3)  # as displayed, not as stored
+
+
+def test_sixteen_bit_kept_at_16_bits(tmp_path, models):
+    rgb8 = photo(24, 36)
+    rgb16 = rgb8.astype(np.uint16) * 257  # the same picture, 16 bits
+    src = write(tmp_path / "deep.png", rgb16)
+    assert read_image(src).dtype == np.uint16
+    assert cli(["upscale", str(src), "-o", str(tmp_path / "out.png"), "--model", str(models[2])]) == 0
+    out16 = read_rgb(tmp_path / "out.png")
+    assert out16.dtype == np.uint16 and out16.shape == (48, 72, 3)
+    out8, _ = Upscaler(load_model(models[2]), 2, "matlab").upscale(rgb8)
+    assert np.abs(out16 / 257.0 - out8).max() <= 1  # same result, finer steps
+    assert len(np.unique(out16 % 257)) > 1  # really 16-bit values, not 8-bit ones scaled
+    # A format without 16 bits is refused for that file, with the reason.
+    assert cli(["upscale", str(src), "-o", str(tmp_path / "out.jpg"), "--model", str(models[2])]) == 1
+    assert not (tmp_path / "out.jpg").exists()
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def test_metadata_written_and_read_back(models):
+    meta = read_metadata(models[2])
+    assert meta["scale"] == 2 and meta["resize"] == "matlab"
+    assert meta["colour"] == "BT.601 Y in [16,235], MATLAB rgb2ycbcr"
+    assert meta["receptive_field"] == 13 and meta["margin"] == 6
+    assert meta["params"]["model"] == {"filters": [8, 4], "kernel_sizes": [9, 1, 5]}
+    assert meta["params"]["train"]["lr_schedule"] == "cosine"
+    assert meta["version"] and meta["package"] == "srcnn-dvc"
+    with zipfile.ZipFile(models[2]) as zf:
+        assert {"config.json", "model.weights.h5", METADATA_NAME} <= set(zf.namelist())
+        assert json.loads(zf.read(METADATA_NAME)) == meta
+    # Keras still loads it with safe_mode=True, with the same weights.
+    loaded = load_model(models[2])
+    for a, b in zip(loaded.get_weights(), tiny_model(2).get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert read_metadata(models["bare"]) is None
+
+
+def test_train_stage_embeds_metadata_atomically(tmp_path, monkeypatch):
+    from srcnn import training
+
+    monkeypatch.chdir(tmp_path)  # DVCLive looks for a DVC repo in the working directory
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    patches = np.random.default_rng(0).integers(0, 256, (16, 2, 15, 15), dtype=np.uint8)
+    np.save(tmp_path / "p.npy", patches)
+    params = tiny_params(scale=3, resize="opencv")
+    model_path = tmp_path / "models" / "srcnn.keras"
+    training.train(tmp_path / "p.npy", tmp_path / "p.npy", model_path, tmp_path / "log", tmp_path / "t.json", params)
+    meta = read_metadata(model_path)
+    assert meta["scale"] == 3 and meta["resize"] == "opencv" and meta["params"]["seed"] == 0
+    assert meta["params"]["train"] == {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "lr_schedule": "cosine"}
+    assert [p.name for p in model_path.parent.iterdir()] == ["srcnn.keras"]  # no temporaries left
+    load_model(model_path)
+
+
+def test_mismatched_scale_and_bare_model_refused(tmp_path, models, capsys):
+    src = write(tmp_path / "a.png", photo(10, 10))
+    out = tmp_path / "out.png"
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2]), "--scale", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--scale 3" in err and "×2" in err
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models["bare"])]) == 2
+    assert "no SRCNN metadata" in capsys.readouterr().err
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(tmp_path / "missing.keras")]) == 2
+    assert "missing.keras" in capsys.readouterr().err
+    assert not out.exists()
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[3]), "--scale", "3"]) == 0
+    assert read_rgb(out).shape == (30, 30, 3)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_batch_with_bad_files_processes_the_others(tmp_path, models, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "a.png", photo(12, 16))
+    write(folder / "b.jpg", photo(10, 14))
+    write(folder / "c.webp", photo(9, 11))
+    write(folder / "d.bmp", rgb_to_y(photo(8, 8)))
+    write(folder / "e.tif", photo(7, 9, alpha=True))
+    good = (folder / "a.png").read_bytes()
+    (folder / "truncated.png").write_bytes(good[: len(good) // 2])
+    jpeg = (folder / "b.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) * 9 // 10])
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.png").write_text("not an image\n")
+    (folder / "notes.txt").write_text("ignored: not an image suffix\n")
+    out = tmp_path / "out"
+    assert cli(["upscale", str(folder), "-o", str(out), "--model", str(models[2])]) == 1
+    err = capsys.readouterr().err
+    for bad in ("truncated.png", "truncated.jpg", "empty.jpg", "text.png"):
+        assert f"{folder / bad}:" in err
+    assert "notes.txt" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg", "c.webp", "d.bmp", "e.tif"]
+    assert read_rgb(out / "a.png").shape == (24, 32, 3)
+    assert read_rgb(out / "b.jpg").shape == (20, 28, 3)
+    assert read_rgb(out / "d.bmp").shape == (16, 16)
+    assert read_rgb(out / "e.tif").shape == (14, 18, 4)
+
+
+def test_no_overwrite_without_flag(tmp_path, models, capsys):
+    src = write(tmp_path / "a.png", photo(12, 12))
+    out = tmp_path / "a_x2.jpg"  # a different suffix picks the format
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2])]) == 0
+    assert out.read_bytes()[:3] == b"\xff\xd8\xff"
+    out.write_bytes(b"keep me")
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2])]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2]), "--overwrite"]) == 0
+    assert read_rgb(out).shape == (24, 24, 3)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # atomic writes left no temporaries
+
+
+def test_usage_errors(tmp_path, models, capsys):
+    a, b = write(tmp_path / "a.png", photo(8, 8)), write(tmp_path / "b.png", photo(8, 8))
+    (tmp_path / "file.png").write_bytes(b"x")
+    assert cli(["upscale", str(a), str(b), "-o", str(tmp_path / "file.png"), "--model", str(models[2])]) == 2
+    assert cli(["upscale", str(a), "-o", str(tmp_path / "x.gif"), "--model", str(models[2])]) == 2
+    assert ".gif" in capsys.readouterr().err
+    assert cli(["upscale", str(a), str(tmp_path / "nope.png"), "-o", str(tmp_path / "o"),
+                "--model", str(models[2])]) == 1
+    assert "nope.png" in capsys.readouterr().err
+    assert (tmp_path / "o" / "a.png").exists()
+
+
+def test_compare_written_side_by_side(tmp_path, models):
+    src = write(tmp_path / "a.png", photo(15, 22))
+    assert cli(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", str(models[2]), "--compare"]) == 0
+    out, both = read_rgb(tmp_path / "out" / "a.png"), read_rgb(tmp_path / "out" / "a.compare.png")
+    assert both.shape == (30, 88, 3)
+    np.testing.assert_array_equal(both[:, 44:], out)
+    srcnn, bicubic = Upscaler(load_model(models[2]), 2, "matlab").upscale(photo(15, 22), bicubic=True)
+    np.testing.assert_array_equal(both[:, :44], bicubic)
+    np.testing.assert_array_equal(out, srcnn)
+
+
+def test_peak_memory_bounded_in_a_subprocess(tmp_path, models):
+    # The real console script on a 1280×720 photo (×2: 3.7 Mpix out) in 256-pixel tiles; peak RSS of the
+    # process itself (TensorFlow included) stays far under the 1.5 GiB bound of the 4K case.
+    src = write(tmp_path / "hd.png", cv2.resize(skimage.data.astronaut(), (1280, 720), interpolation=cv2.INTER_CUBIC))
+    code = (
+        "import resource, sys; from srcnn.__main__ import main; "
+        f"rc = main(['upscale', {str(src)!r}, '-o', {str(tmp_path / 'hd_x2.png')!r}, "
+        f"'--model', {str(models[2])!r}, '--tile', '256']); "
+        "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rss_mib = int(result.stdout.split("maxrss_kib")[1]) / 1024
+    assert rss_mib < 1024, rss_mib
+    assert read_rgb(tmp_path / "hd_x2.png").shape == (1440, 2560, 3)
+    assert "output Mpix/s" in result.stdout
