@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup repro test check-params clean-venv
+.PHONY: setup repro test check-params results clean-venv
 
 setup: $(STAMP)
 
@@ -20,6 +20,9 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+results: $(STAMP)
+	$(BIN)/python -m srcnn.report --write
 
 check-params: $(STAMP)
 	$(BIN)/python -m srcnn check-params

@@ -1,9 +1,11 @@
-"""Scoring SRCNN against bicubic on whole validation images, and pictures of it.
+"""Scoring SRCNN against bicubic on whole images, per set, and pictures of it.
 
-Protocol (the same degradation as the training patches): 8-bit Y → modcrop →
-bicubic down and up → rounded to 8 bits = the bicubic baseline and SRCNN's
-input; SRCNN's output rounded to 8 bits; PSNR at 255 and SSIM on Y after
-shaving `crop_border` pixels. Images are processed one at a time.
+Protocol: 8-bit Y → modcrop → bicubic down and up → rounded to 8 bits = the
+bicubic baseline and SRCNN's input; SRCNN's output rounded to 8 bits; PSNR at
+255 and SSIM on Y after shaving a border. The valid split uses the pipeline's
+own degradation (the same as the training patches); benchmark sets use the
+literature's (MATLAB bicubic, shave `scale`). Images are processed one at a
+time, so memory follows the largest image, not the size of a set.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from srcnn.imaging import psnr, ssim
-from srcnn.io import atomic_dir, atomic_file, list_images, write_image, write_json
+from srcnn.io import ImageError, atomic_dir, atomic_file, list_images, write_image, write_json
 from srcnn.model import load_model, upscale_y
 from srcnn.patches import degraded_pair
 
@@ -52,38 +54,36 @@ def side_by_side(panels: list[tuple[str, np.ndarray]]) -> np.ndarray:
     return np.hstack(tiles)[:, :-4]
 
 
-def evaluate(model_path: Path, valid_dir: Path, params, json_path: Path, csv_path: Path, crops_dir: Path) -> dict:
-    scale, kernel = params.scale, params.resize
-    border = scale if params.evaluate.crop_border is None else params.evaluate.crop_border
-    model = load_model(model_path)
-    rows = []
-    with atomic_dir(crops_dir) as crops_tmp:
-        for path in tqdm(list_images(valid_dir), desc="evaluate", unit="img"):
-            bicubic, label = degraded_pair(path, scale, kernel)
-            sr = upscale_y(model, bicubic)
-            row = {
-                "image": path.stem,
-                "width": label.shape[1],
-                "height": label.shape[0],
-                "psnr_bicubic": psnr(label, bicubic, border),
-                "psnr_srcnn": psnr(label, sr, border),
-                "ssim_bicubic": ssim(label, bicubic, border),
-                "ssim_srcnn": ssim(label, sr, border),
-            }
-            rows.append(row)
-            side = min(CROP, *label.shape)
-            top, left = detail_window(label, side)
-            window = np.s_[top : top + side, left : left + side]
-            write_image(crops_tmp / f"{path.stem}.png", side_by_side([
-                ("HR", label[window]),
-                (f"bicubic {row['psnr_bicubic']:.2f} dB", bicubic[window]),
-                (f"SRCNN {row['psnr_srcnn']:.2f} dB", sr[window]),
-            ]))
-    table = pd.DataFrame(rows)
-    with atomic_file(csv_path, suffix=".csv") as tmp:
-        table.to_csv(tmp, index=False, float_format="%.4f")
-    means = table[["psnr_bicubic", "psnr_srcnn", "ssim_bicubic", "ssim_srcnn"]].mean()
-    summary = {
+SUMMARY_COLUMNS = ("psnr_bicubic", "psnr_srcnn", "ssim_bicubic", "ssim_srcnn")
+
+
+def score_image(model, path: Path, scale: int, kernel: str, border: int, crop_path: Path) -> dict:
+    """PSNR/SSIM of bicubic and SRCNN on one image; writes its side-by-side crop."""
+    bicubic, label = degraded_pair(path, scale, kernel)
+    sr = upscale_y(model, bicubic)
+    row = {
+        "image": path.stem,
+        "width": label.shape[1],
+        "height": label.shape[0],
+        "psnr_bicubic": psnr(label, bicubic, border),
+        "psnr_srcnn": psnr(label, sr, border),
+        "ssim_bicubic": ssim(label, bicubic, border),
+        "ssim_srcnn": ssim(label, sr, border),
+    }
+    side = min(CROP, *label.shape)
+    top, left = detail_window(label, side)
+    window = np.s_[top : top + side, left : left + side]
+    write_image(crop_path, side_by_side([
+        ("HR", label[window]),
+        (f"bicubic {row['psnr_bicubic']:.2f} dB", bicubic[window]),
+        (f"SRCNN {row['psnr_srcnn']:.2f} dB", sr[window]),
+    ]))
+    return row
+
+
+def summarise(table: pd.DataFrame) -> dict:
+    means = table[list(SUMMARY_COLUMNS)].mean()
+    return {
         "images": len(table),
         "psnr_bicubic": round(float(means.psnr_bicubic), 4),
         "psnr_srcnn": round(float(means.psnr_srcnn), 4),
@@ -91,5 +91,37 @@ def evaluate(model_path: Path, valid_dir: Path, params, json_path: Path, csv_pat
         "ssim_bicubic": round(float(means.ssim_bicubic), 4),
         "ssim_srcnn": round(float(means.ssim_srcnn), 4),
     }
-    write_json(json_path, summary)
+
+
+def evaluate(
+    model_path: Path, valid_dir: Path, params, json_path: Path, csv_path: Path, crops_dir: Path
+) -> dict[str, dict]:
+    """Score the valid split (pipeline protocol) and each benchmark set (literature protocol).
+
+    The valid split uses the pipeline's own `resize` and `evaluate.crop_border`;
+    benchmark sets always use MATLAB bicubic and shave `scale` pixels, as the
+    papers do, so their figures compare with published ones.
+    """
+    scale = params.scale
+    border = scale if params.evaluate.crop_border is None else params.evaluate.crop_border
+    sets = {"valid": (valid_dir, params.resize, border)}
+    for name, folder in params.evaluate.benchmarks.items():
+        sets[name] = (Path(folder), "matlab", scale)
+    images = {name: list_images(folder) for name, (folder, _, _) in sets.items()}
+    for name, found in images.items():
+        if not found:
+            raise ImageError(f"evaluate set {name}: no images in {sets[name][0]}")
+
+    model = load_model(model_path)
+    rows = []
+    with atomic_dir(crops_dir) as crops_tmp:
+        for name, (_, kernel, shave_px) in sets.items():
+            for path in tqdm(images[name], desc=f"evaluate {name}", unit="img"):
+                row = score_image(model, path, scale, kernel, shave_px, crops_tmp / f"{name}_{path.stem}.png")
+                rows.append({"set": name, **row})
+        table = pd.DataFrame(rows)
+        with atomic_file(csv_path, suffix=".csv") as tmp:
+            table.to_csv(tmp, index=False, float_format="%.4f")
+        summary = {name: summarise(table[table["set"] == name]) for name in sets}
+        write_json(json_path, summary)
     return summary

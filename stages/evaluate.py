@@ -1,4 +1,4 @@
-"""Stage evaluate: models/srcnn.keras + data/raw/valid → PSNR/SSIM of SRCNN vs bicubic, crops."""
+"""Stage evaluate: models/srcnn.keras + valid split + benchmark sets → PSNR/SSIM vs bicubic, crops."""
 
 from pathlib import Path
 
@@ -15,10 +15,11 @@ def main(params):
         csv_path=Path("metrics/evaluate_per_image.csv"),
         crops_dir=Path("metrics/crops"),
     )
-    print(
-        f"evaluate: bicubic {summary['psnr_bicubic']:.2f} dB, SRCNN {summary['psnr_srcnn']:.2f} dB "
-        f"({summary['psnr_gain']:+.2f} dB) on {summary['images']} images"
-    )
+    for name, s in summary.items():
+        print(
+            f"evaluate {name}: bicubic {s['psnr_bicubic']:.2f} dB, SRCNN {s['psnr_srcnn']:.2f} dB "
+            f"({s['psnr_gain']:+.2f} dB), SSIM {s['ssim_bicubic']:.4f} -> {s['ssim_srcnn']:.4f} on {s['images']} images"
+        )
 
 
 if __name__ == "__main__":

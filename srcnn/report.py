@@ -1,0 +1,83 @@
+"""The README's results table, generated from metrics/evaluate.json (never typed by hand).
+
+    python -m srcnn.report            # print the table
+    python -m srcnn.report --write    # replace the block between the markers in README.md
+    python -m srcnn.report --check    # exit 1 if README.md's block differs from the metrics
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+# Published ×2 figures under the same protocol (MATLAB bicubic, BT.601 Y, shave = scale):
+# bicubic and SRCNN 9-1-5 from Dong et al., ECCV 2014; SRCNN 9-5-5 from Dong et al., TPAMI 2016.
+PAPER = {
+    ("Set5", 2): {"bicubic": "33.66 / 0.9299", "9-1-5": "36.34", "9-5-5": "36.66"},
+}
+
+
+def render(metrics: dict, scale: int) -> str:
+    header = (
+        "| set | images | bicubic PSNR / SSIM | SRCNN PSNR / SSIM | gain | paper: bicubic | paper: SRCNN 9-1-5 "
+        "| paper: SRCNN 9-5-5 |\n|---|---|---|---|---|---|---|---|"
+    )
+    rows = []
+    for name, m in metrics.items():
+        paper = PAPER.get((name, scale), {})
+        rows.append(
+            f"| {name} | {m['images']} | {m['psnr_bicubic']:.2f} / {m['ssim_bicubic']:.4f} "
+            f"| {m['psnr_srcnn']:.2f} / {m['ssim_srcnn']:.4f} | {m['psnr_gain']:+.2f} dB "
+            f"| {paper.get('bicubic', '—')} | {paper.get('9-1-5', '—')} | {paper.get('9-5-5', '—')} |"
+        )
+    for (name, paper_scale), paper in PAPER.items():
+        if paper_scale == scale and name not in metrics:
+            rows.append(
+                f"| {name} | not in this run | — | — | — | {paper['bicubic']} | {paper['9-1-5']} | {paper['9-5-5']} |"
+            )
+    return f"×{scale}, from `metrics/evaluate.json` by `make results`:\n\n" + "\n".join([header, *rows])
+
+
+def block(metrics_path: Path, params_path: Path) -> str:
+    metrics = json.loads(metrics_path.read_text())
+    scale = yaml.safe_load(params_path.read_text())["scale"]
+    return f"{BEGIN}\n{render(metrics, scale)}\n{END}"
+
+
+def current_block(readme: str) -> str:
+    start, end = readme.index(BEGIN), readme.index(END) + len(END)
+    return readme[start:end]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m srcnn.report")
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/evaluate.json"))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--readme", type=Path, default=Path("README.md"))
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="update the README block")
+    mode.add_argument("--check", action="store_true", help="fail if the README block is stale")
+    args = parser.parse_args(argv)
+
+    fresh = block(args.metrics, args.params)
+    if not (args.write or args.check):
+        print(fresh)
+        return 0
+    readme = args.readme.read_text()
+    if args.check:
+        if current_block(readme) != fresh:
+            print(f"{args.readme}: results table differs from {args.metrics}; run `make results`", file=sys.stderr)
+            return 1
+        return 0
+    args.readme.write_text(readme.replace(current_block(readme), fresh))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
