@@ -94,10 +94,11 @@ def _int_list(lo: int, hi: int, *, odd: bool = False) -> Key:
 
 
 def _url() -> Key:
-    allowed = "an http:// or https:// URL"
+    allowed = "an http:// or https:// URL, or a file:/// URL of a local folder"
 
     def check(name: str, value: Any) -> str:
-        if not isinstance(value, str) or not re.match(r"^https?://\S+$", value):
+        # file:// must be absolute (three slashes): `file://data/x` would name host "data".
+        if not isinstance(value, str) or not re.match(r"^(https?://\S+|file:///.*\S.*)$", value):
             _fail(name, value, allowed)
         return value
 
@@ -129,6 +130,29 @@ def _optional(key: Key, meaning: str) -> Key:
     return Key("", check, allowed)
 
 
+BENCHMARKS_DIR = "data/benchmarks"
+
+
+def _benchmark_map() -> Key:
+    allowed = f"a mapping of set name (letters, digits, _ . -) to a folder under {BENCHMARKS_DIR}/"
+
+    def check(name: str, value: Any) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            _fail(name, value, allowed)
+        for set_name, folder in value.items():
+            # Only folders under data/benchmarks/ are a DVC dependency of the evaluate stage,
+            # so only they make evaluate rerun when their images change.
+            inside = isinstance(folder, str) and Path(folder).parts[:2] == tuple(BENCHMARKS_DIR.split("/"))
+            if (not isinstance(set_name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", set_name) or not inside
+                    or ".." in Path(folder).parts or len(Path(folder).parts) < 3):
+                _fail(f"{name}.{set_name}", folder, allowed)
+        return dict(value)
+
+    return Key("", check, allowed)
+
+
 def _named(**keys: Key) -> dict[str, Key]:
     return {name: Key(name, key.check, key.allowed) for name, key in keys.items()}
 
@@ -143,6 +167,8 @@ SCHEMA: dict[str, Key] = _named(
         "download.div2k_url": _url(),
         "download.div2k_sha256.train": _sha256(),
         "download.div2k_sha256.valid": _sha256(),
+        "download.train_limit": _optional(_int(1, 1_000_000), "all images"),
+        "download.valid_limit": _optional(_int(1, 1_000_000), "all images"),
         "patches.size": _int(3, 512),
         "patches.per_image": _int(1, 1_000_000),
         "patches.valid_per_image": _int(1, 1_000_000),
@@ -153,16 +179,18 @@ SCHEMA: dict[str, Key] = _named(
         "train.learning_rate": _float(0.0, 1.0),
         "train.lr_schedule": _choice("cosine", "constant"),
         "evaluate.crop_border": _optional(_int(0, 256), "the same as scale"),
+        "evaluate.benchmarks": _benchmark_map(),
     }
 )
 
 # The keys each stage reads. dvc.yaml's `params:` lists must match (tested).
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
-    "download": ("download.source", "download.div2k_url", "download.div2k_sha256"),
+    "download": ("download.source", "download.div2k_url", "download.div2k_sha256", "download.train_limit",
+                 "download.valid_limit"),
     "patches": ("seed", "scale", "resize", "patches.size", "patches.per_image", "patches.valid_per_image"),
-    "train": ("seed", "model.filters", "model.kernel_sizes", "train.epochs", "train.batch_size",
+    "train": ("seed", "scale", "resize", "model.filters", "model.kernel_sizes", "train.epochs", "train.batch_size",
               "train.learning_rate", "train.lr_schedule"),
-    "evaluate": ("scale", "resize", "evaluate.crop_border"),
+    "evaluate": ("scale", "resize", "evaluate.crop_border", "evaluate.benchmarks"),
 }
 
 
@@ -228,18 +256,17 @@ def load(path: str | Path = "params.yaml") -> dict[str, Any]:
 
 
 def _nest(values: dict[str, Any]) -> SimpleNamespace:
-    root: dict[str, Any] = {}
+    """{"train.epochs": 3} → namespace(train=namespace(epochs=3)); leaf values (lists, mappings) kept as-is."""
+    root = SimpleNamespace()
     for name, value in values.items():
         node = root
         *parents, leaf = name.split(".")
         for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-
-    def to_ns(d: dict[str, Any]) -> SimpleNamespace:
-        return SimpleNamespace(**{k: to_ns(v) if isinstance(v, dict) else v for k, v in d.items()})
-
-    return to_ns(root)
+            if not hasattr(node, part):
+                setattr(node, part, SimpleNamespace())
+            node = getattr(node, part)
+        setattr(node, leaf, value)
+    return root
 
 
 def for_stage(stage: str, path: str | Path = "params.yaml") -> SimpleNamespace:

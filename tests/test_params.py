@@ -24,11 +24,13 @@ VALID = {
         "source": "sample",
         "div2k_url": "https://data.vision.ee.ethz.ch/cvl/DIV2K/",
         "div2k_sha256": {"train": "a" * 64, "valid": "0123456789abcdef" * 4},
+        "train_limit": None,
+        "valid_limit": 10,
     },
     "patches": {"size": 33, "per_image": 500, "valid_per_image": 32},
     "model": {"filters": [64, 32], "kernel_sizes": [9, 1, 5]},
     "train": {"epochs": 3, "batch_size": 128, "learning_rate": 0.001, "lr_schedule": "cosine"},
-    "evaluate": {"crop_border": None},
+    "evaluate": {"crop_border": None, "benchmarks": {}},
 }
 
 
@@ -99,7 +101,7 @@ def test_for_stage_returns_only_its_keys(tmp_path, stage):
 
 
 @pytest.mark.parametrize("stage, undeclared", [
-    ("evaluate", "train"), ("evaluate", "seed"), ("train", "scale"), ("train", "patches"),
+    ("evaluate", "train"), ("evaluate", "seed"), ("train", "download"), ("train", "patches"),
     ("patches", "model"), ("download", "seed"),
 ])
 def test_for_stage_undeclared_key_raises(tmp_path, stage, undeclared):
@@ -272,3 +274,26 @@ def test_cli_bad_file(tmp_path):
     result = run_cli(str(write_yaml(tmp_path / "params.yaml", tree_with("train.batch_size", 0))))
     assert result.returncode == 2
     assert "train.batch_size" in result.stderr
+
+
+# --------------------------------------------------------------------------- evaluate.benchmarks
+
+
+def test_benchmarks_mapping_accepted_and_kept_as_mapping(tmp_path):
+    values = validate(tree_with("evaluate.benchmarks", {"Set5": "data/benchmarks/Set5"}))
+    assert values["evaluate.benchmarks"] == {"Set5": "data/benchmarks/Set5"}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tree_with("evaluate.benchmarks", {"Set5": "data/benchmarks/Set5"})))
+    assert for_stage("evaluate", path).evaluate.benchmarks == {"Set5": "data/benchmarks/Set5"}
+
+
+@pytest.mark.parametrize("folder", ["../shared/benchmarks/Set5", "/abs/Set5", "data/raw/valid", "data/benchmarks",
+                                    "data/benchmarks/../raw"])
+def test_benchmark_folder_outside_data_benchmarks_refused(folder):
+    with pytest.raises(ParamsError, match=r"evaluate\.benchmarks\.Set5.*data/benchmarks/"):
+        validate(tree_with("evaluate.benchmarks", {"Set5": folder}))
+
+
+def test_benchmarks_not_a_mapping_refused():
+    with pytest.raises(ParamsError, match="evaluate.benchmarks"):
+        validate(tree_with("evaluate.benchmarks", ["data/benchmarks/Set5"]))

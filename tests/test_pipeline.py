@@ -29,12 +29,14 @@ TINY = {
 # and dvc.yaml: the test fails if either drifts from what the stages should read.
 READERS = {
     "seed": {"patches", "train"},
-    "scale": {"patches", "evaluate"},
-    "resize": {"patches", "evaluate"},
+    "scale": {"patches", "train", "evaluate"},
+    "resize": {"patches", "train", "evaluate"},
     "download.source": {"download"},
     "download.div2k_url": {"download"},
     "download.div2k_sha256.train": {"download"},
     "download.div2k_sha256.valid": {"download"},
+    "download.train_limit": {"download"},
+    "download.valid_limit": {"download"},
     "patches.size": {"patches"},
     "patches.per_image": {"patches"},
     "patches.valid_per_image": {"patches"},
@@ -45,6 +47,7 @@ READERS = {
     "train.learning_rate": {"train"},
     "train.lr_schedule": {"train"},
     "evaluate.crop_border": {"evaluate"},
+    "evaluate.benchmarks": {"evaluate"},
 }
 
 # A valid value different from both the default and TINY for every key.
@@ -56,6 +59,8 @@ CHANGED = {
     "download.div2k_url": "https://mirror.example.org/DIV2K/",
     "download.div2k_sha256.train": "0" * 64,
     "download.div2k_sha256.valid": "1" * 64,
+    "download.train_limit": 5,
+    "download.valid_limit": 5,
     "patches.size": 41,
     "patches.per_image": 9,
     "patches.valid_per_image": 3,
@@ -66,6 +71,7 @@ CHANGED = {
     "train.learning_rate": 0.0005,
     "train.lr_schedule": "constant",
     "evaluate.crop_border": 4,
+    "evaluate.benchmarks": {"Tiny": "data/benchmarks/Tiny"},
 }
 
 
@@ -97,7 +103,7 @@ def stages_run(result: subprocess.CompletedProcess) -> set[str]:
 def flatten(tree: dict, prefix: str = "") -> dict:
     flat = {}
     for key, value in tree.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and f"{prefix}{key}" not in READERS:  # a mapping-valued key is one key
             flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
@@ -123,7 +129,7 @@ def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pipeline")
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(PROJECT / name, root / name)
-    for folder in ("stages", "srcnn"):
+    for folder in ("stages", "srcnn", "data/benchmarks"):
         shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     write_params(root, TINY)
     run(root, "git", "init", "-q", "-b", "main")
@@ -141,6 +147,7 @@ def repo(tmp_path_factory) -> Path:
 def restore(repo: Path) -> None:
     """Back to the committed first run: git-tracked files from git, DVC outputs from the cache."""
     run(repo, "git", "reset", "-q", "--hard")
+    run(repo, "git", "clean", "-q", "-fd")  # untracked, not ignored: e.g. new crops; DVC outputs are ignored
     dvc(repo, "checkout", "-q", "--force")
     assert json.loads(dvc(repo, "status", "--json").stdout) == {}
 
@@ -155,13 +162,13 @@ def test_repro_runs_all_four_stages(repo):
     assert len(list((repo / "data/raw/train").glob("*.png"))) > 0
     assert len(list((repo / "data/raw/valid").glob("*.png"))) > 0
     assert (repo / "models/srcnn.keras").stat().st_size > 0
-    evaluate = json.loads((repo / "metrics/evaluate.json").read_text())
+    evaluate = json.loads((repo / "metrics/evaluate.json").read_text())["valid"]
     assert evaluate["psnr_gain"] == pytest.approx(evaluate["psnr_srcnn"] - evaluate["psnr_bicubic"], abs=1e-3)
     assert 20 < evaluate["psnr_bicubic"] < 45
     train = json.loads((repo / "metrics/train.json").read_text())
     assert train["epochs"] == TINY["train"]["epochs"]
     per_image = (repo / "metrics/evaluate_per_image.csv").read_text().splitlines()
-    assert per_image[0].split(",")[:4] == ["image", "width", "height", "psnr_bicubic"]
+    assert per_image[0].split(",")[:5] == ["set", "image", "width", "height", "psnr_bicubic"]
     assert len(per_image) - 1 == evaluate["images"] == len(list((repo / "metrics/crops").glob("*.png")))
     assert (repo / "metrics/train_log/plots/metrics/eval/loss.tsv").exists()
 
@@ -198,8 +205,8 @@ def test_params_diff_and_metrics_show(repo):
     finally:
         (repo / "params.yaml").write_text(committed)
     shown = dvc(repo, "metrics", "show").stdout
-    evaluate = json.loads((repo / "metrics/evaluate.json").read_text())
-    assert "metrics/evaluate.json" in shown and "psnr_srcnn" in shown
+    evaluate = json.loads((repo / "metrics/evaluate.json").read_text())["valid"]
+    assert "metrics/evaluate.json" in shown and "valid.psnr_srcnn" in shown
     assert f"{evaluate['psnr_srcnn']:.3f}"[:5] in shown
 
 
@@ -243,5 +250,54 @@ def test_invalid_params_stop_with_the_key_named(repo, key, value, named):
         # The first stage that ran stopped at validation: nothing downstream started.
         ran = stages_run(result)
         assert len(ran) == 1, ran
+    finally:
+        restore(repo)
+
+
+def test_benchmark_sets_rerun_evaluate_only_and_are_reported_per_set(repo):
+    """A benchmark folder is a dependency: adding a set, then an image to it, reruns evaluate and nothing else."""
+    import cv2
+    from skimage import data as skdata
+
+    folder = repo / "data/benchmarks/Tiny"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), cv2.cvtColor(skdata.astronaut()[100:164, 200:280], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(folder / "b.png"), skdata.camera()[50:110, 60:132])
+    try:
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["evaluate"]["benchmarks"] = {"Tiny": "data/benchmarks/Tiny"}
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert stages_run(dvc(repo, "repro")) == {"evaluate"}
+        evaluate = json.loads((repo / "metrics/evaluate.json").read_text())
+        assert set(evaluate) == {"valid", "Tiny"} and evaluate["Tiny"]["images"] == 2
+        assert {p.name for p in (repo / "metrics/crops").glob("Tiny_*.png")} == {"Tiny_a.png", "Tiny_b.png"}
+        shown = dvc(repo, "metrics", "show").stdout
+        assert "Tiny.psnr_srcnn" in shown and "valid.psnr_srcnn" in shown
+
+        cv2.imwrite(str(folder / "c.png"), skdata.coffee()[:48, :64, ::-1])
+        assert set(json.loads(dvc(repo, "status", "--json").stdout)) == {"evaluate"}
+        assert stages_run(dvc(repo, "repro")) == {"evaluate"}
+        assert json.loads((repo / "metrics/evaluate.json").read_text())["Tiny"]["images"] == 3
+    finally:
+        shutil.rmtree(folder)
+        restore(repo)
+
+
+def test_plots_show_renders_curves_and_crops(repo, tmp_path):
+    out = tmp_path / "plots"
+    dvc(repo, "plots", "show", "-o", str(out))
+    html = (out / "index.html").read_text()
+    assert "Loss per epoch" in html and "PSNR per epoch" in html
+    crops = sorted(p.name for p in (out / "static").glob("*.png"))
+    expected = sorted(f"workspace_metrics_crops_{p.name}" for p in (repo / "metrics/crops").glob("*.png"))
+    assert crops == expected and crops
+    # Two revisions side by side: the committed run against an experiment with another learning rate.
+    dvc(repo, "exp", "run", "-S", "train.learning_rate=0.002")
+    try:
+        diff = tmp_path / "diff"
+        dvc(repo, "plots", "diff", "HEAD", "-o", str(diff))
+        rendered = (diff / "index.html").read_text()
+        assert "workspace" in rendered and "HEAD" in rendered
+        assert any(p.name.startswith("HEAD_metrics_crops_") for p in (diff / "static").glob("*.png"))
     finally:
         restore(repo)
