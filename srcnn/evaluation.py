@@ -60,6 +60,9 @@ SUMMARY_COLUMNS = ("psnr_bicubic", "psnr_srcnn", "ssim_bicubic", "ssim_srcnn")
 def score_image(model, path: Path, scale: int, kernel: str, border: int, crop_path: Path) -> dict:
     """PSNR/SSIM of bicubic and SRCNN on one image; writes its side-by-side crop."""
     bicubic, label = degraded_pair(path, scale, kernel)
+    if min(label.shape) - 2 * border < 11:  # SSIM's 11×11 window must fit after the shave
+        raise ImageError(f"{path}: {label.shape[1]}x{label.shape[0]} is too small to score with a "
+                         f"{border}-pixel border shave (at least {11 + 2 * border} pixels a side)")
     sr = upscale_y(model, bicubic)
     row = {
         "image": path.stem,

@@ -4,6 +4,11 @@ Every stage output goes through `atomic_file` or `atomic_dir`: the data is
 written under a temporary name in the same folder and renamed into place only
 when complete, so a crash or Ctrl-C never leaves a half-written file that DVC
 would hash.
+
+Temporary names are `.<target name>.<pid>.<random>.tmp[.<suffix>]`, beside the
+target (never inside a DVC output folder). A process killed with SIGKILL cannot
+remove its own: the next write of the same target sweeps those whose pid is no
+longer alive. `.gitignore` ignores the pattern, so they are never committed.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +38,50 @@ DIR_MODE = 0o777 & ~_umask()
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
+# What follows `.<target name>.` in a temporary name: pid, random part, `tmp`, optional suffix.
+_TEMP_TAIL = re.compile(r"(\d+)\.[^.]+\.tmp(\..*)?")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:  # a zombie (killed, not yet reaped by its parent) is dead too
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):  # no /proc (macOS) or it just went away
+        return Path(f"/proc/{pid}").exists() or not Path("/proc/self").exists()
+
+
+def sweep_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove temporary siblings of `path` left by dead processes (e.g. SIGKILL); return them.
+
+    Temporaries of live processes (a concurrent writer) are left alone.
+    """
+    path = Path(path)
+    prefix = f".{path.name}."
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for entry in path.parent.iterdir():
+        if not entry.name.startswith(prefix):
+            continue
+        match = _TEMP_TAIL.fullmatch(entry.name[len(prefix):])
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 class ImageError(ValueError):
     """An input image that cannot be used; the message names the file."""
 
@@ -45,15 +95,18 @@ def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    tmp.chmod(FILE_MODE)
-    try:
+    sweep_stale_temps(path)
+    tmp = None
+    try:  # created inside the try: a Ctrl-C right after mkstemp still removes it
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{suffix}", dir=path.parent)
+        tmp = Path(name)
+        os.close(fd)
+        tmp.chmod(FILE_MODE)
         yield tmp
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -64,19 +117,23 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    tmp.chmod(DIR_MODE)
+    sweep_stale_temps(path)
+    tmp = old = None
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+        tmp.chmod(DIR_MODE)
         yield tmp
-        old = None
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = path.with_name(f".{path.name}.{os.getpid()}.old.tmp")
             os.replace(path, old)
         os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            if not path.exists():  # interrupted between the two renames: put the previous folder back
+                os.replace(old, path)
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(path: str | os.PathLike, data: dict) -> None:
@@ -95,8 +152,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an 8-bit image as RGB (H, W, 3) or grayscale (H, W) uint8.
 
-    Alpha is dropped (super-resolution here works on Y only). 16-bit images
-    are refused rather than silently truncated.
+    Alpha is dropped (super-resolution here works on Y only): RGBA → RGB,
+    gray + alpha → gray. Palette images come out as RGB (the palette applied).
+    16-bit images are refused rather than silently truncated.
     """
     path = Path(path)
     raw = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
@@ -111,6 +169,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path}: {image.dtype} pixels; only 8-bit images are supported")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
+    if image.ndim == 3 and raw[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and raw.size > 25 and raw[25] == 4:
+        image = image[:, :, 0]  # gray + alpha PNG (OpenCV decodes it as BGRA): gray, like a gray PNG
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, code)

@@ -94,12 +94,28 @@ def make_metadata(model: keras.Model, params) -> dict:
     }
 
 
+def _renumber_shared_ids(config, ids: dict | None = None):
+    """Replace Keras's `shared_object_id`s (Python object addresses, new every run) by 1, 2, …
+
+    The ids only have to match each other within one file for Keras to re-link shared
+    objects on load, so numbering them in order of appearance keeps their meaning.
+    """
+    ids = {} if ids is None else ids
+    if isinstance(config, dict):
+        return {k: (ids.setdefault(v, len(ids) + 1) if k == "shared_object_id" else _renumber_shared_ids(v, ids))
+                for k, v in config.items()}
+    if isinstance(config, list):
+        return [_renumber_shared_ids(v, ids) for v in config]
+    return config
+
+
 def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> None:
     """Keras v3 file with our metadata entry, byte-for-byte reproducible (not atomic by itself; see training).
 
-    Keras stamps the save date into metadata.json and the current time onto every zip entry,
-    so the same weights would give a new file (and a new DVC hash, rerunning evaluate) each
-    time. The archive is rewritten with those stamps removed and entries in a fixed order.
+    Keras stamps the save date into metadata.json, object addresses into config.json and the
+    current time onto every zip entry, so the same weights would give a new file (and a new
+    DVC hash, rerunning evaluate) each time. The archive is rewritten without those stamps,
+    entries in a fixed order.
     """
     import json
     import zipfile
@@ -112,6 +128,7 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> N
     keras_info = json.loads(entries["metadata.json"])
     keras_info.pop("date_saved", None)
     entries["metadata.json"] = json.dumps(keras_info, sort_keys=True).encode()
+    entries["config.json"] = json.dumps(_renumber_shared_ids(json.loads(entries["config.json"]))).encode()
     entries[METADATA_NAME] = (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode()
     with zipfile.ZipFile(path, "w") as zf:
         for name in sorted(entries):

@@ -23,5 +23,6 @@ def run_stage(stage: str, main: Callable[[SimpleNamespace], object]) -> None:
         print(f"error in stage {stage}: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print(f"stage {stage} interrupted; no partial output was kept", file=sys.stderr)
+        # On a line of its own: a progress bar (Keras) may have left the cursor mid-line.
+        print(f"\nstage {stage} interrupted; no partial output was kept", file=sys.stderr)
         sys.exit(130)

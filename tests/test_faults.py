@@ -1,0 +1,476 @@
+"""Faults, for real: stages killed mid-write, and bad input images.
+
+Kills: each of the four stages is started by `dvc repro` in a temporary git +
+DVC repo (tiny params, the killed stage made long enough to be caught at work)
+and its process group gets SIGINT (Ctrl-C) or SIGKILL once a temporary output
+has appeared. Afterwards every output the stage declares in dvc.yaml is absent
+or byte for byte what it was before (DVC itself deletes a stage's outputs
+before running it), no temporary name sits inside a directory output, any left
+beside an output (SIGKILL only) is git-ignored, and a following `dvc repro`
+completes, sweeps them and leaves `dvc status` clean.
+
+Images: each bad or unusual file in data/raw is run through the real
+`stages/patches.py` and `stages/evaluate.py` in a scratch folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import shutil
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from srcnn.io import atomic_dir, atomic_file, sweep_stale_temps
+
+# pytest puts tests/ on sys.path: the temp-repo helpers of the pipeline test.
+from test_pipeline import PROJECT, TINY, dvc, env, run, write_params
+
+TEMP_NAME = re.compile(r"^\..+\.\d+\.[^.]+\.tmp(\..*)?$")  # srcnn.io's temporary names
+DIR_OUTS = ("data/raw", "metrics/crops", "metrics/train_log")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def temps(root: Path) -> list[Path]:
+    """Every temporary name under root, outside .git and .dvc (not looking inside a temporary folder)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        found += [Path(dirpath, name) for name in dirnames + filenames if TEMP_NAME.match(name)]
+        dirnames[:] = [d for d in dirnames if d not in (".git", ".dvc") and not TEMP_NAME.match(d)]
+    return found
+
+
+def snapshot(path: Path) -> dict[str, str] | None:
+    """sha256 of a file, or of every file of a folder by relative path; None when absent."""
+    if path.is_file():
+        return {"": hashlib.sha256(path.read_bytes()).hexdigest()}
+    if path.is_dir():
+        return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(path.rglob("*")) if p.is_file()}
+    return None
+
+
+def declared_outputs(stage: str) -> list[str]:
+    spec = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"][stage]
+    names = []
+    for entry in spec.get("outs", []) + spec.get("metrics", []):
+        names.append(entry if isinstance(entry, str) else next(iter(entry)))
+    return names
+
+
+def params_with(overrides: dict) -> dict:
+    """TINY merged with per-stage overrides (nested dicts)."""
+    merged = json.loads(json.dumps(TINY))
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            merged.setdefault(section, {}).update(values)
+        else:
+            merged[section] = values
+    return merged
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("faults")
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(PROJECT / name, root / name)
+    for folder in ("stages", "srcnn"):
+        shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data/benchmarks").mkdir(parents=True)  # a dependency of evaluate
+    shutil.copy(PROJECT / "data/benchmarks/README.md", root / "data/benchmarks/README.md")
+    write_params(root, TINY)
+    run(root, "git", "init", "-q", "-b", "main")
+    dvc(root, "init", "-q")
+    dvc(root, "config", "core.analytics", "false")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "pipeline")
+    dvc(root, "repro")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "first run")
+    return root
+
+
+# --------------------------------------------------------------------------- kills
+
+# Per stage: params that keep it busy long enough, and "it has started writing".
+LONG = {
+    "download": {},  # 20 PNGs; caught as soon as the first lands in the temporary folder
+    "patches": {"patches": {"per_image": 20000}},  # ~4 s; the file is a sparse memmap
+    "train": {"train": {"epochs": 500}},
+    "evaluate": {},
+}
+
+
+def writing(repo: Path, stage: str) -> bool:
+    if stage == "download":
+        return any(any(d.rglob("*.png")) for d in (repo / "data").glob(".raw.*.tmp"))
+    if stage == "patches":  # the memmap exists, and its first images have been cropped into it
+        found = list((repo / "data/patches").glob(".train.npy.*.tmp.npy"))
+        if found and found[0].stat().st_size > 0:
+            time.sleep(0.5)
+            return True
+        return False
+    if stage == "train":  # DVCLive has logged an epoch into the temporary curves folder
+        return any(any(d.rglob("*.tsv")) for d in (repo / "metrics").glob(".train_log.*.tmp"))
+    return any(any(d.glob("*.png")) for d in (repo / "metrics").glob(".crops.*.tmp"))
+
+
+def members(pgid: int) -> list[int]:
+    """Processes of a process group (dvc and the stage it runs), from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.getpgid(int(entry.name)) == pgid:
+                pids.append(int(entry.name))
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def start_and_kill(repo: Path, stage: str, sig: int, direct: bool = False) -> tuple[int, str]:
+    """`dvc repro -f -s stage` (or the stage script itself) in its own process group; signal the group once
+    the stage is writing."""
+    log = repo.parent / f"{repo.name}-{stage}-{sig}-{direct}.log"
+    command = ([sys.executable, f"stages/{stage}.py"] if direct
+               else [str(Path(sys.executable).parent / "dvc"), "repro", "-f", "-s", stage])
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, cwd=repo, env=env(), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not writing(repo, stage):
+            assert proc.poll() is None, f"{stage} ended before it could be killed:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"{stage} never started writing:\n{log.read_text()}"
+            time.sleep(0.002)
+        group = members(proc.pid)
+        os.killpg(proc.pid, sig)
+        code = proc.wait(timeout=60)
+        deadline = time.monotonic() + 30  # SIGKILL orphans the stage: wait until the kernel has ended it
+        while any(alive(pid) for pid in group) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return code, log.read_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+@pytest.mark.parametrize("stage", ["download", "patches", "train", "evaluate"])
+def test_killed_stage_leaves_previous_outputs_or_none(repo, stage, sig):
+    if json.loads(dvc(repo, "status", "--json").stdout) != {}:  # an earlier test failed half-way
+        dvc(repo, "repro")
+    outputs = declared_outputs(stage)
+    before = {name: snapshot(repo / name) for name in outputs}
+    assert all(before.values()), "the fixture's first run should have written every output"
+    write_params(repo, params_with(LONG[stage]))
+    try:
+        code, log = start_and_kill(repo, stage, sig)
+
+        assert code != 0
+        if sig == signal.SIGINT:
+            assert f"stage {stage} interrupted" in log
+            assert "Traceback" not in log, log
+        for name in outputs:
+            assert snapshot(repo / name) in (None, before[name]), f"{name} is partial or changed after the kill"
+        for folder in DIR_OUTS:  # where DVC would hash a stray temporary
+            assert temps(repo / folder) == []
+        left = temps(repo)
+        if sig == signal.SIGINT:
+            assert left == [], f"SIGINT left temporaries: {left}"
+        else:
+            assert left, "SIGKILL mid-write should leave the temporary being written"
+        for path in left:  # SIGKILL: only beside an output, and invisible to git
+            assert any(path.parent == (repo / name).parent for name in outputs), path
+            assert run(repo, "git", "check-ignore", "-q", str(path.relative_to(repo)), check=False).returncode == 0
+        untracked = run(repo, "git", "status", "--porcelain", "--untracked-files=all").stdout
+        assert ".tmp" not in untracked, untracked
+    finally:
+        write_params(repo, TINY)
+
+    # DVC may restore the outputs from its run cache without running the stage: temporaries stay, ignored.
+    dvc(repo, "repro")
+    assert json.loads(dvc(repo, "status", "--json").stdout) == {}
+    assert set(temps(repo)) <= set(left)
+    if left:  # the next real run of the stage sweeps what the dead process left
+        dvc(repo, "repro", "-f", "-s", stage)
+        assert temps(repo) == [], "the rerun should have swept the dead process's temporaries"
+        dvc(repo, "repro")  # downstream of a retrained model
+        assert json.loads(dvc(repo, "status", "--json").stdout) == {}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+@pytest.mark.parametrize("stage", ["download", "patches", "train", "evaluate"])
+def test_killed_stage_outside_dvc_keeps_the_previous_outputs(repo, stage, sig):
+    """Run as a plain script, nothing deletes the outputs first: they must survive the kill byte for byte."""
+    if json.loads(dvc(repo, "status", "--json").stdout) != {}:
+        dvc(repo, "repro")
+    outputs = declared_outputs(stage)
+    before = {name: snapshot(repo / name) for name in outputs}
+    write_params(repo, params_with(LONG[stage]))
+    try:
+        code, log = start_and_kill(repo, stage, sig, direct=True)
+    finally:
+        write_params(repo, TINY)
+    assert code == (130 if sig == signal.SIGINT else -signal.SIGKILL), log
+    if sig == signal.SIGINT:
+        assert log.strip().splitlines()[-1] == f"stage {stage} interrupted; no partial output was kept"
+        assert "Traceback" not in log
+    for name in outputs:
+        assert snapshot(repo / name) == before[name], f"{name} changed after the kill"
+    left = temps(repo)
+    assert bool(left) == (sig == signal.SIGKILL), left
+    for path in left:
+        assert any(path.parent == (repo / name).parent for name in outputs), path
+        shutil.rmtree(path) if path.is_dir() else path.unlink()  # the sweep has its own test
+    assert json.loads(dvc(repo, "status", "--json").stdout) == {}
+
+
+# --------------------------------------------------------------------------- stale temporaries
+
+
+def dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+def test_next_write_sweeps_temporaries_of_dead_processes(tmp_path):
+    target, folder = tmp_path / "train.npy", tmp_path / "crops"
+    pid = dead_pid()
+    stale = [tmp_path / f".train.npy.{pid}.k3j_x.tmp.npy", tmp_path / f".crops.{pid}.ab12.tmp",
+             tmp_path / f".crops.{pid}.old.tmp"]
+    stale[0].write_bytes(b"half")
+    for d in stale[1:]:
+        d.mkdir()
+        (d / "a.png").write_bytes(b"half")
+    live = tmp_path / f".train.npy.{os.getpid()}.zz9.tmp.npy"  # a writer still at work: kept
+    live.write_bytes(b"busy")
+    unrelated = [tmp_path / ".train.npy.notes", tmp_path / f".train.npy.x.{pid}.ab.tmp", tmp_path / "train.npy.bak"]
+    for path in unrelated:
+        path.write_bytes(b"mine")
+
+    with atomic_file(target, suffix=".npy") as tmp:
+        tmp.write_bytes(b"new")
+    assert not stale[0].exists() and stale[1].exists()  # a file write sweeps its own target's only
+    with atomic_dir(folder) as tmp:
+        (tmp / "b.png").write_bytes(b"new")
+
+    assert not any(p.exists() for p in stale)
+    assert live.exists() and all(p.exists() for p in unrelated)
+    assert target.read_bytes() == b"new" and os.listdir(folder) == ["b.png"]
+    assert sweep_stale_temps(target) == []
+
+
+def test_git_ignores_temporary_names(repo):
+    names = ["data/.raw.123.ab_c.tmp", "data/patches/.train.npy.123.x1.tmp.npy", "models/.srcnn.keras.9.q.tmp.keras",
+             "metrics/.crops.77.old.tmp", "metrics/.train.json.5.z.tmp"]
+    result = run(repo, "git", "check-ignore", "--no-index", *names, check=False)
+    assert sorted(result.stdout.split()) == sorted(names)
+    kept = run(repo, "git", "check-ignore", "--no-index", "metrics/train.json", "data/raw.tmp.md", check=False)
+    assert kept.stdout == ""
+
+
+# --------------------------------------------------------------------------- bad images
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_bytes(pixels: np.ndarray, colour_type: int, palette: np.ndarray | None = None,
+              alpha: np.ndarray | None = None) -> bytes:
+    """An 8-bit PNG built by hand (OpenCV writes neither palette nor gray + alpha)."""
+    h, w = pixels.shape[:2]
+    rows = pixels.reshape(h, -1).astype(np.uint8)
+    out = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0))
+    if palette is not None:
+        out += _chunk(b"PLTE", palette.astype(np.uint8).tobytes())
+    if alpha is not None:
+        out += _chunk(b"tRNS", alpha.astype(np.uint8).tobytes())
+    idat = zlib.compress(b"".join(b"\x00" + row.tobytes() for row in rows))
+    return out + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def photo(h: int = 96, w: int = 112) -> np.ndarray:
+    from skimage import data as skdata
+
+    return skdata.astronaut()[100 : 100 + h, 150 : 150 + w]  # RGB
+
+
+def encode(image: np.ndarray) -> bytes:
+    """PNG bytes of an RGB(A) or gray uint8/uint16 array, through OpenCV."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    ok, buf = cv2.imencode(".png", image)
+    assert ok
+    return buf.tobytes()
+
+
+def palette_image() -> tuple[bytes, np.ndarray]:
+    """A P-mode PNG (16 colours) and the RGB image it stands for."""
+    rng = np.random.default_rng(3)
+    palette = rng.integers(0, 256, (16, 3), dtype=np.uint8)
+    indices = (photo()[:, :, 1] // 16).astype(np.uint8)
+    return png_bytes(indices, 3, palette=palette), palette[indices]
+
+
+GOOD = encode(photo())
+
+# name: (file bytes, fragment of the error message). Every one is refused, naming the file.
+REFUSED = {
+    "corrupt": (GOOD[:40] + bytes(range(256)) * 8, "not a readable image"),
+    "truncated": (GOOD[: len(GOOD) // 2], "not a readable image"),
+    "empty": (b"", "empty file"),
+    "text": (b"these are my notes, not a picture\n", "not a readable image"),
+    "deep16": (encode((photo().astype(np.uint16) * 257)), "uint16"),
+    "gray16": (encode((photo()[:, :, 0].astype(np.uint16) * 257)), "uint16"),
+}
+
+
+def scratch(tmp_path: Path, train: dict[str, bytes], valid: dict[str, bytes], model: Path | None = None) -> Path:
+    """A folder laid out like the project: params.yaml, data/raw/{train,valid}, optionally the model."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    write_params(tmp_path, TINY)
+    for split, files in (("train", train), ("valid", valid)):
+        folder = tmp_path / "data/raw" / split
+        folder.mkdir(parents=True)
+        for name, payload in files.items():
+            (folder / name).write_bytes(payload)
+    if model is not None:
+        (tmp_path / "models").mkdir()
+        shutil.copy(model, tmp_path / "models/srcnn.keras")
+    return tmp_path
+
+
+def stage(folder: Path, name: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(PROJECT / "stages" / f"{name}.py")], cwd=folder, env=env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error in stage")]
+
+
+@pytest.fixture(scope="module")
+def model(repo) -> Path:
+    return repo / "models/srcnn.keras"
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_bad_image_stops_patches_naming_the_file(tmp_path, case):
+    payload, fragment = REFUSED[case]
+    folder = scratch(tmp_path, {"a.png": GOOD, f"{case}.png": payload}, {"v.png": GOOD})
+    result = stage(folder, "patches")
+    assert result.returncode == 2
+    [line] = error_lines(result)
+    assert f"data/raw/train/{case}.png" in line and fragment in line
+    assert "Traceback" not in result.stderr
+    assert list((folder / "data/patches").iterdir()) == []  # no partial patch file, no temporary
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_bad_image_stops_evaluate_naming_the_file(tmp_path, model, case):
+    payload, fragment = REFUSED[case]
+    folder = scratch(tmp_path, {}, {"a.png": GOOD, f"{case}.png": payload}, model=model)
+    result = stage(folder, "evaluate")
+    assert result.returncode == 2
+    [line] = error_lines(result)
+    assert f"data/raw/valid/{case}.png" in line and fragment in line
+    assert "Traceback" not in result.stderr
+    assert not (folder / "metrics").exists() or os.listdir(folder / "metrics") == []
+
+
+def test_image_smaller_than_a_patch_stops_patches(tmp_path):
+    small = encode(photo(20, 40))
+    folder = scratch(tmp_path, {"a.png": GOOD, "small.png": small}, {"v.png": GOOD})
+    result = stage(folder, "patches")
+    assert result.returncode == 2
+    [line] = error_lines(result)
+    assert "data/raw/train/small.png" in line and "smaller than a 33x33 patch" in line
+    assert list((folder / "data/patches").iterdir()) == []
+
+
+def test_image_too_small_for_ssim_stops_evaluate(tmp_path, model):
+    folder = scratch(tmp_path, {}, {"a.png": GOOD, "small.png": encode(photo(8, 8))}, model=model)
+    result = stage(folder, "evaluate")
+    assert result.returncode == 2
+    [line] = error_lines(result)
+    assert "data/raw/valid/small.png" in line
+    assert "Traceback" not in result.stderr
+
+
+def unusual_images() -> dict[str, tuple[bytes, bytes]]:
+    """name: (unusual PNG, a plain PNG with what it must be read as)."""
+    rgb, gray = photo(), photo()[:, :, 1]
+    rgba = np.dstack([rgb, np.linspace(0, 255, rgb.shape[1], dtype=np.uint8)[None, :].repeat(rgb.shape[0], 0)])
+    p_png, p_rgb = palette_image()
+    rng = np.random.default_rng(5)
+    p_alpha = png_bytes((photo()[:, :, 0] // 16).astype(np.uint8), 3, palette=rng.integers(0, 256, (16, 3)),
+                        alpha=rng.integers(0, 256, 16))
+    p_alpha_rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(p_alpha, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    gray_alpha = np.dstack([gray, np.full_like(gray, 128)])
+    return {
+        "gray": (encode(gray), encode(gray)),  # used as Y as it is
+        "gray_alpha": (png_bytes(gray_alpha, 4), encode(gray)),  # alpha dropped: gray
+        "rgba": (encode(rgba), encode(rgb)),  # alpha dropped: RGB
+        "palette": (p_png, encode(p_rgb)),  # palette applied: RGB
+        "palette_alpha": (p_alpha, encode(p_alpha_rgb)),  # palette applied, transparency dropped
+    }
+
+
+def test_unusual_images_give_the_same_patches_as_their_plain_twins(tmp_path):
+    cases = unusual_images()
+    unusual = scratch(tmp_path / "unusual", {f"{n}.png": u for n, (u, _) in cases.items()}, {"v.png": GOOD})
+    plain = scratch(tmp_path / "plain", {f"{n}.png": p for n, (_, p) in cases.items()}, {"v.png": GOOD})
+    for folder in (unusual, plain):
+        result = stage(folder, "patches")
+        assert result.returncode == 0, result.stderr
+    assert (unusual / "data/patches/train.npy").read_bytes() == (plain / "data/patches/train.npy").read_bytes()
+    # Gray is Y itself: every HR label is a window of the gray photo.
+    patches = np.load(unusual / "data/patches/train.npy")
+    per_image = TINY["patches"]["per_image"]
+    gray = photo()[:, :, 1]
+    windows = np.lib.stride_tricks.sliding_window_view(gray, patches.shape[2:])
+    for label in patches[:per_image, 1]:  # sorted names: gray.png comes first
+        assert (windows == label).all(axis=(2, 3)).any()
+
+
+def test_unusual_images_are_evaluated_like_their_plain_twins(tmp_path, model):
+    cases = unusual_images()
+    unusual = scratch(tmp_path / "unusual", {}, {f"{n}.png": u for n, (u, _) in cases.items()}, model=model)
+    plain = scratch(tmp_path / "plain", {}, {f"{n}.png": p for n, (_, p) in cases.items()}, model=model)
+    for folder in (unusual, plain):
+        result = stage(folder, "evaluate")
+        assert result.returncode == 0, result.stderr
+    table = (unusual / "metrics/evaluate_per_image.csv").read_text()
+    assert table == (plain / "metrics/evaluate_per_image.csv").read_text()
+    assert all(f"valid,{n}," in table for n in cases)
+
+
+def test_files_without_an_image_suffix_are_ignored(tmp_path):
+    folder = scratch(tmp_path, {"a.png": GOOD, "README.txt": b"notes", "a.png.bak": b"junk", "noext": GOOD},
+                     {"v.png": GOOD})
+    result = stage(folder, "patches")
+    assert result.returncode == 0, result.stderr
+    assert len(np.load(folder / "data/patches/train.npy")) == TINY["patches"]["per_image"]
