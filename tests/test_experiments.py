@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -20,7 +19,7 @@ import pytest
 import yaml
 
 # pytest puts tests/ on sys.path: the temp-repo helpers of the pipeline test.
-from test_pipeline import PROJECT, TINY, dvc, run, stages_run, write_params
+from test_pipeline import PROJECT, TINY, dvc, project_repo, run, stages_run
 
 QUEUE_TIMEOUT_S = 300
 
@@ -28,21 +27,7 @@ QUEUE_TIMEOUT_S = 300
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("experiments")
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(PROJECT / name, root / name)
-    for folder in ("stages", "srcnn"):
-        shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "data/benchmarks").mkdir(parents=True)  # a dependency of evaluate, kept in git by its README
-    shutil.copy(PROJECT / "data/benchmarks/README.md", root / "data/benchmarks/README.md")
-    write_params(root, TINY)
-    run(root, "git", "init", "-q", "-b", "main")
-    dvc(root, "init", "-q")
-    dvc(root, "config", "core.analytics", "false")
-    run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "pipeline")
-    dvc(root, "repro")
-    run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "first run")
+    project_repo(root, TINY)
     return root
 
 

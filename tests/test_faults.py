@@ -36,7 +36,7 @@ import yaml
 from srcnn.io import atomic_dir, atomic_file, sweep_stale_temps
 
 # pytest puts tests/ on sys.path: the temp-repo helpers of the pipeline test.
-from test_pipeline import PROJECT, TINY, dvc, env, run, write_params
+from test_pipeline import PROJECT, TINY, dvc, env, project_repo, run, write_params
 
 TEMP_NAME = re.compile(r"^\..+\.\d+\.[^.]+\.tmp(\..*)?$")  # srcnn.io's temporary names
 DIR_OUTS = ("data/raw", "metrics/crops", "metrics/train_log")
@@ -86,21 +86,7 @@ def params_with(overrides: dict) -> dict:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("faults")
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(PROJECT / name, root / name)
-    for folder in ("stages", "srcnn"):
-        shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "data/benchmarks").mkdir(parents=True)  # a dependency of evaluate
-    shutil.copy(PROJECT / "data/benchmarks/README.md", root / "data/benchmarks/README.md")
-    write_params(root, TINY)
-    run(root, "git", "init", "-q", "-b", "main")
-    dvc(root, "init", "-q")
-    dvc(root, "config", "core.analytics", "false")
-    run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "pipeline")
-    dvc(root, "repro")
-    run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "first run")
+    project_repo(root, TINY)
     return root
 
 

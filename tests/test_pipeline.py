@@ -124,14 +124,14 @@ def write_params(repo: Path, overrides: dict) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pipeline")
+def project_repo(root: Path, overrides: dict) -> subprocess.CompletedProcess:
+    """A git + DVC repo at `root` holding this project's pipeline with `overrides` applied to its params,
+    reproduced once and committed; returns that first `dvc repro`."""
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(PROJECT / name, root / name)
     for folder in ("stages", "srcnn", "data/benchmarks"):
         shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    write_params(root, TINY)
+    write_params(root, overrides)
     run(root, "git", "init", "-q", "-b", "main")
     dvc(root, "init", "-q")
     dvc(root, "config", "core.analytics", "false")
@@ -140,6 +140,13 @@ def repo(tmp_path_factory) -> Path:
     first = dvc(root, "repro")
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "first run")
+    return first
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pipeline")
+    first = project_repo(root, TINY)
     root.joinpath(".first_repro.json").write_text(json.dumps({"stdout": first.stdout, "stderr": first.stderr}))
     return root
 
