@@ -285,6 +285,9 @@ def test_benchmark_sets_rerun_evaluate_only_and_are_reported_per_set(repo):
         assert set(json.loads(dvc(repo, "status", "--json").stdout)) == {"evaluate"}
         assert stages_run(dvc(repo, "repro")) == {"evaluate"}
         assert json.loads((repo / "metrics/evaluate.json").read_text())["Tiny"]["images"] == 3
+        # Against the committed run (no Tiny set): the new set's metrics are listed by nested key.
+        diff = dvc(repo, "metrics", "diff", "--all").stdout
+        assert "Tiny.psnr_srcnn" in diff and "valid.psnr_srcnn" in diff
     finally:
         shutil.rmtree(folder)
         restore(repo)
