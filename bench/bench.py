@@ -1,0 +1,379 @@
+"""Speed and memory benchmark of the SRCNN pipeline on this machine; prints one table.
+
+    python bench/bench.py            # default sizes (a few minutes on 2 cores)
+    python bench/bench.py --smoke    # tiny sizes, < 60 s (tests/test_bench_smoke.py)
+
+Sections (see bench/README.md for what each row means and the figures measured):
+  a  training throughput after a warm-up epoch: our train stage's loop (srcnn.training.PatchBatches over a
+     memory-mapped uint8 patch file + model.fit, compiled as train() does) against plain Keras on in-memory
+     float32 arrays (the same valid-padding model, and the common recipe's 'same'-padding model with 33×33 labels)
+  b  inference on a 2040×1356 image: srcnn.model.upscale_y, the tiled predict_y, plain model.predict
+  c  float32 matmul GFLOP/s of this machine, and training FLOP/s as a fraction of it
+  d  peak RSS of the real patches and train code at DIV2K image size (random-content 2040×1356 PNGs), each
+     in its own subprocess
+Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads, --workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+FILTERS, KERNELS = [64, 32], [9, 1, 5]
+ROWS: list[tuple[str, str, float, str, str]] = []
+
+
+def row(section: str, name: str, value: float, unit: str, note: str = "") -> None:
+    ROWS.append((section, name, float(value), unit, note))
+
+
+def spread(values: list[float]) -> str:
+    return f"range {min(values):.4g}–{max(values):.4g} over {len(values)}" if len(values) > 1 else "1 run"
+
+
+# --------------------------------------------------------------------------- (a) training throughput
+
+
+def conv_macs(size: int, filters: list[int], kernels: list[int], padding: str) -> int:
+    """Multiply-accumulates of one forward pass of the 9-1-5 stack on a size×size patch."""
+    chans, side, macs = 1, size, 0
+    for n, k in zip(filters + [1], kernels):
+        side = side - (k - 1) if padding == "valid" else side
+        macs += side * side * k * k * chans * n
+        chans = n
+    return macs
+
+
+class EpochTimer:
+    def __new__(cls):
+        import keras
+
+        class _Timer(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.times: list[float] = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.times.append(time.perf_counter() - self._t)
+
+        return _Timer()
+
+
+def fit_rates(model, data, n: int, epochs: int, **fit_kwargs) -> list[float]:
+    """patches/s of each epoch after the first (warm-up: tracing, oneDNN primitive creation)."""
+    timer = EpochTimer()
+    model.fit(data, epochs=epochs + 1, verbose=0, callbacks=[timer], **fit_kwargs)
+    return [n / t for t in timer.times[1:]]
+
+
+def bench_training(args, patch_file: Path) -> dict:
+    import keras
+    import numpy as np
+    from tensorflow.python.framework import config as tf_config
+
+    from srcnn.model import build_srcnn, margin
+    from srcnn.patches import load_patches
+    from srcnn.training import PatchBatches, psnr_metric
+
+    class Batches(PatchBatches):
+        def __init__(self, patches, batch_size, crop, seed, workers):
+            super().__init__(patches, batch_size, crop, seed)
+            if workers > 1:  # PyDataset's own thread pool: batches prepared ahead, still in order
+                self._workers, self._use_multiprocessing, self._max_queue_size = workers, False, 10
+
+    patches = load_patches(patch_file)
+    n, size = len(patches), patches.shape[2]
+    results = {}
+
+    # Ours: as srcnn.training.train() (seeded, op determinism, Adam with cosine decay, MSE + PSNR metric);
+    # without the validation pass and the DVCLive callback, which train() adds once per epoch.
+    keras.utils.set_random_seed(0)
+    if args.no_determinism:
+        tf_config.disable_op_determinism()
+    else:
+        tf_config.enable_op_determinism()
+    model = build_srcnn(FILTERS, KERNELS)
+    crop = margin(model)
+    batches = Batches(patches, args.batch_size, crop, seed=0, workers=args.workers)
+    rate = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=len(batches) * (args.epochs + 1))
+    metric = psnr_metric
+    if args.mixed_bf16:  # the model's output is bfloat16 under the policy; train()'s metric expects float32
+
+        def metric(y_true, y_pred):
+            return psnr_metric(y_true, keras.ops.cast(y_pred, "float32"))
+
+        metric.__name__ = "psnr"
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[metric], jit_compile=args.jit)
+    ours = fit_rates(model, batches, n, args.epochs)
+    out_px = (size - 2 * crop) ** 2
+    results["ours"] = (ours, out_px, conv_macs(size, FILTERS, KERNELS, "valid"))
+
+    # Plain Keras, as typical SRCNN code: the whole set as float32 arrays in memory, model.fit(x, y,
+    # shuffle=True), no op determinism. Same batch size, Adam, MSE.
+    tf_config.disable_op_determinism()
+    x = patches[:, 0, :, :, None].astype(np.float32) / 255.0
+    for label, padding in () if args.ours_only else (("valid", "valid"), ("same", "same")):
+        keras.utils.set_random_seed(0)
+        if padding == "valid":
+            base = build_srcnn(FILTERS, KERNELS)
+            y = patches[:, 1, crop : size - crop, crop : size - crop, None].astype(np.float32) / 255.0
+        else:  # the common recipe: 'same' padding everywhere, 33×33 labels (zero padding at the borders)
+            inputs = keras.Input((None, None, 1))
+            h = inputs
+            for f, k in zip(FILTERS, KERNELS):
+                h = keras.layers.Conv2D(f, k, padding="same", activation="relu")(h)
+            base = keras.Model(inputs, keras.layers.Conv2D(1, KERNELS[-1], padding="same")(h))
+            y = patches[:, 1, :, :, None].astype(np.float32) / 255.0
+        base.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", jit_compile=args.jit)
+        rates = fit_rates(base, x, n, args.epochs, y=y, batch_size=args.batch_size, shuffle=True)
+        px = y.shape[1] * y.shape[2]
+        results[f"keras_{label}"] = (rates, px, conv_macs(size, FILTERS, KERNELS, padding))
+        del y
+    if not args.no_determinism:
+        tf_config.enable_op_determinism()
+
+    names = {"ours": "ours: PatchBatches(memmap uint8) + fit",
+             "keras_valid": "plain Keras: float32 in RAM, same valid model",
+             "keras_same": "plain Keras recipe: 'same' padding, 33x33 labels"}
+    for key, (rates, px, _) in results.items():
+        med = statistics.median(rates)
+        row("a", f"{names[key]} patches/s", med, "patches/s", spread(rates) + f"; batch {args.batch_size}")
+        row("a", f"{names[key]} output Mpix/s", med * px / 1e6, "Mpix/s", f"{px} output px per patch")
+    return results
+
+
+# --------------------------------------------------------------------------- (b) inference
+
+
+def bench_inference(args) -> None:
+    import numpy as np
+
+    from srcnn.model import build_srcnn, margin, predict_y, upscale_y
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_srcnn(FILTERS, KERNELS)
+    w, h = args.infer_size
+    rng = np.random.default_rng(0)
+    y = (rng.random((h // 8 + 1, w // 8 + 1)) * 219 + 16).astype(np.float32)
+    import cv2
+
+    y = cv2.resize(y, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)  # smooth-ish content
+    m = margin(model)
+    padded = np.pad(y.astype(np.float32) / 255.0, m, mode="symmetric")[None, :, :, None]
+    cases = {
+        "upscale_y (whole image, one call)": lambda: upscale_y(model, y),
+        "predict_y tiled 512": lambda: predict_y(model, y.astype(np.float32) / 255.0, tile=512),
+        "plain model.predict (whole padded image)": lambda: model.predict(padded, verbose=0),
+    }
+    for name, fn in cases.items():
+        fn()  # warm-up
+        times = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        rates = [w * h / t / 1e6 for t in times]
+        row("b", f"{name} on {w}x{h}", statistics.median(rates), "Mpix/s", spread(rates))
+
+
+# --------------------------------------------------------------------------- (c) FLOP/s
+
+
+def bench_flops(args, training: dict | None) -> None:
+    import tensorflow as tf
+
+    n = args.matmul
+    a = tf.random.normal((n, n), seed=1)
+    b = tf.random.normal((n, n), seed=2)
+    tf.linalg.matmul(a, b).numpy()
+    rates = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        tf.linalg.matmul(a, b).numpy()
+        rates.append(2 * n**3 / (time.perf_counter() - t) / 1e9)
+    peak = max(rates)
+    row("c", f"float32 matmul {n}x{n} (tf.linalg.matmul)", statistics.median(rates), "GFLOP/s",
+        spread(rates) + f"; max {peak:.4g} used as peak")
+    useful = 2 * sum(k * k * c * f for c, f, k in zip([1] + FILTERS, FILTERS + [1], KERNELS))  # per output px
+    row("c", "9-1-5 forward FLOPs per output pixel", useful, "FLOP", "2 x MACs; training ~3x forward")
+    if not training:
+        return
+    for key, (rates_, px, macs) in training.items():
+        executed = statistics.median(rates_) * 3 * 2 * macs / 1e9
+        row("c", f"training GFLOP/s executed, {key}", executed, "GFLOP/s",
+            f"{executed / peak:.1%} of matmul peak; {macs * 2 / px / useful:.2f}x useful work per output px")
+
+
+# --------------------------------------------------------------------------- (d) peak RSS of the stages
+
+CHILD = r"""
+import json, resource, sys, threading, time
+from pathlib import Path
+from types import SimpleNamespace
+peak = {"RssAnon:": 0, "RssFile:": 0}
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+def poll():
+    while True:
+        for key in peak:
+            peak[key] = max(peak[key], status(key))
+        time.sleep(0.05)
+threading.Thread(target=poll, daemon=True).start()
+cfg = json.loads(sys.argv[1])
+params = SimpleNamespace(seed=42, scale=2, resize="matlab",
+    patches=SimpleNamespace(size=33, per_image=cfg["per_image"], valid_per_image=32),
+    model=SimpleNamespace(filters=[64, 32], kernel_sizes=[9, 1, 5]),
+    train=SimpleNamespace(epochs=cfg["epochs"], batch_size=cfg["batch_size"], learning_rate=1e-3,
+                          lr_schedule="cosine"))
+work = Path(cfg["work"])
+t = time.perf_counter()
+if cfg["stage"] == "patches":
+    from srcnn.patches import make_patch_sets
+    make_patch_sets(work / "raw", work / "patches", params)
+else:
+    from srcnn.training import train
+    train(work / "patches/train.npy", work / "patches/valid.npy", work / "out/srcnn.keras", work / "out/log",
+          work / "out/train.json", params)
+time.sleep(0.1)
+print("RESULT " + json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                             "hwm_kib": status("VmHWM:"), "anon_kib": peak["RssAnon:"],
+                             "file_kib": peak["RssFile:"], "seconds": time.perf_counter() - t}))
+"""
+
+
+def bench_rss(args, work: Path) -> None:
+    import cv2
+    import numpy as np
+
+    w, h = args.rss_size
+    rng = np.random.default_rng(0)
+    for split, count in (("train", args.images), ("valid", 1)):
+        folder = work / "raw" / split
+        folder.mkdir(parents=True)
+        for i in range(count):
+            cv2.imwrite(str(folder / f"{i:04d}.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for stage in ("patches", "train"):
+        cfg = {"stage": stage, "work": str(work), "per_image": args.per_image, "epochs": 1,
+               "batch_size": args.batch_size}
+        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg)], cwd=work, env=env,
+                              capture_output=True, text=True)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"{stage} subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        res = json.loads(lines[-1][7:])
+        what = (f"{args.images} train + 1 valid random {w}x{h} PNGs, {args.per_image} patches/image"
+                if stage == "patches" else
+                f"{args.images * args.per_image} patches ({(work / 'patches/train.npy').stat().st_size / 2**20:.0f}"
+                f" MiB file), 1 epoch, batch {args.batch_size}")
+        row("d", f"{stage} stage peak RSS (VmHWM)", res["hwm_kib"] / 2**20, "GiB",
+            what + f"; {res['seconds']:.1f} s; ru_maxrss {res['maxrss_kib'] / 2**20:.3g} GiB (*)")
+        row("d", f"{stage} stage peak anonymous RSS", res["anon_kib"] / 2**20, "GiB",
+            f"RssAnon sampled every 50 ms; peak file-backed RssFile {res['file_kib'] / 2**20:.3g} GiB")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def make_patch_file(path: Path, n: int) -> None:
+    """A (n, 2, 33, 33) uint8 .npy of bicubic-like input / label pairs (content does not change speed)."""
+    import numpy as np
+    from numpy.lib.format import open_memmap
+
+    rng = np.random.default_rng(0)
+    array = open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, 2, 33, 33))
+    for s in range(0, n, 4096):
+        label = rng.integers(0, 256, (min(4096, n - s), 33, 33)).astype(np.float32)
+        blur = (label + np.roll(label, 1, 1) + np.roll(label, 1, 2) + np.roll(label, (1, 1), (1, 2))) / 4
+        array[s : s + len(label), 0] = blur.round().astype(np.uint8)
+        array[s : s + len(label), 1] = label.astype(np.uint8)
+    array.flush()
+    del array
+
+
+def parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="tiny sizes for the smoke test (< 60 s)")
+    p.add_argument("--sections", default="abcd", help="which sections to run (default abcd)")
+    p.add_argument("--patches", type=int, default=16384, help="training patches for (a) (default 16384)")
+    p.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up epoch (default 3)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats in (b) and (c)")
+    p.add_argument("--images", type=int, default=4, help="random 2040x1356 training PNGs for (d) (default 4)")
+    p.add_argument("--per-image", type=int, default=2000, help="patches per image in (d) (params default 2000)")
+    p.add_argument("--matmul", type=int, default=4096)
+    p.add_argument("--mixed-bf16", action="store_true", help="keras mixed precision 'mixed_bfloat16'")
+    p.add_argument("--jit", action="store_true", help="XLA: compile(jit_compile=True)")
+    p.add_argument("--no-determinism", action="store_true", help="our loop without TF op determinism")
+    p.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TF default)")
+    p.add_argument("--workers", type=int, default=1, help="PyDataset threads preparing batches ahead (ours)")
+    p.add_argument("--ours-only", action="store_true", help="(a) without the plain-Keras baselines")
+    p.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = p.parse_args(argv)
+    args.infer_size, args.rss_size = (2040, 1356), (2040, 1356)
+    if args.smoke:
+        args.patches, args.epochs, args.repeats, args.images, args.per_image = 1024, 1, 1, 1, 256
+        args.matmul, args.infer_size, args.rss_size = 512, (510, 339), (510, 339)
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse(argv)
+    start = time.perf_counter()
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.mixed_bf16:
+        import keras
+
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    training = None
+    with tempfile.TemporaryDirectory(prefix="srcnn-bench-") as tmp:
+        tmp = Path(tmp)
+        if "a" in args.sections:
+            make_patch_file(tmp / "train.npy", args.patches)
+            training = bench_training(args, tmp / "train.npy")
+        if "b" in args.sections:
+            bench_inference(args)
+        if "c" in args.sections:
+            bench_flops(args, training)
+        if "d" in args.sections:
+            (tmp / "rss").mkdir()
+            bench_rss(args, tmp / "rss")
+
+    flags = [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism") if getattr(args, f)]
+    print(f"\nmachine: {os.cpu_count()} CPUs, TF {tf.__version__}, threads {args.threads or 'default'}, "
+          f"workers {args.workers}, flags {flags or 'none'}, {time.perf_counter() - start:.0f} s in all")
+    print("| section | measurement | value | unit | notes |")
+    print("|---|---|---|---|---|")
+    for section, name, value, unit, note in ROWS:
+        print(f"| {section} | {name} | {value:.4g} | {unit} | {note} |")
+    if "d" in args.sections:
+        print("(*) ru_maxrss of a child started by fork+exec also counts the parent's RSS at the fork (Linux keeps "
+              "the old image's high-water mark across exec), so VmHWM of the stage's own image is the figure to use.")
+    if args.json:
+        args.json.write_text(json.dumps([dict(zip(("section", "name", "value", "unit", "note"), r)) for r in ROWS],
+                                        indent=1))
+
+
+if __name__ == "__main__":
+    main()

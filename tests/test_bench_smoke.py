@@ -1,0 +1,44 @@
+"""bench/bench.py --smoke runs end to end and prints every row of its table with a positive number."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+EXPECTED = [
+    ("a", r"ours: PatchBatches\(memmap uint8\) \+ fit patches/s"),
+    ("a", r"ours: PatchBatches\(memmap uint8\) \+ fit output Mpix/s"),
+    ("a", r"plain Keras: float32 in RAM, same valid model patches/s"),
+    ("a", r"plain Keras recipe: 'same' padding, 33x33 labels patches/s"),
+    ("a", r"plain Keras recipe: 'same' padding, 33x33 labels output Mpix/s"),
+    ("b", r"upscale_y \(whole image, one call\) on \d+x\d+"),
+    ("b", r"predict_y tiled 512 on \d+x\d+"),
+    ("b", r"plain model.predict \(whole padded image\) on \d+x\d+"),
+    ("c", r"float32 matmul \d+x\d+ \(tf.linalg.matmul\)"),
+    ("c", r"9-1-5 forward FLOPs per output pixel"),
+    ("c", r"training GFLOP/s executed, ours"),
+    ("c", r"training GFLOP/s executed, keras_same"),
+    ("d", r"patches stage peak RSS \(VmHWM\)"),
+    ("d", r"train stage peak RSS \(VmHWM\)"),
+    ("d", r"train stage peak anonymous RSS"),
+]
+
+
+def test_bench_smoke_prints_the_whole_table(tmp_path):
+    result = subprocess.run([sys.executable, str(PROJECT / "bench" / "bench.py"), "--smoke"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = {}
+    for line in result.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0] in "abcd" and cells[0]:
+            rows[(cells[0], cells[1])] = float(cells[2])
+    for section, pattern in EXPECTED:
+        found = [v for (s, name), v in rows.items() if s == section and re.fullmatch(pattern, name)]
+        assert len(found) == 1, (section, pattern, sorted(rows))
+        assert found[0] > 0, (section, pattern, found[0])
+    assert all(v > 0 for v in rows.values()), rows
