@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

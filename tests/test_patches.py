@@ -75,7 +75,7 @@ def test_patches_are_crops_of_source(tmp_path, images, sources, kernel):
             tops, lefts = np.nonzero((windows == patch[1]).all(axis=(2, 3)))
             assert len(tops) >= 1, f"patch {i * PER_IMAGE + j} is not a crop of image {i}"
             assert any(
-                np.array_equal(patch[0], degraded_full[t : t + SIZE, l : l + SIZE]) for t, l in zip(tops, lefts)
+                np.array_equal(patch[0], degraded_full[t : t + SIZE, x : x + SIZE]) for t, x in zip(tops, lefts)
             ), f"input plane of patch {i * PER_IMAGE + j} is not the matching crop of the degraded image"
 
 
