@@ -1,4 +1,4 @@
-"""Two `dvc repro --force` runs of the same params on the same machine give the same bytes.
+"""A first `dvc repro` and a `dvc repro --force` of the same params on the same machine give the same bytes.
 
 Patch files, model weights, the model file itself (srcnn.model.save_model writes byte-reproducible .keras
 zips: no save date, fixed zip times, Keras's shared_object_id addresses renumbered), the evaluate outputs and
@@ -12,14 +12,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from test_pipeline import PROJECT, dvc, run, write_params  # the same project copy and CLI helpers
+from test_pipeline import dvc, project_repo  # the same project copy and CLI helpers
 
 TIMING = {"seconds", "patches_per_second", "output_mpix_per_second"}
 TINY = {"patches": {"per_image": 8, "valid_per_image": 2}, "train": {"epochs": 2, "batch_size": 32}}
@@ -55,17 +54,7 @@ def snapshot(repo: Path) -> dict:
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory) -> tuple[dict, dict]:
     repo = tmp_path_factory.mktemp("determinism")
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(PROJECT / name, repo / name)
-    for folder in ("stages", "srcnn", "data/benchmarks"):
-        shutil.copytree(PROJECT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    write_params(repo, TINY)
-    run(repo, "git", "init", "-q", "-b", "main")
-    dvc(repo, "init", "-q")
-    dvc(repo, "config", "core.analytics", "false")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", "pipeline")  # DVCLive needs a commit to look at
-    dvc(repo, "repro", "--force")
+    project_repo(repo, TINY)  # the first run
     first = snapshot(repo)
     dvc(repo, "repro", "--force")
     return first, snapshot(repo)
