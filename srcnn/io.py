@@ -150,6 +150,52 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def decode_image(
+    path: str | os.PathLike, depths: tuple = (np.uint8,), exif: bool = False, gray_alpha_to_gray: bool = False
+) -> np.ndarray:
+    """Decode an image file as OpenCV gives it: gray (H, W), BGR or BGRA; every failure names the file.
+
+    `depths`: the pixel dtypes accepted (others are refused, not truncated). `exif`: apply a JPEG's
+    EXIF orientation (the outputs carry no EXIF, so a phone photo would otherwise come out sideways).
+    `gray_alpha_to_gray`: a gray + alpha PNG (which OpenCV decodes as BGRA) comes out as its gray plane.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder")
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except OSError as err:
+        raise ImageError(f"{path}: cannot read ({err.strerror or err})") from None
+    if raw.size == 0:
+        raise ImageError(f"{path}: empty file, not an image")
+    # OpenCV returns None for truncated PNG, JPEG, WebP, TIFF and BMP alike; its own log lines
+    # about the damage are silenced, the error below names the file instead.
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        # JPEG has no alpha, so decoding it as colour loses nothing and applies the EXIF orientation.
+        is_jpeg = raw[:3].tobytes() == b"\xff\xd8\xff"
+        flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if exif and is_jpeg else cv2.IMREAD_UNCHANGED
+        image = cv2.imdecode(raw, flags)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if image is None:
+        raise ImageError(f"{path}: not a readable image (corrupt, truncated or unknown format)")
+    if image.dtype not in depths:
+        bits = "- and ".join(str(np.dtype(d).itemsize * 8) for d in depths)
+        raise ImageError(f"{path}: {image.dtype} pixels; only {bits}-bit images are supported")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.size == 0:
+        raise ImageError(f"{path}: image has no pixels")
+    is_gray_alpha_png = raw[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and raw.size > 25 and raw[25] == 4
+    if gray_alpha_to_gray and image.ndim == 3 and is_gray_alpha_png:
+        image = image[:, :, 0]
+    return image
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an 8-bit image as RGB (H, W, 3) or grayscale (H, W) uint8.
 
@@ -157,36 +203,23 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     gray + alpha → gray. Palette images come out as RGB (the palette applied).
     16-bit images are refused rather than silently truncated.
     """
-    path = Path(path)
-    raw = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    if raw is None:
-        raise ImageError(f"{path}: no such file")
-    if raw.size == 0:
-        raise ImageError(f"{path}: empty file, not an image")
-    image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ImageError(f"{path}: not a readable image (corrupt, truncated or unknown format)")
-    if image.dtype != np.uint8:
-        raise ImageError(f"{path}: {image.dtype} pixels; only 8-bit images are supported")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 3 and raw[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and raw.size > 25 and raw[25] == 4:
-        image = image[:, :, 0]  # gray + alpha PNG (OpenCV decodes it as BGRA): gray, like a gray PNG
+    image = decode_image(path, gray_alpha_to_gray=True)
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, code)
-    if image.size == 0:
-        raise ImageError(f"{path}: image has no pixels")
     return image
+
+
+def write_opencv_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Encode an image in OpenCV's channel order (gray, BGR, BGRA) by the suffix and write it atomically."""
+    path = Path(path)
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise ImageError(f"{path}: OpenCV could not encode a {image.dtype} image as {path.suffix}")
+    with atomic_file(path, suffix=path.suffix) as tmp:
+        encoded.tofile(tmp)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an RGB or grayscale uint8 image atomically; format from the suffix."""
-    path = Path(path)
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise ImageError(f"{path}: OpenCV could not encode the image")
-    with atomic_file(path, suffix=path.suffix) as tmp:
-        encoded.tofile(tmp)
+    write_opencv_image(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image)

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from srcnn.imaging import RESIZE_KERNELS, _matlab_weights
-from srcnn.io import IMAGE_SUFFIXES, ImageError, atomic_file, list_images
+from srcnn.io import IMAGE_SUFFIXES, ImageError, decode_image, list_images, write_opencv_image
 
 # --------------------------------------------------------------------------- colour
 
@@ -227,47 +227,10 @@ SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")
 
 def read_image(path: Path) -> np.ndarray:
     """Decode any 8- or 16-bit image, channels as OpenCV gives them: gray (h, w), BGR or BGRA."""
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder")
-    try:
-        raw = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except OSError as err:
-        raise ImageError(f"{path}: cannot read ({err.strerror or err})") from None
-    if raw.size == 0:
-        raise ImageError(f"{path}: empty file, not an image")
-    # OpenCV 5 returns None for truncated PNG, JPEG, WebP, TIFF and BMP alike (tested); its own log
-    # lines about the damage are silenced, the error below names the file instead.
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        # JPEG has no alpha: decode it so that OpenCV applies the EXIF orientation (IMREAD_UNCHANGED would
-        # not, and the output carries no EXIF, so a phone photo would come out sideways).
-        is_jpeg = raw[:3].tobytes() == b"\xff\xd8\xff"
-        image = cv2.imdecode(raw, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if is_jpeg else cv2.IMREAD_UNCHANGED)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    if image is None:
-        raise ImageError(f"{path}: not a readable image (corrupt, truncated or unknown format)")
-    if image.dtype not in (np.uint8, np.uint16):
-        raise ImageError(f"{path}: {image.dtype} pixels; only 8- and 16-bit images are supported")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
+    image = decode_image(path, depths=(np.uint8, np.uint16), exif=True)
     if image.ndim == 3 and image.shape[2] not in (3, 4):
         raise ImageError(f"{path}: {image.shape[2]} channels; expected gray, colour or colour + alpha")
-    if image.size == 0:
-        raise ImageError(f"{path}: image has no pixels")
     return image
-
-
-def write_image(path: Path, image: np.ndarray) -> None:
-    """Encode by the suffix (image in OpenCV channel order) and write atomically."""
-    ok, encoded = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise ImageError(f"{path}: OpenCV could not encode a {image.dtype} image as {path.suffix}")
-    with atomic_file(path, suffix=path.suffix) as tmp:
-        encoded.tofile(tmp)
 
 
 def compare_path(output: Path) -> Path:
@@ -371,9 +334,9 @@ def upscale_file(up: Upscaler, src: Path, dst: Path, compare: bool, overwrite: b
     start = time.perf_counter()
     out, bic = up.upscale(image, bgr=True, bicubic=compare)
     seconds = time.perf_counter() - start
-    write_image(dst, out)
+    write_opencv_image(dst, out)
     if compare:
-        write_image(compare_path(dst), side_by_side(bic, out))
+        write_opencv_image(compare_path(dst), side_by_side(bic, out))
     return out.shape[1], out.shape[0], seconds
 
 
