@@ -12,7 +12,7 @@ from skimage import data as skdata
 
 from srcnn.imaging import bicubic_degrade, modcrop, rgb_to_y
 from srcnn.io import ImageError
-from srcnn.patches import degraded_pair, load_patches, write_patches
+from srcnn.patches import PatchFile, degraded_pair, load_patches, write_patches
 
 SIZE, PER_IMAGE, SCALE = 15, 6, 2
 
@@ -146,3 +146,29 @@ def test_load_patches_refuses_wrong_layout(tmp_path, array):
     np.save(path, array)
     with pytest.raises(ValueError, match="bad.npy"):
         load_patches(path)
+    with pytest.raises(ValueError, match="bad.npy"):
+        PatchFile(path)
+
+
+def test_patch_file_reads_chosen_pairs(tmp_path, images):
+    out = tmp_path / "train.npy"
+    write(images, out)
+    whole = np.load(out)
+    patches = PatchFile(out)
+    assert patches.shape == whole.shape and len(patches) == len(whole) and patches.size == whole.shape[2]
+    for indices in ([0], [len(whole) - 1], [3, 1, 3, 7], list(range(len(whole)))):
+        np.testing.assert_array_equal(patches.read(np.array(indices)), whole[indices])
+    assert patches.read(np.array([], int)).shape == (0, *whole.shape[1:])
+
+
+def test_patch_file_refuses_truncated_and_non_npy(tmp_path):
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((4, 2, 5, 5), np.uint8))
+    short = tmp_path / "short.npy"
+    short.write_bytes(good.read_bytes()[:-7])
+    with pytest.raises(ValueError, match=r"short.npy: \d+ bytes, expected"):
+        PatchFile(short)
+    text = tmp_path / "text.npy"
+    text.write_text("not numpy")
+    with pytest.raises(ValueError, match="text.npy: not a NumPy"):
+        PatchFile(text)
