@@ -4,14 +4,15 @@
     python bench/bench.py --smoke    # tiny sizes, < 60 s (tests/test_bench_smoke.py)
 
 Sections (see bench/README.md for what each row means and the figures measured):
-  a  training throughput after a warm-up epoch: our train stage's loop (srcnn.training.PatchBatches over a
-     memory-mapped uint8 patch file + model.fit, compiled as train() does) against plain Keras on in-memory
-     float32 arrays (the same valid-padding model, and the common recipe's 'same'-padding model with 33×33 labels)
+  a  training throughput after a warm-up epoch: our train stage's loop (seeded batches read from the uint8
+     patch file with pread, through tf.data, + model.fit, compiled as train() does) against plain Keras on
+     in-memory float32 arrays (the same valid-padding model, and the common recipe's 'same'-padding model with
+     33×33 labels)
   b  inference on a 2040×1356 image: srcnn.model.upscale_y, the tiled predict_y, plain model.predict
   c  float32 matmul GFLOP/s of this machine, and training FLOP/s as a fraction of it
   d  peak RSS of the real patches and train code at DIV2K image size (random-content 2040×1356 PNGs), each
      in its own subprocess
-Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads, --workers.
+Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads.
 """
 
 from __future__ import annotations
@@ -82,24 +83,20 @@ def fit_rates(model, data, n: int, epochs: int, **fit_kwargs) -> list[float]:
 def bench_training(args, patch_file: Path) -> dict:
     import keras
     import numpy as np
+    import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
+    from srcnn.batches import BatchPlan
     from srcnn.model import build_srcnn, margin
-    from srcnn.patches import load_patches
-    from srcnn.training import PatchBatches, psnr_metric
+    from srcnn.patches import PatchFile, load_patches
+    from srcnn.training import distributed_batches, psnr_metric
 
-    class Batches(PatchBatches):
-        def __init__(self, patches, batch_size, crop, seed, workers):
-            super().__init__(patches, batch_size, crop, seed)
-            if workers > 1:  # PyDataset's own thread pool: batches prepared ahead, still in order
-                self._workers, self._use_multiprocessing, self._max_queue_size = workers, False, 10
-
-    patches = load_patches(patch_file)
+    patches = load_patches(patch_file)  # for the plain-Keras baselines, which load it whole as float32
     n, size = len(patches), patches.shape[2]
     results = {}
 
-    # Ours: as srcnn.training.train() (seeded, op determinism, Adam with cosine decay, MSE + PSNR metric);
-    # without the validation pass and the DVCLive callback, which train() adds once per epoch.
+    # Ours: srcnn.training.train()'s loop (a seeded BatchPlan, pread batches through tf.data, op determinism,
+    # Adam with cosine decay, MSE + PSNR metric); without the per-epoch validation pass and checkpoint.
     keras.utils.set_random_seed(0)
     if args.no_determinism:
         tf_config.disable_op_determinism()
@@ -107,17 +104,11 @@ def bench_training(args, patch_file: Path) -> dict:
         tf_config.enable_op_determinism()
     model = build_srcnn(FILTERS, KERNELS)
     crop = margin(model)
-    batches = Batches(patches, args.batch_size, crop, seed=0, workers=args.workers)
-    rate = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=len(batches) * (args.epochs + 1))
-    metric = psnr_metric
-    if args.mixed_bf16:  # the model's output is bfloat16 under the policy; train()'s metric expects float32
-
-        def metric(y_true, y_pred):
-            return psnr_metric(y_true, keras.ops.cast(y_pred, "float32"))
-
-        metric.__name__ = "psnr"
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[metric], jit_compile=args.jit)
-    ours = fit_rates(model, batches, n, args.epochs)
+    plan = BatchPlan(n, args.batch_size, seed=0)
+    rate = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=plan.steps_per_epoch * (args.epochs + 1))
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[psnr_metric], jit_compile=args.jit)
+    data = distributed_batches(tf.distribute.get_strategy(), PatchFile(patch_file), plan, crop)
+    ours = fit_rates(model, data, n, args.epochs, steps_per_epoch=plan.steps_per_epoch)
     out_px = (size - 2 * crop) ** 2
     results["ours"] = (ours, out_px, conv_macs(size, FILTERS, KERNELS, "valid"))
 
@@ -145,7 +136,7 @@ def bench_training(args, patch_file: Path) -> dict:
     if not args.no_determinism:
         tf_config.enable_op_determinism()
 
-    names = {"ours": "ours: PatchBatches(memmap uint8) + fit",
+    names = {"ours": "ours: pread uint8 batches via tf.data + fit",
              "keras_valid": "plain Keras: float32 in RAM, same valid model",
              "keras_same": "plain Keras recipe: 'same' padding, 33x33 labels"}
     for key, (rates, px, _) in results.items():
@@ -241,7 +232,7 @@ params = SimpleNamespace(seed=42, scale=2, resize="matlab",
     patches=SimpleNamespace(size=33, per_image=cfg["per_image"], valid_per_image=32),
     model=SimpleNamespace(filters=[64, 32], kernel_sizes=[9, 1, 5]),
     train=SimpleNamespace(epochs=cfg["epochs"], batch_size=cfg["batch_size"], learning_rate=1e-3,
-                          lr_schedule="cosine"))
+                          lr_schedule="cosine", strategy="auto", mixed_precision=False))
 work = Path(cfg["work"])
 t = time.perf_counter()
 if cfg["stage"] == "patches":
@@ -268,10 +259,12 @@ def bench_rss(args, work: Path) -> None:
         folder = work / "raw" / split
         folder.mkdir(parents=True)
         for i in range(count):
-            cv2.imwrite(str(folder / f"{i:04d}.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+            # Random content; PNG level 1, since compression cannot shrink noise anyway (800 of them take minutes).
+            cv2.imwrite(str(folder / f"{i:04d}.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
+                        [cv2.IMWRITE_PNG_COMPRESSION, 1])
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for stage in ("patches", "train"):
-        cfg = {"stage": stage, "work": str(work), "per_image": args.per_image, "epochs": 1,
+        cfg = {"stage": stage, "work": str(work), "per_image": args.per_image, "epochs": args.rss_epochs,
                "batch_size": args.batch_size}
         proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg)], cwd=work, env=env,
                               capture_output=True, text=True)
@@ -282,7 +275,7 @@ def bench_rss(args, work: Path) -> None:
         what = (f"{args.images} train + 1 valid random {w}x{h} PNGs, {args.per_image} patches/image"
                 if stage == "patches" else
                 f"{args.images * args.per_image} patches ({(work / 'patches/train.npy').stat().st_size / 2**20:.0f}"
-                f" MiB file), 1 epoch, batch {args.batch_size}")
+                f" MiB file), {args.rss_epochs} epoch(s), batch {args.batch_size}")
         row("d", f"{stage} stage peak RSS (VmHWM)", res["hwm_kib"] / 2**20, "GiB",
             what + f"; {res['seconds']:.1f} s; ru_maxrss {res['maxrss_kib'] / 2**20:.3g} GiB (*)")
         row("d", f"{stage} stage peak anonymous RSS", res["anon_kib"] / 2**20, "GiB",
@@ -318,12 +311,12 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed repeats in (b) and (c)")
     p.add_argument("--images", type=int, default=4, help="random 2040x1356 training PNGs for (d) (default 4)")
     p.add_argument("--per-image", type=int, default=2000, help="patches per image in (d) (params default 2000)")
+    p.add_argument("--rss-epochs", type=int, default=1, help="training epochs in (d) (default 1)")
     p.add_argument("--matmul", type=int, default=4096)
     p.add_argument("--mixed-bf16", action="store_true", help="keras mixed precision 'mixed_bfloat16'")
     p.add_argument("--jit", action="store_true", help="XLA: compile(jit_compile=True)")
     p.add_argument("--no-determinism", action="store_true", help="our loop without TF op determinism")
     p.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TF default)")
-    p.add_argument("--workers", type=int, default=1, help="PyDataset threads preparing batches ahead (ours)")
     p.add_argument("--ours-only", action="store_true", help="(a) without the plain-Keras baselines")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = p.parse_args(argv)
@@ -362,7 +355,7 @@ def main(argv=None) -> None:
 
     flags = [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism") if getattr(args, f)]
     print(f"\nmachine: {os.cpu_count()} CPUs, TF {tf.__version__}, threads {args.threads or 'default'}, "
-          f"workers {args.workers}, flags {flags or 'none'}, {time.perf_counter() - start:.0f} s in all")
+          f"flags {flags or 'none'}, {time.perf_counter() - start:.0f} s in all")
     print("| section | measurement | value | unit | notes |")
     print("|---|---|---|---|---|")
     for section, name, value, unit, note in ROWS:

@@ -178,6 +178,8 @@ SCHEMA: dict[str, Key] = _named(
         "train.batch_size": _int(1, 65_536),
         "train.learning_rate": _float(0.0, 1.0),
         "train.lr_schedule": _choice("cosine", "constant"),
+        "train.strategy": _choice("auto", "mirrored", "multiworker"),
+        "train.mixed_precision": _choice(False, True),
         "evaluate.crop_border": _optional(_int(0, 256), "the same as scale"),
         "evaluate.benchmarks": _benchmark_map(),
     }
@@ -189,7 +191,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
                  "download.valid_limit"),
     "patches": ("seed", "scale", "resize", "patches.size", "patches.per_image", "patches.valid_per_image"),
     "train": ("seed", "scale", "resize", "model.filters", "model.kernel_sizes", "train.epochs", "train.batch_size",
-              "train.learning_rate", "train.lr_schedule"),
+              "train.learning_rate", "train.lr_schedule", "train.strategy", "train.mixed_precision"),
     "evaluate": ("scale", "resize", "evaluate.crop_border", "evaluate.benchmarks"),
 }
 

@@ -1,15 +1,32 @@
-"""Training SRCNN on memory-mapped uint8 patches with Adam and MSE.
+"""Training SRCNN with Adam and MSE: checkpointed every epoch, on one device or many.
 
-Batches are cut from the memory-mapped patch file and converted to float32
-one batch at a time, so memory does not grow with the number of patches.
-Shuffling and weight initialisation are seeded from params.yaml and TensorFlow
-runs with op determinism, so the same params give the same model on the same
-machine.
+- Data: `srcnn.batches` reads each batch from the uint8 patch file and converts it
+  to float32 on its own, so memory does not grow with the number of patches.
+- Determinism: weight init and shuffling are seeded from params.yaml and
+  TensorFlow runs with op determinism: the same params give the same model on
+  the same machine.
+- Checkpoints: after every epoch the weights, Adam's state and the curves so
+  far are saved under `checkpoint_root/<key>/`, the key a hash of everything the
+  result depends on (training params, patch files, replicas). A run killed
+  half-way resumes from the last epoch saved and says so; since batches are a
+  function of (seed, step), it ends with the weights an uninterrupted run gets.
+  The checkpoint is removed once the model is written.
+- Scale out (`train.strategy`, tf.distribute): `auto` mirrors over all local
+  GPUs when there are several, else one device; `mirrored` always uses
+  MirroredStrategy; `multiworker` is MultiWorkerMirroredStrategy reading
+  TF_CONFIG. Each global batch of `train.batch_size` is split across replicas,
+  and only the chief writes outputs.
+- `train.mixed_precision`: float16 compute with loss scaling on a GPU, bfloat16
+  on a CPU; variables and the saved model stay float32.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -17,47 +34,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 from dvclive import Live
-from dvclive.keras import DVCLiveCallback
 
+from srcnn.batches import BatchPlan, replica_dataset, to_model_arrays
 from srcnn.io import atomic_dir, atomic_file, write_json
-from srcnn.model import build_srcnn, make_metadata, margin, save_model
-from srcnn.patches import load_patches
+from srcnn.model import build_srcnn, make_metadata, save_model
+from srcnn.params import ParamsError, receptive_field
+from srcnn.patches import PatchFile
 
-
-class PatchBatches(keras.utils.PyDataset):
-    """(input, centre of label) float32 batches in [0, 1] from a (N, 2, S, S) uint8 array."""
-
-    def __init__(self, patches: np.ndarray, batch_size: int, crop: int, seed: int | None):
-        super().__init__()
-        self.patches, self.batch_size, self.crop, self.seed = patches, batch_size, crop, seed
-        self.epoch = 0
-        self._order = self._permutation()
-
-    def _permutation(self) -> np.ndarray:
-        n = len(self.patches)
-        if self.seed is None:
-            return np.arange(n)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.patches) / self.batch_size)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        # Sorted indices read the memory map front to back within a batch.
-        idx = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
-        batch = self.patches[idx]
-        c = self.crop
-        inputs = batch[:, 0, :, :, None].astype(np.float32) / 255.0
-        labels = batch[:, 1, c : batch.shape[2] - c, c : batch.shape[3] - c, None].astype(np.float32) / 255.0
-        return inputs, labels
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self._order = self._permutation()
+CURVES = ("loss", "psnr", "val_loss", "val_psnr")  # per-epoch values kept in checkpoints and DVCLive
 
 
 def psnr_metric(y_true, y_pred):
     """PSNR in dB of a batch on Y in [0, 1] (Keras averages it over batches)."""
+    y_pred = keras.ops.cast(y_pred, y_true.dtype)  # float16/bfloat16 under mixed precision
     mse = keras.ops.mean(keras.ops.square(y_true - y_pred))
     return -10.0 * keras.ops.log(keras.ops.maximum(mse, 1e-10)) / math.log(10.0)
 
@@ -65,59 +54,230 @@ def psnr_metric(y_true, y_pred):
 psnr_metric.__name__ = "psnr"
 
 
-def bicubic_psnr(batches: PatchBatches) -> float:
-    """The `psnr` metric of the bicubic input itself on the same batches: the bar to beat."""
+# --------------------------------------------------------------------------- distribution
+
+
+class VectorLogsModel(keras.Model):
+    """The functional SRCNN with each step's logs as 1-element vectors, for multiworker training only.
+
+    Keras 3 averages per-replica logs across workers with strategy.reduce(MEAN, axis=0), which fails on
+    scalars (tensorflow/tensorflow#72388); on (1,) vectors it gives the mean over all replicas.
+    """
+
+    def train_step(self, data):
+        return {name: keras.ops.reshape(value, (1,)) for name, value in super().train_step(data).items()}
+
+    def test_step(self, data):
+        return {name: keras.ops.reshape(value, (1,)) for name, value in super().test_step(data).items()}
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for `train.strategy`; call before any other TensorFlow work."""
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ParamsError("params.yaml: train.strategy = 'multiworker' needs the TF_CONFIG environment variable "
+                              "(the cluster's workers and this process's task)")
+        # RING all-reduce works on CPUs and GPUs alike; AUTO would pick NCCL on GPUs.
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored" or (name == "auto" and len(tf.config.list_logical_devices("GPU")) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()  # the default: one device, no wrapping
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes outputs: always, except on non-chief workers of a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().jobs
+
+
+def distributed_batches(strategy: tf.distribute.Strategy, patches: PatchFile, plan: BatchPlan, crop: int,
+                        first_step: int = 0):
+    """The dataset for model.fit: each worker's pipeline reads only its own replicas' slices."""
+
+    def per_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+        return replica_dataset(patches, plan, crop, list(range(first, first + local)), first_step)
+
+    return strategy.distribute_datasets_from_function(per_worker)
+
+
+def precision_policy(mixed: bool) -> str:
+    if not mixed:
+        return "float32"
+    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def file_digest(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def checkpoint_key(params, train_path: Path, valid_path: Path, replicas: int, policy: str) -> str:
+    """Hash of everything a checkpoint's weights depend on: only a run with the same key may resume from it."""
+    settings = {
+        "seed": params.seed,
+        "model": vars(params.model),
+        "train": vars(params.train),
+        "replicas": replicas,
+        "policy": policy,
+        "patches": [file_digest(train_path), file_digest(valid_path)],
+        "versions": [tf.__version__, keras.__version__],
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    complete = sorted(p for p in folder.glob("epoch-*") if (p / "state.json").is_file())
+    return complete[-1] if complete else None
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Keeps each epoch's curve values; with a folder, saves a checkpoint after every epoch."""
+
+    def __init__(self, rows: list[dict], folder: Path | None):
+        super().__init__()
+        self.rows, self.folder = rows, folder
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        self.rows.append({name: float(np.squeeze(logs[name])) for name in CURVES if name in logs})
+        if self.folder is None:
+            return
+        target = self.folder / f"epoch-{epoch + 1:06d}"
+        with atomic_dir(target) as tmp:  # a kill mid-save leaves the previous checkpoint intact
+            self.model.save_weights(tmp / "state.weights.h5")  # layers and the optimizer (Adam moments, step)
+            (tmp / "state.json").write_text(json.dumps({"epoch": epoch + 1, "rows": self.rows}))
+        for older in self.folder.glob("epoch-*"):
+            if older.name < target.name:
+                shutil.rmtree(older, ignore_errors=True)
+
+
+def write_curves(log_dir: Path, rows: list[dict]) -> None:
+    """DVCLive's per-epoch curves (train/ and eval/ loss and PSNR), written in one go."""
+    with atomic_dir(log_dir) as live_dir:
+        live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+        for row in rows:
+            for name, value in row.items():
+                live.log_metric(f"eval/{name[4:]}" if name.startswith("val_") else f"train/{name}", value)
+            live.next_step()
+        live.end()
+
+
+# --------------------------------------------------------------------------- training
+
+
+def bicubic_psnr(patches: PatchFile, plan: BatchPlan, crop: int) -> float:
+    """The `psnr` metric of the bicubic input itself on the validation batches: the bar to beat."""
     values = []
-    for i in range(len(batches)):
-        inputs, labels = batches[i]
-        c = batches.crop
-        values.append(float(psnr_metric(labels, inputs[:, c : inputs.shape[1] - c, c : inputs.shape[2] - c])))
+    for step in range(plan.steps_per_epoch):
+        inputs, labels = to_model_arrays(patches.read(plan.batch(step)), crop)
+        values.append(float(psnr_metric(labels, inputs[:, crop : inputs.shape[1] - crop, crop : inputs.shape[2] - crop])))
     return float(np.mean(values))
 
 
-def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, metrics_path: Path, params) -> dict:
-    """Fit SRCNN; write the model, DVCLive curves under log_dir, and summary metrics."""
+def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, metrics_path: Path, params,
+          checkpoint_root: Path | None = None) -> dict:
+    """Fit SRCNN; write the model, DVCLive curves under log_dir, and summary metrics (on the chief only).
+
+    `checkpoint_root`: where per-epoch checkpoints live (None: no checkpoints).
+    """
+    p = params.train
+    strategy = make_strategy(p.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF work
     keras.utils.set_random_seed(params.seed)
     tf.config.experimental.enable_op_determinism()
+    chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync
+    multiworker = p.strategy == "multiworker"
 
-    p = params.train
-    model = build_srcnn(params.model.filters, params.model.kernel_sizes)
-    crop = margin(model)
-    train_patches, valid_patches = load_patches(train_path), load_patches(valid_path)
-    if train_patches.shape[2] <= 2 * crop:
-        raise ValueError(f"{train_path}: {train_patches.shape[2]}-pixel patches leave no output for this model")
-    train_batches = PatchBatches(train_patches, p.batch_size, crop, seed=params.seed)
-    valid_batches = PatchBatches(valid_patches, p.batch_size, crop, seed=None)
+    train_patches, valid_patches = PatchFile(train_path), PatchFile(valid_path)
+    crop = (receptive_field(params.model.kernel_sizes) - 1) // 2  # pixels the valid convolutions shave per side
+    if train_patches.size <= 2 * crop:
+        raise ValueError(f"{train_path}: {train_patches.size}-pixel patches leave no output for this model")
+    train_plan = BatchPlan(len(train_patches), p.batch_size, params.seed, replicas)
+    valid_plan = BatchPlan(len(valid_patches), p.batch_size, None, replicas)
 
-    rate = p.learning_rate
-    if p.lr_schedule == "cosine":
-        # Anneal to zero over the run: with far fewer steps than the paper's 10^8, the final
-        # decay removes most of Adam's end-of-run noise (worth tenths of a dB here).
-        rate = keras.optimizers.schedules.CosineDecay(p.learning_rate, decay_steps=len(train_batches) * p.epochs)
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[psnr_metric])
-    start = time.perf_counter()
-    with atomic_dir(log_dir) as live_dir:  # curves appear only once training has finished
-        live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
-        history = model.fit(
-            train_batches, validation_data=valid_batches, epochs=p.epochs, callbacks=[DVCLiveCallback(live=live)]
-        )
-    seconds = time.perf_counter() - start
+    policy = precision_policy(p.mixed_precision)
+    folder = None
+    if checkpoint_root is not None and chief and not multiworker:
+        # Under multiworker each worker would need the checkpoint; resuming a cluster is left to the caller.
+        folder = checkpoint_root / checkpoint_key(params, train_path, valid_path, replicas, policy)
 
-    with atomic_file(model_path, suffix=".keras") as tmp:  # model and its metadata appear together
-        save_model(model, tmp, make_metadata(model, params))
-    seen = len(train_patches) * p.epochs
-    out_pixels = (train_patches.shape[2] - 2 * crop) ** 2
+    keras.config.set_dtype_policy(policy)
+    try:
+        with strategy.scope():
+            model = build_srcnn(params.model.filters, params.model.kernel_sizes)
+            if multiworker:
+                model = VectorLogsModel(model.inputs, model.outputs, name=model.name)
+            rate = p.learning_rate
+            if p.lr_schedule == "cosine":
+                # Anneal to zero over the run: with far fewer steps than the paper's 10^8, the final
+                # decay removes most of Adam's end-of-run noise (worth tenths of a dB here).
+                rate = keras.optimizers.schedules.CosineDecay(p.learning_rate,
+                                                              decay_steps=train_plan.steps_per_epoch * p.epochs)
+            model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[psnr_metric])
+
+        first_epoch, rows = 0, []
+        checkpoint = latest_checkpoint(folder) if folder is not None else None
+        if checkpoint is not None:
+            state = json.loads((checkpoint / "state.json").read_text())
+            with strategy.scope():
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(checkpoint / "state.weights.h5")
+            first_epoch, rows = state["epoch"], state["rows"]
+            print(f"train: resuming from checkpoint {checkpoint} ({first_epoch} of {p.epochs} epochs done)", flush=True)
+
+        # Keras 3.15 "symbolically builds" a model made under a strategy from a first batch, reducing the
+        # (inputs, labels) tuple of per-replica values, which MultiWorkerMirroredStrategy cannot do. The model
+        # is built already; without the attribute Keras takes the strategy from the scope around fit instead.
+        model._distribute_strategy = None
+        start = time.perf_counter()
+        with strategy.scope():
+            model.fit(
+                distributed_batches(strategy, train_patches, train_plan, crop, first_epoch * train_plan.steps_per_epoch),
+                steps_per_epoch=train_plan.steps_per_epoch,
+                validation_data=distributed_batches(strategy, valid_patches, valid_plan, crop),
+                validation_steps=valid_plan.steps_per_epoch,
+                initial_epoch=first_epoch,
+                epochs=p.epochs,
+                callbacks=[EpochLog(rows, folder)],
+                shuffle=False,  # batches come shuffled from the plan
+            )
+        seconds = time.perf_counter() - start
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+    seen = len(train_patches) * (p.epochs - first_epoch)
+    out_pixels = (train_patches.size - 2 * crop) ** 2
     summary = {
         "epochs": p.epochs,
+        "resumed_from_epoch": first_epoch,
         "patches": len(train_patches),
         "seconds": round(seconds, 2),
-        "patches_per_second": round(seen / seconds, 1),
-        "output_mpix_per_second": round(seen * out_pixels / seconds / 1e6, 3),
-        "final_loss": float(history.history["loss"][-1]),
-        "final_psnr": float(history.history["psnr"][-1]),
-        "final_val_loss": float(history.history["val_loss"][-1]),
-        "final_val_psnr": float(history.history["val_psnr"][-1]),
-        "val_psnr_bicubic": bicubic_psnr(valid_batches),
+        "patches_per_second": round(seen / seconds, 1) if seen else 0.0,
+        "output_mpix_per_second": round(seen * out_pixels / seconds / 1e6, 3) if seen else 0.0,
+        "final_loss": rows[-1]["loss"],
+        "final_psnr": rows[-1]["psnr"],
+        "final_val_loss": rows[-1]["val_loss"],
+        "final_val_psnr": rows[-1]["val_psnr"],
+        "val_psnr_bicubic": bicubic_psnr(valid_patches, BatchPlan(len(valid_patches), p.batch_size, None), crop),
     }
+    if not chief:
+        return summary
+
+    # The saved model is float32 whatever the training policy: copy the weights into a float32 build.
+    saved = build_srcnn(params.model.filters, params.model.kernel_sizes)
+    saved.set_weights(model.get_weights())
+    write_curves(log_dir, rows)
+    with atomic_file(model_path, suffix=".keras") as tmp:  # model and its metadata appear together
+        save_model(saved, tmp, make_metadata(saved, params))
     write_json(metrics_path, summary)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
     return summary

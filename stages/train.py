@@ -14,6 +14,7 @@ def main(params):
         log_dir=Path("metrics/train_log"),
         metrics_path=Path("metrics/train.json"),
         params=params,
+        checkpoint_root=Path("data/checkpoints/train"),
     )
     print(f"train: {summary['epochs']} epochs in {summary['seconds']} s, val PSNR {summary['final_val_psnr']:.2f} dB")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 
 EXPECTED = [
-    ("a", r"ours: PatchBatches\(memmap uint8\) \+ fit patches/s"),
-    ("a", r"ours: PatchBatches\(memmap uint8\) \+ fit output Mpix/s"),
+    ("a", r"ours: pread uint8 batches via tf.data \+ fit patches/s"),
+    ("a", r"ours: pread uint8 batches via tf.data \+ fit output Mpix/s"),
     ("a", r"plain Keras: float32 in RAM, same valid model patches/s"),
     ("a", r"plain Keras recipe: 'same' padding, 33x33 labels patches/s"),
     ("a", r"plain Keras recipe: 'same' padding, 33x33 labels output Mpix/s"),

@@ -13,7 +13,6 @@ import pytest
 
 from srcnn import training
 from srcnn.model import build_srcnn, load_model, margin, upscale_y
-from srcnn.training import PatchBatches
 
 # --------------------------------------------------------------------------- model
 
@@ -92,72 +91,6 @@ def test_saved_model_loads_identically(tmp_path):
     assert margin(loaded) == 6
 
 
-# --------------------------------------------------------------------------- PatchBatches
-
-N, S, CROP, BATCH = 37, 13, 3, 8
-
-
-@pytest.fixture(scope="module")
-def patch_array() -> np.ndarray:
-    """(N, 2, S, S) uint8 with the patch number written into the input plane's corner pixel."""
-    array = np.random.default_rng(4).integers(0, 256, (N, 2, S, S), dtype=np.uint8)
-    array[:, 0, 0, 0] = np.arange(N)
-    return array
-
-
-def ids_of(inputs: np.ndarray) -> list[int]:
-    return [int(round(v * 255)) for v in inputs[:, 0, 0, 0]]
-
-
-def epoch_ids(batches: PatchBatches) -> list[list[int]]:
-    return [ids_of(batches[i][0]) for i in range(len(batches))]
-
-
-def test_batches_types_and_values(patch_array):
-    batches = PatchBatches(patch_array, BATCH, CROP, seed=0)
-    inputs, labels = batches[0]
-    assert inputs.dtype == np.float32 and labels.dtype == np.float32
-    assert inputs.shape == (BATCH, S, S, 1)
-    assert labels.shape == (BATCH, S - 2 * CROP, S - 2 * CROP, 1)
-    for b, n in enumerate(ids_of(inputs)):
-        np.testing.assert_allclose(inputs[b, :, :, 0], patch_array[n, 0] / 255.0, rtol=0, atol=1e-7)
-        centre = patch_array[n, 1, CROP : S - CROP, CROP : S - CROP]
-        np.testing.assert_allclose(labels[b, :, :, 0], centre / 255.0, rtol=0, atol=1e-7)
-    assert 0.0 <= inputs.min() and inputs.max() <= 1.0
-
-
-def test_batches_cover_every_patch_once(patch_array):
-    batches = PatchBatches(patch_array, BATCH, CROP, seed=0)
-    assert len(batches) == 5  # ceil(37 / 8)
-    for _ in range(3):
-        ids = epoch_ids(batches)
-        assert [len(b) for b in ids] == [8, 8, 8, 8, 5]  # last batch partial
-        assert sorted(sum(ids, [])) == list(range(N))
-        batches.on_epoch_end()
-
-
-def test_batches_reshuffle_per_epoch_deterministically(patch_array):
-    a = PatchBatches(patch_array, BATCH, CROP, seed=11)
-    b = PatchBatches(patch_array, BATCH, CROP, seed=11)
-    other = PatchBatches(patch_array, BATCH, CROP, seed=12)
-    first = epoch_ids(a)
-    assert epoch_ids(b) == first
-    assert epoch_ids(other) != first
-    a.on_epoch_end()
-    b.on_epoch_end()
-    second = epoch_ids(a)
-    assert second != first  # reshuffled
-    assert epoch_ids(b) == second  # the same way for the same seed
-    assert sum(first, []) != list(range(N))  # actually shuffled, not in file order
-
-
-def test_batches_without_seed_in_file_order(patch_array):
-    batches = PatchBatches(patch_array, BATCH, CROP, seed=None)
-    assert sum(epoch_ids(batches), []) == list(range(N))
-    batches.on_epoch_end()
-    assert sum(epoch_ids(batches), []) == list(range(N))
-
-
 # --------------------------------------------------------------------------- train
 
 
@@ -167,7 +100,8 @@ def tiny_params(seed: int = 0) -> SimpleNamespace:
         scale=2,
         resize="matlab",
         model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
-        train=SimpleNamespace(epochs=2, batch_size=16, learning_rate=1e-3, lr_schedule="cosine"),
+        train=SimpleNamespace(epochs=2, batch_size=16, learning_rate=1e-3, lr_schedule="cosine",
+                              strategy="auto", mixed_precision=False),
     )
 
 
@@ -275,3 +209,19 @@ def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
     assert len(digests) == 1
     assert read_metadata(tmp_path / "b.keras")["scale"] == 2
     np.testing.assert_array_equal(load_model(tmp_path / "b.keras").get_weights()[0], model.get_weights()[0])
+
+
+def test_mixed_precision_computes_in_bfloat16_on_cpu_and_saves_float32(in_tmp, patch_files):
+    assert training.precision_policy(False) == "float32"
+    assert training.precision_policy(True) == "mixed_bfloat16"  # no GPU here; on a GPU: mixed_float16
+    params = tiny_params()
+    params.train.mixed_precision = True
+    summary, root = run_train(in_tmp / "bf16", patch_files)  # float32 reference, same seed
+    reference = load_model(root / "models" / "srcnn.keras").get_weights()
+    summary = training.train(*patch_files, in_tmp / "m.keras", in_tmp / "log", in_tmp / "t.json", params)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored afterwards
+    model = load_model(in_tmp / "m.keras")
+    assert {layer.dtype_policy.name for layer in model.layers if layer.weights} == {"float32"}
+    assert all(w.dtype == np.float32 for w in model.get_weights())
+    assert not np.array_equal(model.get_weights()[0], reference[0])  # it really computed in bfloat16
+    assert np.isfinite(summary["final_val_psnr"]) and summary["final_val_psnr"] > 0

@@ -29,7 +29,8 @@ VALID = {
     },
     "patches": {"size": 33, "per_image": 500, "valid_per_image": 32},
     "model": {"filters": [64, 32], "kernel_sizes": [9, 1, 5]},
-    "train": {"epochs": 3, "batch_size": 128, "learning_rate": 0.001, "lr_schedule": "cosine"},
+    "train": {"epochs": 3, "batch_size": 128, "learning_rate": 0.001, "lr_schedule": "cosine",
+              "strategy": "auto", "mixed_precision": False},
     "evaluate": {"crop_border": None, "benchmarks": {}},
 }
 

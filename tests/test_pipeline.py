@@ -46,6 +46,8 @@ READERS = {
     "train.batch_size": {"train"},
     "train.learning_rate": {"train"},
     "train.lr_schedule": {"train"},
+    "train.strategy": {"train"},
+    "train.mixed_precision": {"train"},
     "evaluate.crop_border": {"evaluate"},
     "evaluate.benchmarks": {"evaluate"},
 }
@@ -70,6 +72,8 @@ CHANGED = {
     "train.batch_size": 16,
     "train.learning_rate": 0.0005,
     "train.lr_schedule": "constant",
+    "train.strategy": "mirrored",
+    "train.mixed_precision": True,
     "evaluate.crop_border": 4,
     "evaluate.benchmarks": {"Tiny": "data/benchmarks/Tiny"},
 }

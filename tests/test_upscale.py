@@ -26,7 +26,8 @@ def tiny_params(scale: int = 2, resize: str = "matlab", filters=(8, 4), kernels=
     return SimpleNamespace(
         seed=0, scale=scale, resize=resize,
         model=SimpleNamespace(filters=list(filters), kernel_sizes=list(kernels)),
-        train=SimpleNamespace(epochs=1, batch_size=16, learning_rate=1e-3, lr_schedule="cosine"),
+        train=SimpleNamespace(epochs=1, batch_size=16, learning_rate=1e-3, lr_schedule="cosine",
+                              strategy="auto", mixed_precision=False),
     )
 
 
@@ -244,7 +245,8 @@ def test_train_stage_embeds_metadata_atomically(tmp_path, monkeypatch):
     training.train(tmp_path / "p.npy", tmp_path / "p.npy", model_path, tmp_path / "log", tmp_path / "t.json", params)
     meta = read_metadata(model_path)
     assert meta["scale"] == 3 and meta["resize"] == "opencv" and meta["params"]["seed"] == 0
-    assert meta["params"]["train"] == {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "lr_schedule": "cosine"}
+    assert meta["params"]["train"] == {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "lr_schedule": "cosine",
+                                       "strategy": "auto", "mixed_precision": False}
     assert [p.name for p in model_path.parent.iterdir()] == ["srcnn.keras"]  # no temporaries left
     load_model(model_path)
 

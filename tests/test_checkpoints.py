@@ -1,0 +1,121 @@
+"""Checkpoints: a train stage killed half-way resumes from its last epoch, says so, and ends where an
+uninterrupted run ends (same weights, same curves). Runs the real `dvc` CLI in a temporary project copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from test_pipeline import dvc, env, project_repo
+
+CHECKPOINTS = Path("data/checkpoints/train")
+# Enough epochs that the kill lands half-way; tiny patches keep each epoch to a few tens of milliseconds.
+PARAMS = {"patches": {"per_image": 8, "valid_per_image": 2}, "train": {"epochs": 60, "batch_size": 32}}
+TIMING = {"seconds", "patches_per_second", "output_mpix_per_second", "resumed_from_epoch"}
+
+
+def weights(repo: Path) -> list[np.ndarray]:
+    from srcnn.model import load_model
+
+    return load_model(repo / "models/srcnn.keras").get_weights()
+
+
+def done_epochs(repo: Path) -> int:
+    states = sorted((repo / CHECKPOINTS).glob("*/epoch-*/state.json"))
+    return json.loads(states[-1].read_text())["epoch"] if states else 0
+
+
+def kill_after(repo: Path, epochs: int) -> str:
+    """`dvc repro -f -s train`, SIGKILLed (the whole process group) once `epochs` checkpoints are saved."""
+    log = repo / "killed.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "dvc"), "repro", "-f", "-s", "train"], cwd=repo,
+                                env=env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while done_epochs(repo) < epochs:
+            assert proc.poll() is None, f"train ended before it could be killed:\n{log.read_text()}"
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.005)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    time.sleep(0.5)  # the orphaned stage process is gone once the kernel has delivered the kill
+    return log.read_text()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("checkpoints")
+    first = project_repo(root, PARAMS)  # the uninterrupted run
+    assert "resuming" not in first.stdout
+    return root
+
+
+def test_killed_training_resumes_and_matches_an_uninterrupted_run(repo):
+    reference = weights(repo)
+    reference_metrics = json.loads((repo / "metrics/train.json").read_text())
+    curves = {p.relative_to(repo): p.read_bytes() for p in sorted((repo / "metrics/train_log").rglob("*.tsv"))}
+    assert reference_metrics["resumed_from_epoch"] == 0
+    assert not (repo / CHECKPOINTS).exists() or not any((repo / CHECKPOINTS).iterdir())  # removed when done
+
+    log = kill_after(repo, 5)
+    killed_at = done_epochs(repo)
+    assert 5 <= killed_at < 60, log
+    assert not (repo / "models/srcnn.keras").exists()  # DVC removed it before the run; the kill wrote none
+
+    rerun = dvc(repo, "repro", "-f", "-s", "train")
+    said = [line for line in rerun.stdout.splitlines() if "resuming from checkpoint" in line]
+    assert said, rerun.stdout
+    resumed = int(said[0].split("(")[1].split()[0])
+    assert resumed >= killed_at and f"({resumed} of 60 epochs done)" in said[0]
+
+    # Batches are a function of (seed, step) and Adam's state is restored: the very same model.
+    for a, b in zip(weights(repo), reference, strict=True):
+        np.testing.assert_array_equal(a, b)
+    metrics = json.loads((repo / "metrics/train.json").read_text())
+    assert metrics["resumed_from_epoch"] == resumed
+    assert {k: v for k, v in metrics.items() if k not in TIMING} == \
+        {k: v for k, v in reference_metrics.items() if k not in TIMING}
+    assert {p.relative_to(repo): p.read_bytes() for p in sorted((repo / "metrics/train_log").rglob("*.tsv"))} == curves
+    assert not any((repo / CHECKPOINTS).glob("*/epoch-*")), "the checkpoint is removed once the model is written"
+
+
+def test_checkpoint_key_changes_with_what_the_weights_depend_on(tmp_path):
+    from srcnn.training import checkpoint_key
+
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    np.save(a, np.zeros((4, 2, 5, 5), np.uint8))
+    np.save(b, np.ones((4, 2, 5, 5), np.uint8))
+
+    def params(**train):
+        t = dict(epochs=3, batch_size=8, learning_rate=1e-3, lr_schedule="cosine", strategy="auto",
+                 mixed_precision=False)
+        t.update(train)
+        return SimpleNamespace(seed=1, scale=2, resize="matlab",
+                               model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
+                               train=SimpleNamespace(**t))
+
+    base = checkpoint_key(params(), a, a, 1, "float32")
+    assert checkpoint_key(params(), a, a, 1, "float32") == base
+    others = [
+        checkpoint_key(params(learning_rate=1e-4), a, a, 1, "float32"),
+        checkpoint_key(params(epochs=4), a, a, 1, "float32"),  # the cosine schedule spans the run
+        checkpoint_key(params(), b, a, 1, "float32"),  # other patches
+        checkpoint_key(params(), a, b, 1, "float32"),
+        checkpoint_key(params(), a, a, 2, "float32"),  # batches split across replicas
+        checkpoint_key(params(), a, a, 1, "mixed_bfloat16"),
+    ]
+    assert len({base, *others}) == len(others) + 1

@@ -1,0 +1,116 @@
+"""train.strategy through tf.distribute, on the CPU: two worker processes on 127.0.0.1 train one model together.
+
+Each worker runs srcnn.training.train with strategy multiworker and TF_CONFIG naming both; every global batch
+is split between them and their gradients are averaged, so together they must produce (up to the order of
+float additions in the all-reduce) the model one process trains on the same batches. Only the chief writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_pipeline import PROJECT
+
+RUN = """
+import json, sys
+from pathlib import Path
+from types import SimpleNamespace
+from srcnn import training
+out, strategy, seed = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+params = SimpleNamespace(
+    seed=seed, scale=2, resize="matlab", model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
+    train=SimpleNamespace(epochs=3, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy=strategy,
+                          mixed_precision=False))
+summary = training.train(Path(sys.argv[4]), Path(sys.argv[5]), out / "models" / "srcnn.keras", out / "log",
+                         out / "train.json", params, checkpoint_root=out / "checkpoints")
+print("SUMMARY", json.dumps(summary))
+"""
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def patch_files(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("patches")
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (80, 17, 17)).astype(np.float64)
+    smooth = (base + np.roll(base, 1, 1) + np.roll(base, 1, 2)) / 3
+    array = np.stack([smooth, base], axis=1).round().astype(np.uint8)
+    np.save(folder / "train.npy", array[:64])  # 4 global batches of 16: 8 patches per worker per step
+    np.save(folder / "valid.npy", array[64:])
+    return folder / "train.npy", folder / "valid.npy"
+
+
+def start(out: Path, strategy: str, patch_files, seed: int = 0, tf_config: dict | None = None) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(PROJECT), CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    out.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-c", RUN, str(out), strategy, str(seed), *map(str, patch_files)],
+                            cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen) -> str:
+    try:
+        out, _ = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"worker timed out:\n{out}") from None
+    assert proc.returncode == 0, out
+    return out
+
+
+def weights(out: Path) -> list[np.ndarray]:
+    from srcnn.model import load_model
+
+    return load_model(out / "models" / "srcnn.keras").get_weights()
+
+
+def test_two_workers_train_the_model_one_process_trains(tmp_path, patch_files):
+    single = tmp_path / "single"
+    finish(start(single, "auto", patch_files))
+
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    workers = [start(tmp_path / f"worker{i}", "multiworker", patch_files,
+                     tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(2)]
+    logs = [finish(w) for w in workers]
+
+    # Only the chief (worker 0) writes outputs; both trained all steps of every epoch.
+    assert (tmp_path / "worker0" / "models" / "srcnn.keras").is_file()
+    assert not (tmp_path / "worker1" / "models").exists() and not (tmp_path / "worker1" / "train.json").exists()
+    for log in logs:
+        assert "Epoch 3/3" in log and "4/4" in log, log
+
+    together, alone = weights(tmp_path / "worker0"), weights(single)
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5)
+    # The comparison can fail: one process on another seed ends far away.
+    other = tmp_path / "other"
+    finish(start(other, "auto", patch_files, seed=1))
+    assert max(float(np.abs(a - b).max()) for a, b in zip(weights(other), alone, strict=True)) > 1e-2
+
+
+def test_multiworker_without_tf_config_is_refused(tmp_path, patch_files):
+    proc = start(tmp_path / "lonely", "multiworker", patch_files)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "train.strategy = 'multiworker' needs the TF_CONFIG environment variable" in out
