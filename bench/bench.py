@@ -12,6 +12,8 @@ Sections (see bench/README.md for what each row means and the figures measured):
   c  float32 matmul GFLOP/s of this machine, and training FLOP/s as a fraction of it
   d  peak RSS of the real patches and train code at DIV2K image size (random-content 2040×1356 PNGs), each
      in its own subprocess
+  e  (not in the default run: --sections e) quality of the fast layers: train() with default params on the
+     project's data/patches, once with srcnn.model's fast layers and once with plain Conv2D; final val PSNR
 Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads.
 """
 
@@ -102,7 +104,7 @@ def bench_training(args, patch_file: Path) -> dict:
         tf_config.disable_op_determinism()
     else:
         tf_config.enable_op_determinism()
-    model = build_srcnn(FILTERS, KERNELS)
+    model = build_srcnn(FILTERS, KERNELS, fast_layers=not args.plain_layers)
     crop = margin(model)
     plan = BatchPlan(n, args.batch_size, seed=0)
     rate = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=plan.steps_per_epoch * (args.epochs + 1))
@@ -166,9 +168,11 @@ def bench_inference(args) -> None:
     y = cv2.resize(y, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)  # smooth-ish content
     m = margin(model)
     padded = np.pad(y.astype(np.float32) / 255.0, m, mode="symmetric")[None, :, :, None]
+    y_float = y.astype(np.float32) / 255.0
     cases = {
-        "upscale_y (whole image, one call)": lambda: upscale_y(model, y),
-        "predict_y tiled 512": lambda: predict_y(model, y.astype(np.float32) / 255.0, tile=512),
+        "ours: predict_y whole image (compiled forward, float in/out)": lambda: predict_y(model, y_float),
+        "ours: predict_y tiled 512": lambda: predict_y(model, y_float, tile=512),
+        "ours: upscale_y (uint8 in/out: scaling, padding, rounding)": lambda: upscale_y(model, y),
         "plain model.predict (whole padded image)": lambda: model.predict(padded, verbose=0),
     }
     for name, fn in cases.items():
@@ -282,6 +286,31 @@ def bench_rss(args, work: Path) -> None:
             f"RssAnon sampled every 50 ms; peak file-backed RssFile {res['file_kib'] / 2**20:.3g} GiB")
 
 
+# --------------------------------------------------------------------------- (e) quality of the fast layers
+
+
+def bench_quality(args, work: Path) -> None:
+    """train() on the project's patch files with default params, fast layers vs plain Conv2D: final PSNR."""
+    from srcnn.params import for_stage
+    from srcnn.training import train
+
+    params = for_stage("train", ROOT / "params.yaml")
+    params.train.epochs = args.quality_epochs
+    patches = ROOT / "data" / "patches"
+    if not (patches / "train.npy").is_file():
+        raise SystemExit(f"(e) needs {patches}/train.npy: run `dvc repro patches` first")
+    psnr = {}
+    for fast in (True, False):
+        out = work / ("fast" if fast else "plain")
+        summary = train(patches / "train.npy", patches / "valid.npy", out / "srcnn.keras", out / "log",
+                        out / "train.json", params, fast_layers=fast)
+        psnr[fast] = summary["final_val_psnr"]
+        label = "fast layers (default)" if fast else "plain Conv2D layers"
+        row("e", f"train(), {label}: final val PSNR", psnr[fast], "dB",
+            f"{args.quality_epochs} epochs x {summary['patches']} patches; {summary['patches_per_second']:.0f} patches/s")
+    row("e", "fast minus plain, final val PSNR", psnr[True] - psnr[False], "dB", "target: within +-0.05 dB")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -313,11 +342,13 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--per-image", type=int, default=2000, help="patches per image in (d) (params default 2000)")
     p.add_argument("--rss-epochs", type=int, default=1, help="training epochs in (d) (default 1)")
     p.add_argument("--matmul", type=int, default=4096)
+    p.add_argument("--quality-epochs", type=int, default=45, help="epochs of each training run in (e)")
     p.add_argument("--mixed-bf16", action="store_true", help="keras mixed precision 'mixed_bfloat16'")
     p.add_argument("--jit", action="store_true", help="XLA: compile(jit_compile=True)")
     p.add_argument("--no-determinism", action="store_true", help="our loop without TF op determinism")
     p.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TF default)")
     p.add_argument("--ours-only", action="store_true", help="(a) without the plain-Keras baselines")
+    p.add_argument("--plain-layers", action="store_true", help="(a) our loop with plain Conv2D layers")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = p.parse_args(argv)
     args.infer_size, args.rss_size = (2040, 1356), (2040, 1356)
@@ -352,8 +383,10 @@ def main(argv=None) -> None:
         if "d" in args.sections:
             (tmp / "rss").mkdir()
             bench_rss(args, tmp / "rss")
+        if "e" in args.sections:
+            bench_quality(args, tmp / "quality")
 
-    flags = [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism") if getattr(args, f)]
+    flags = [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism", "plain_layers") if getattr(args, f)]
     print(f"\nmachine: {os.cpu_count()} CPUs, TF {tf.__version__}, threads {args.threads or 'default'}, "
           f"flags {flags or 'none'}, {time.perf_counter() - start:.0f} s in all")
     print("| section | measurement | value | unit | notes |")

@@ -25,9 +25,9 @@ import numpy as np
 RESIZE_KERNELS = ("matlab", "opencv")
 
 
-def round_to_uint8(x: np.ndarray) -> np.ndarray:
-    """Round half away from zero (MATLAB `uint8()`), clipping to [0, 255]."""
-    return np.clip(np.floor(np.asarray(x, dtype=np.float64) + 0.5), 0, 255).astype(np.uint8)
+def round_to(x: np.ndarray, dtype=np.uint8) -> np.ndarray:
+    """Round half away from zero (MATLAB `uint8()`, `uint16()`), clipping to the unsigned dtype's range."""
+    return np.clip(np.floor(np.asarray(x, dtype=np.float64) + 0.5), 0, np.iinfo(dtype).max).astype(dtype)
 
 
 def rgb_to_y(image: np.ndarray) -> np.ndarray:
@@ -36,7 +36,7 @@ def rgb_to_y(image: np.ndarray) -> np.ndarray:
         return image
     rgb = image[..., :3].astype(np.float64)
     y = 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
-    return round_to_uint8(y)
+    return round_to(y)
 
 
 def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
@@ -122,7 +122,7 @@ def bicubic_degrade(y: np.ndarray, scale: int, kernel: str) -> np.ndarray:
         raise ValueError(f"image {h}x{w} is not a multiple of scale {scale}; modcrop it first")
     low = resize(y.astype(np.float64) / 255.0, 1.0 / scale, kernel)
     up = resize(low, float(scale), kernel)
-    return round_to_uint8(up * 255.0)
+    return round_to(up * 255.0)
 
 
 def shave(image: np.ndarray, border: int) -> np.ndarray:

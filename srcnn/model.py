@@ -14,19 +14,26 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of stage logs
 
+import weakref  # noqa: E402
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-from srcnn.imaging import round_to_uint8  # noqa: E402
+from srcnn.imaging import round_to  # noqa: E402
 from srcnn.params import receptive_field  # noqa: E402
 
 
-def build_srcnn(filters: list[int], kernel_sizes: list[int]) -> keras.Model:
+def build_srcnn(filters: list[int], kernel_sizes: list[int], fast_layers: bool = False) -> keras.Model:
+    """The SRCNN stack. `fast_layers`: 1×1 and last layers as `PointwiseConv2D` / `ShiftAddConv2D`, the
+    same arithmetic and weights, faster on a CPU (for training; saved models use plain Conv2D layers)."""
     inputs = keras.Input(shape=(None, None, 1), name="y_bicubic")
     x = inputs
     for i, (n, k) in enumerate(zip(filters, kernel_sizes), start=1):
-        x = keras.layers.Conv2D(n, k, padding="valid", activation="relu", name=f"conv{i}")(x)
-    outputs = keras.layers.Conv2D(1, kernel_sizes[-1], padding="valid", name=f"conv{len(kernel_sizes)}")(x)
+        conv = PointwiseConv2D if fast_layers and k == 1 else keras.layers.Conv2D
+        x = conv(n, k, padding="valid", activation="relu", name=f"conv{i}")(x)
+    last = ShiftAddConv2D if fast_layers else keras.layers.Conv2D
+    outputs = last(1, kernel_sizes[-1], padding="valid", name=f"conv{len(kernel_sizes)}")(x)
     return keras.Model(inputs, outputs, name="srcnn")
 
 
@@ -46,10 +53,7 @@ def load_model(path: str | os.PathLike) -> keras.Model:
 
 def upscale_y(model: keras.Model, y_bicubic: np.ndarray) -> np.ndarray:
     """Run SRCNN on a whole bicubic-upsampled 8-bit Y image; 8-bit Y of the same size out."""
-    m = margin(model)
-    padded = np.pad(y_bicubic.astype(np.float32) / 255.0, m, mode="symmetric")
-    out = model(padded[None, :, :, None], training=False)
-    return round_to_uint8(np.asarray(out)[0, :, :, 0] * 255.0)
+    return round_to(predict_y(model, y_bicubic.astype(np.float32) / 255.0) * 255.0)
 
 
 # --------------------------------------------------------------------------- metadata inside the .keras file
@@ -157,7 +161,99 @@ def read_metadata(path: str | os.PathLike) -> dict | None:
     return data
 
 
-# --------------------------------------------------------------------------- tiled inference
+# --------------------------------------------------------------------------- inference
+
+
+@tf.custom_gradient
+def shift_add_conv(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor):
+    """A 'valid' Conv2D with one output channel, computed as one matmul and k×k shifted sums.
+
+    oneDNN runs a convolution with a single output channel (conv3: 5×5×32 → 1) at a tenth of its
+    usual rate, forward and backward. Here each of the k×k taps is first a plane of per-pixel dot
+    products over the channels (one (k², C) × (C, N) matmul), then the output is the sum of the
+    tap planes, each shifted by its offset: the same multiply-adds as the convolution, in another
+    order. The gradient is written out so that it, too, is two matmuls.
+    """
+    kh, kw, channels = kernel.shape[0], kernel.shape[1], kernel.shape[2]
+    shape = tf.shape(x)
+    batch, h, w = shape[0], shape[1], shape[2]
+    ho, wo = h - kh + 1, w - kw + 1
+    taps_matrix = tf.reshape(kernel, (kh * kw, channels))
+    pixels = tf.reshape(x, (-1, channels))
+    taps = tf.reshape(tf.matmul(taps_matrix, pixels, transpose_b=True), (kh * kw, batch, h, w))
+    out = tf.add_n([taps[i * kw + j, :, i : i + ho, j : j + wo] for i in range(kh) for j in range(kw)])
+
+    def grad(dy: tf.Tensor):
+        d = dy[..., 0]
+        # Tap (i, j)'s plane met dy at offset (i, j): its gradient is dy padded back to the input size.
+        dtaps = tf.stack([tf.pad(d, [[0, 0], [i, kh - 1 - i], [j, kw - 1 - j]]) for i in range(kh) for j in range(kw)])
+        dtaps = tf.reshape(dtaps, (kh * kw, -1))
+        dkernel = tf.reshape(tf.matmul(dtaps, pixels), tf.shape(kernel))
+        dx = tf.reshape(tf.matmul(dtaps, taps_matrix, transpose_a=True), shape)
+        return dx, dkernel, tf.reshape(tf.reduce_sum(dy), tf.shape(bias))
+
+    return out[..., None] + bias, grad
+
+
+class ShiftAddConv2D(keras.layers.Conv2D):
+    """Conv2D ('valid', stride 1, one filter) computed by `shift_add_conv`; the same weights as Conv2D."""
+
+    def call(self, x):
+        kernel, bias = tf.cast(self.kernel, x.dtype), tf.cast(self.bias, x.dtype)
+        return self.activation(shift_add_conv(x, kernel, bias))
+
+
+class PointwiseConv2D(keras.layers.Conv2D):
+    """A 1×1 Conv2D as one matmul over the pixels (oneDNN's 1×1 convolution is slower); same weights."""
+
+    def call(self, x):
+        kernel = keras.ops.reshape(keras.ops.cast(self.kernel, x.dtype), (-1, self.filters))
+        return self.activation(keras.ops.matmul(x, kernel) + keras.ops.cast(self.bias, x.dtype))
+
+
+class Forward:
+    """The SRCNN forward pass as one compiled TensorFlow function, for inference.
+
+    Hidden layers run as `tf.nn.conv2d` (1×1 ones as a matmul) and the last one through
+    `shift_add_conv`; the model's own variables are read on every call, so the result follows
+    the weights. About 2×
+    a plain `model.predict` on a DIV2K-sized image on a 2-core CPU (bench/README.md), equal to
+    it to float rounding (~1e-7).
+    """
+
+    def __init__(self, model: keras.Model):
+        self.convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+        last = self.convs[-1]
+        if last.filters != 1 or any(c.padding != "valid" or c.strides != (1, 1) for c in self.convs):
+            raise ValueError(f"{model.name}: not an SRCNN stack (valid, stride-1 convolutions, one output channel)")
+        self._call = tf.function(self._forward, input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+
+    def _forward(self, x: tf.Tensor) -> tf.Tensor:
+        for layer in self.convs[:-1]:
+            kernel = tf.convert_to_tensor(layer.kernel.value)
+            if layer.kernel_size == (1, 1):  # a matmul over the pixels: faster than oneDNN's 1×1 convolution
+                shape = tf.shape(x)
+                x = tf.reshape(tf.matmul(tf.reshape(x, (-1, kernel.shape[2])), kernel[0, 0]),
+                               tf.concat([shape[:3], [kernel.shape[3]]], 0))
+            else:
+                x = tf.nn.conv2d(x, kernel, 1, "VALID")
+            x = layer.activation(tf.nn.bias_add(x, layer.bias.value))
+        last = self.convs[-1]
+        kernel, bias = tf.convert_to_tensor(last.kernel.value), tf.convert_to_tensor(last.bias.value)
+        return last.activation(shift_add_conv(x, kernel, bias))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._call(tf.convert_to_tensor(x, tf.float32)).numpy()
+
+
+_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def forward(model: keras.Model) -> Forward:
+    """The compiled forward pass of `model`, built (and traced) once per model."""
+    if model not in _FORWARDS:
+        _FORWARDS[model] = Forward(model)
+    return _FORWARDS[model]
 
 
 def mirror_indices(start: int, stop: int, length: int) -> np.ndarray:
@@ -178,8 +274,8 @@ def tile_starts(length: int, tile: int) -> list[tuple[int, int]]:
 def predict_y(model: keras.Model, y: np.ndarray, tile: int | None = None, overlap: int | None = None) -> np.ndarray:
     """SRCNN on a float Y image in [0, 1] (bicubic-upsampled), float32 of the same size out (unclipped).
 
-    The whole image as `upscale_y` computes it (symmetric padding by the receptive-field radius, valid
-    convolutions), but in `tile`×`tile` output tiles, each read with `overlap` pixels of context on every
+    The image is padded symmetrically by the receptive-field radius (its borders see mirrored pixels,
+    not zeros) and run through the valid convolutions, whole (`tile=None`) or in `tile`×`tile` output tiles, each read with `overlap` pixels of context on every
     side (mirrored beyond the image edge). With overlap ≥ the radius every output pixel sees exactly the
     pixels it sees in the whole image, so the result is the same; memory is bounded by the tile size.
     """
@@ -192,12 +288,13 @@ def predict_y(model: keras.Model, y: np.ndarray, tile: int | None = None, overla
     if tile < 1:
         raise ValueError(f"tile must be at least 1 pixel; got {tile}")
     out = np.empty((h, w), np.float32)
+    run = forward(model)
     trim = overlap - m  # extra context beyond the radius, cut from the model's output
     for r0, r1 in tile_starts(h, tile):
         rows = mirror_indices(r0 - overlap, r1 + overlap, h)
         for c0, c1 in tile_starts(w, tile):
             cols = mirror_indices(c0 - overlap, c1 + overlap, w)
             window = np.asarray(y[np.ix_(rows, cols)], dtype=np.float32)
-            pred = np.asarray(model(window[None, :, :, None], training=False))[0, :, :, 0]
+            pred = run(window[None, :, :, None])[0, :, :, 0]
             out[r0:r1, c0:c1] = pred[trim : trim + r1 - r0, trim : trim + c1 - c0]
     return out

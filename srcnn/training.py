@@ -120,7 +120,8 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def checkpoint_key(params, train_path: Path, valid_path: Path, replicas: int, policy: str) -> str:
+def checkpoint_key(params, train_path: Path, valid_path: Path, replicas: int, policy: str,
+                   fast_layers: bool = True) -> str:
     """Hash of everything a checkpoint's weights depend on: only a run with the same key may resume from it."""
     settings = {
         "seed": params.seed,
@@ -128,6 +129,7 @@ def checkpoint_key(params, train_path: Path, valid_path: Path, replicas: int, po
         "train": vars(params.train),
         "replicas": replicas,
         "policy": policy,
+        "fast_layers": fast_layers,
         "patches": [file_digest(train_path), file_digest(valid_path)],
         "versions": [tf.__version__, keras.__version__],
     }
@@ -184,10 +186,12 @@ def bicubic_psnr(patches: PatchFile, plan: BatchPlan, crop: int) -> float:
 
 
 def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, metrics_path: Path, params,
-          checkpoint_root: Path | None = None) -> dict:
+          checkpoint_root: Path | None = None, fast_layers: bool = True) -> dict:
     """Fit SRCNN; write the model, DVCLive curves under log_dir, and summary metrics (on the chief only).
 
-    `checkpoint_root`: where per-epoch checkpoints live (None: no checkpoints).
+    `checkpoint_root`: where per-epoch checkpoints live (None: no checkpoints). `fast_layers`: train
+    with srcnn.model's matmul forms of the 1×1 and last convolutions (same arithmetic, faster on a
+    CPU); False trains plain Keras Conv2D layers (for comparison: bench/bench.py --quality).
     """
     p = params.train
     strategy = make_strategy(p.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF work
@@ -207,12 +211,12 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
     folder = None
     if checkpoint_root is not None and chief and not multiworker:
         # Under multiworker each worker would need the checkpoint; resuming a cluster is left to the caller.
-        folder = checkpoint_root / checkpoint_key(params, train_path, valid_path, replicas, policy)
+        folder = checkpoint_root / checkpoint_key(params, train_path, valid_path, replicas, policy, fast_layers)
 
     keras.config.set_dtype_policy(policy)
     try:
         with strategy.scope():
-            model = build_srcnn(params.model.filters, params.model.kernel_sizes)
+            model = build_srcnn(params.model.filters, params.model.kernel_sizes, fast_layers=fast_layers)
             if multiworker:
                 model = VectorLogsModel(model.inputs, model.outputs, name=model.name)
             rate = p.learning_rate

@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from srcnn.imaging import RESIZE_KERNELS, _matlab_weights
+from srcnn.imaging import RESIZE_KERNELS, _matlab_weights, round_to
 from srcnn.io import IMAGE_SUFFIXES, ImageError, decode_image, list_images, write_opencv_image
 
 # --------------------------------------------------------------------------- colour
@@ -59,12 +59,6 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
 def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
     """The exact inverse of `rgb_to_ycbcr` (float64, not rounded or clipped)."""
     return (np.asarray(ycbcr, dtype=np.float64) - YCBCR_OFFSET) @ RGB_MATRIX.T
-
-
-def round_to(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Round half away from zero and clip to the range of an unsigned integer dtype."""
-    peak = np.iinfo(dtype).max
-    return np.clip(np.floor(x + 0.5), 0, peak).astype(dtype)
 
 
 # --------------------------------------------------------------------------- resize by gathering

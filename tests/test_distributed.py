@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_model import save_patch_files
 from test_pipeline import PROJECT
 
 RUN = """
@@ -47,14 +48,8 @@ def free_ports(n: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def patch_files(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("patches")
-    rng = np.random.default_rng(5)
-    base = rng.integers(0, 256, (80, 17, 17)).astype(np.float64)
-    smooth = (base + np.roll(base, 1, 1) + np.roll(base, 1, 2)) / 3
-    array = np.stack([smooth, base], axis=1).round().astype(np.uint8)
-    np.save(folder / "train.npy", array[:64])  # 4 global batches of 16: 8 patches per worker per step
-    np.save(folder / "valid.npy", array[64:])
-    return folder / "train.npy", folder / "valid.npy"
+    # 64 training patches: 4 global batches of 16, so 8 patches per worker per step.
+    return save_patch_files(tmp_path_factory.mktemp("patches"), 64, 16)
 
 
 def start(out: Path, strategy: str, patch_files, seed: int = 0, tf_config: dict | None = None) -> subprocess.Popen:

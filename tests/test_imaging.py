@@ -19,7 +19,7 @@ from srcnn.imaging import (
     psnr,
     resize,
     rgb_to_y,
-    round_to_uint8,
+    round_to,
     ssim,
 )
 from srcnn.io import ImageError, atomic_dir, atomic_file, read_image
@@ -96,15 +96,18 @@ def test_rgb_to_y_gray_passes_through():
 
 def test_round_half_away_from_zero():
     x = np.array([0.5, 1.5, 2.5, 3.5, 254.5, 0.49999, 2.4999, 1.0])
-    assert round_to_uint8(x).tolist() == [1, 2, 3, 4, 255, 0, 2, 1]
+    assert round_to(x).tolist() == [1, 2, 3, 4, 255, 0, 2, 1]
     # numpy rounds half to even: the convention MATLAB does not use.
     assert np.round(np.array([0.5, 2.5])).tolist() == [0.0, 2.0]
 
 
 def test_round_clips():
-    out = round_to_uint8(np.array([-3.0, -0.6, 255.4, 255.6, 1000.0]))
+    out = round_to(np.array([-3.0, -0.6, 255.4, 255.6, 1000.0]))
     assert out.dtype == np.uint8
     assert out.tolist() == [0, 0, 255, 255, 255]
+    wide = round_to(np.array([-1.0, 255.6, 65534.5, 70000.0]), np.uint16)  # 16-bit images keep 16 bits
+    assert wide.dtype == np.uint16
+    assert wide.tolist() == [0, 256, 65535, 65535]
 
 
 def test_modcrop():

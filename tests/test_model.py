@@ -105,18 +105,21 @@ def tiny_params(seed: int = 0) -> SimpleNamespace:
     )
 
 
-@pytest.fixture(scope="module")
-def patch_files(tmp_path_factory) -> tuple[Path, Path]:
-    """Train and valid patch files: input plane a blurred version of the label plane."""
-    folder = tmp_path_factory.mktemp("patches")
+def save_patch_files(folder: Path, n_train: int, n_valid: int) -> tuple[Path, Path]:
+    """Train and valid 17×17 patch files: input plane a blurred version of the label plane."""
     rng = np.random.default_rng(5)
-    base = rng.integers(0, 256, (56, 17, 17)).astype(np.float64)
+    base = rng.integers(0, 256, (n_train + n_valid, 17, 17)).astype(np.float64)
     smooth = (base + np.roll(base, 1, 1) + np.roll(base, 1, 2)) / 3
     array = np.stack([smooth, base], axis=1).round().astype(np.uint8)
     train_path, valid_path = folder / "train.npy", folder / "valid.npy"
-    np.save(train_path, array[:40])
-    np.save(valid_path, array[40:])
+    np.save(train_path, array[:n_train])
+    np.save(valid_path, array[n_train:])
     return train_path, valid_path
+
+
+@pytest.fixture(scope="module")
+def patch_files(tmp_path_factory) -> tuple[Path, Path]:
+    return save_patch_files(tmp_path_factory.mktemp("patches"), 40, 16)
 
 
 def run_train(root: Path, patch_files, seed: int = 0) -> tuple[dict, Path]:
@@ -225,3 +228,64 @@ def test_mixed_precision_computes_in_bfloat16_on_cpu_and_saves_float32(in_tmp, p
     assert all(w.dtype == np.float32 for w in model.get_weights())
     assert not np.array_equal(model.get_weights()[0], reference[0])  # it really computed in bfloat16
     assert np.isfinite(summary["final_val_psnr"]) and summary["final_val_psnr"] > 0
+
+
+# --------------------------------------------------------------------------- compiled forward pass
+
+
+@pytest.mark.parametrize("filters,kernels", [([64, 32], [9, 1, 5]), ([8, 4], [9, 3, 5]), ([6], [3, 7]), ([5], [5, 1])])
+def test_forward_equals_the_keras_model(filters, kernels):
+    from srcnn.model import forward
+
+    keras.utils.set_random_seed(7)
+    model = build_srcnn(filters, kernels)
+    for layer in model.layers:  # non-zero biases, so a dropped or misplaced bias would show
+        if layer.weights:
+            layer.bias.assign(np.random.default_rng(1).normal(0, 0.1, layer.bias.shape).astype(np.float32))
+    x = np.random.default_rng(2).random((2, 40, 31, 1), dtype=np.float32)
+    expected = np.asarray(model(x, training=False))
+    got = forward(model)(x)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6)
+    # The variables are read at each call: new weights, new result.
+    model.layers[-1].bias.assign(model.layers[-1].bias + 1.0)
+    np.testing.assert_allclose(forward(model)(x), expected + 1.0, rtol=0, atol=2e-6)
+
+
+def test_forward_refuses_a_model_that_is_not_an_srcnn_stack():
+    from srcnn.model import Forward
+
+    inputs = keras.Input((None, None, 1))
+    same = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs), name="same_padding")
+    with pytest.raises(ValueError, match="same_padding: not an SRCNN stack"):
+        Forward(same)
+
+
+@pytest.mark.parametrize("filters,kernels", [([64, 32], [9, 1, 5]), ([8, 4], [9, 3, 5]), ([6], [1, 3])])
+def test_fast_layers_compute_the_same_outputs_and_gradients(filters, kernels):
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    plain = build_srcnn(filters, kernels)
+    fast = build_srcnn(filters, kernels, fast_layers=True)
+    assert [type(layer).__name__ for layer in fast.layers if layer.weights] != \
+        [type(layer).__name__ for layer in plain.layers if layer.weights]  # really other layers
+    rng = np.random.default_rng(4)
+    weights = [w + rng.normal(0, 0.05, w.shape).astype(np.float32) for w in plain.get_weights()]  # biases ≠ 0
+    plain.set_weights(weights)
+    fast.set_weights(weights)
+    size = sum(k - 1 for k in kernels) + 9
+    x = tf.constant(rng.random((4, size, size, 1), dtype=np.float32))
+    y = tf.constant(rng.random((4, 9, 9, 1), dtype=np.float32))
+    results = []
+    for model in (plain, fast):
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            loss = tf.reduce_mean(tf.square(out - y))
+        results.append((out.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]))
+    (out_plain, grads_plain), (out_fast, grads_fast) = results
+    np.testing.assert_allclose(out_fast, out_plain, rtol=0, atol=2e-6)
+    for g_fast, g_plain in zip(grads_fast, grads_plain, strict=True):
+        assert g_fast.shape == g_plain.shape
+        np.testing.assert_allclose(g_fast, g_plain, rtol=0, atol=1e-5 * float(np.abs(g_plain).max()))
+        assert np.abs(g_plain).max() > 0
