@@ -77,8 +77,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         if not os.environ.get("TF_CONFIG"):
             raise ParamsError("params.yaml: train.strategy = 'multiworker' needs the TF_CONFIG environment variable "
                               "(the cluster's workers and this process's task)")
-        # RING all-reduce works on CPUs and GPUs alike; AUTO would pick NCCL on GPUs.
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return tf.distribute.MultiWorkerMirroredStrategy()  # all-reduce chosen by TF: ring on CPUs, NCCL on GPUs
     if name == "mirrored" or (name == "auto" and len(tf.config.list_logical_devices("GPU")) > 1):
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()  # the default: one device, no wrapping
