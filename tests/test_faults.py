@@ -141,6 +141,12 @@ def alive(pid: int) -> bool:
         return False
 
 
+def default_sigint() -> None:
+    """In the child before exec: Ctrl-C's default action. A shell starting a background job (`cmd &`, as a CI
+    runner may) sets SIGINT to ignored, exec keeps that, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_and_kill(repo: Path, stage: str, sig: int, direct: bool = False) -> tuple[int, str]:
     """`dvc repro -f -s stage` (or the stage script itself) in its own process group; signal the group once
     the stage is writing."""
@@ -152,7 +158,7 @@ def start_and_kill(repo: Path, stage: str, sig: int, direct: bool = False) -> tu
                else [str(Path(sys.executable).parent / "dvc"), "repro", "-f", "-s", stage])
     with open(log, "w") as out:
         proc = subprocess.Popen(command, cwd=repo, env=env(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 120
         while not writing(repo, stage):
