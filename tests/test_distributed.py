@@ -104,6 +104,15 @@ def test_two_workers_train_the_model_one_process_trains(tmp_path, patch_files):
     assert max(float(np.abs(a - b).max()) for a, b in zip(weights(other), alone, strict=True)) > 1e-2
 
 
+def test_mirrored_on_one_cpu_trains_the_default_model(tmp_path, patch_files):
+    """train.strategy = mirrored with the CPU as its only device: one replica, the same batches, the same model."""
+    finish(start(tmp_path / "auto", "auto", patch_files))
+    finish(start(tmp_path / "mirrored", "mirrored", patch_files))
+    for a, b in zip(weights(tmp_path / "mirrored"), weights(tmp_path / "auto"), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert json.loads((tmp_path / "mirrored" / "train.json").read_text())["epochs"] == 3
+
+
 def test_multiworker_without_tf_config_is_refused(tmp_path, patch_files):
     proc = start(tmp_path / "lonely", "multiworker", patch_files)
     out, _ = proc.communicate(timeout=120)
