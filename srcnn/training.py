@@ -10,7 +10,9 @@
   result depends on (training params, patch files, replicas). A run killed
   half-way resumes from the last epoch saved and says so; since batches are a
   function of (seed, step), it ends with the weights an uninterrupted run gets.
-  The checkpoint is removed once the model is written.
+  Under multiworker every worker keeps its own and a restarted cluster resumes
+  from the newest epoch all of them saved. The checkpoint is removed once the
+  model is written.
 - Scale out (`train.strategy`, tf.distribute): `auto` mirrors over all local
   GPUs when there are several, else one device; `mirrored` always uses
   MirroredStrategy; `multiworker` is MultiWorkerMirroredStrategy reading
@@ -135,13 +137,39 @@ def checkpoint_key(params, train_path: Path, valid_path: Path, replicas: int, po
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def saved_epochs(folder: Path) -> list[int]:
+    return sorted(int(p.name.split("-")[1]) for p in folder.glob("epoch-*") if (p / "state.json").is_file())
+
+
+def checkpoint_path(folder: Path, epoch: int) -> Path:
+    return folder / f"epoch-{epoch:06d}"
+
+
 def latest_checkpoint(folder: Path) -> Path | None:
-    complete = sorted(p for p in folder.glob("epoch-*") if (p / "state.json").is_file())
-    return complete[-1] if complete else None
+    epochs = saved_epochs(folder)
+    return checkpoint_path(folder, epochs[-1]) if epochs else None
+
+
+def agreed_checkpoint(strategy: tf.distribute.Strategy, folder: Path, epochs: int) -> Path | None:
+    """This worker's checkpoint of the latest epoch that every worker has saved (None: start afresh).
+
+    Workers train in lockstep, so a kill leaves their latest checkpoints at most one epoch apart;
+    each keeps its last two. An all-reduce of "which epochs do I have" picks the newest common one.
+    """
+    have = np.zeros(epochs + 1, np.float32)
+    have[[0] + [e for e in saved_epochs(folder) if e <= epochs]] = 1.0
+
+    @tf.function
+    def count(flags):
+        return strategy.reduce("SUM", strategy.run(tf.identity, args=(flags,)), axis=None)
+
+    totals = count(tf.constant(have)).numpy()
+    agreed = max(e for e in range(epochs + 1) if totals[e] == strategy.num_replicas_in_sync)
+    return checkpoint_path(folder, agreed) if agreed else None
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Keeps each epoch's curve values; with a folder, saves a checkpoint after every epoch."""
+    """Keeps each epoch's curve values; with a folder, saves a checkpoint after every epoch (keeping the last two)."""
 
     def __init__(self, rows: list[dict], folder: Path | None):
         super().__init__()
@@ -152,12 +180,11 @@ class EpochLog(keras.callbacks.Callback):
         self.rows.append({name: float(np.squeeze(logs[name])) for name in CURVES if name in logs})
         if self.folder is None:
             return
-        target = self.folder / f"epoch-{epoch + 1:06d}"
-        with atomic_dir(target) as tmp:  # a kill mid-save leaves the previous checkpoint intact
+        with atomic_dir(checkpoint_path(self.folder, epoch + 1)) as tmp:  # a kill mid-save keeps the last one
             self.model.save_weights(tmp / "state.weights.h5")  # layers and the optimizer (Adam moments, step)
             (tmp / "state.json").write_text(json.dumps({"epoch": epoch + 1, "rows": self.rows}))
         for older in self.folder.glob("epoch-*"):
-            if older.name < target.name:
+            if older.name < checkpoint_path(self.folder, epoch).name:
                 shutil.rmtree(older, ignore_errors=True)
 
 
@@ -208,9 +235,10 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
 
     policy = precision_policy(p.mixed_precision)
     folder = None
-    if checkpoint_root is not None and chief and not multiworker:
-        # Under multiworker each worker would need the checkpoint; resuming a cluster is left to the caller.
+    if checkpoint_root is not None:
         folder = checkpoint_root / checkpoint_key(params, train_path, valid_path, replicas, policy, fast_layers)
+        if multiworker:  # every worker keeps its own (its machine may not see the others' disks)
+            folder = folder / f"{strategy.cluster_resolver.task_type}-{strategy.cluster_resolver.task_id}"
 
     keras.config.set_dtype_policy(policy)
     try:
@@ -227,7 +255,9 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
             model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[psnr_metric])
 
         first_epoch, rows = 0, []
-        checkpoint = latest_checkpoint(folder) if folder is not None else None
+        checkpoint = None
+        if folder is not None:
+            checkpoint = agreed_checkpoint(strategy, folder, p.epochs) if multiworker else latest_checkpoint(folder)
         if checkpoint is not None:
             state = json.loads((checkpoint / "state.json").read_text())
             with strategy.scope():
@@ -272,6 +302,8 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
         "val_psnr_bicubic": bicubic_psnr(valid_patches, BatchPlan(len(valid_patches), p.batch_size, None), crop),
     }
     if not chief:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         return summary
 
     # The saved model is float32 whatever the training policy: copy the weights into a float32 build.

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,10 @@ import json, sys
 from pathlib import Path
 from types import SimpleNamespace
 from srcnn import training
-out, strategy, seed = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+out, strategy, seed, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[6])
 params = SimpleNamespace(
     seed=seed, scale=2, resize="matlab", model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
-    train=SimpleNamespace(epochs=3, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy=strategy,
+    train=SimpleNamespace(epochs=epochs, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy=strategy,
                           mixed_precision=False))
 summary = training.train(Path(sys.argv[4]), Path(sys.argv[5]), out / "models" / "srcnn.keras", out / "log",
                          out / "train.json", params, checkpoint_root=out / "checkpoints")
@@ -52,14 +53,15 @@ def patch_files(tmp_path_factory) -> tuple[Path, Path]:
     return save_patch_files(tmp_path_factory.mktemp("patches"), 64, 16)
 
 
-def start(out: Path, strategy: str, patch_files, seed: int = 0, tf_config: dict | None = None) -> subprocess.Popen:
+def start(out: Path, strategy: str, patch_files, seed: int = 0, tf_config: dict | None = None,
+          epochs: int = 3) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(PROJECT), CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
     out.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-c", RUN, str(out), strategy, str(seed), *map(str, patch_files)],
-                            cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([sys.executable, "-c", RUN, str(out), strategy, str(seed), *map(str, patch_files),
+                             str(epochs)], cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finish(proc: subprocess.Popen) -> str:
@@ -102,6 +104,53 @@ def test_two_workers_train_the_model_one_process_trains(tmp_path, patch_files):
     other = tmp_path / "other"
     finish(start(other, "auto", patch_files, seed=1))
     assert max(float(np.abs(a - b).max()) for a, b in zip(weights(other), alone, strict=True)) > 1e-2
+
+
+def cluster_of_two() -> list[dict]:
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    return [{"cluster": cluster, "task": {"type": "worker", "index": i}} for i in range(2)]
+
+
+def saved(out: Path, worker: int) -> list[int]:
+    states = (out / "checkpoints").glob(f"*/worker-{worker}/epoch-*/state.json")
+    return sorted(json.loads(p.read_text())["epoch"] for p in states if p.is_file())
+
+
+def test_killed_cluster_resumes_from_the_epoch_every_worker_saved(tmp_path, patch_files):
+    epochs = 40
+    outs = [tmp_path / f"worker{i}" for i in range(2)]
+    workers = [start(out, "multiworker", patch_files, tf_config=config, epochs=epochs)
+               for out, config in zip(outs, cluster_of_two())]
+    try:
+        deadline = time.monotonic() + 180
+        while not all(len(saved(out, i)) >= 2 and saved(out, i)[-1] >= 3 for i, out in enumerate(outs)):
+            assert all(w.poll() is None for w in workers), "a worker ended before the kill"
+            assert time.monotonic() < deadline, "no checkpoints appeared"
+            time.sleep(0.005)
+    finally:
+        for w in workers:
+            w.kill()
+            w.communicate()
+    assert not (outs[0] / "models").exists()
+    assert all(saved(out, i)[-1] < epochs for i, out in enumerate(outs))
+    assert all(len(saved(out, i)) <= 2 for i, out in enumerate(outs))  # the last two kept
+
+    restarted = [start(out, "multiworker", patch_files, tf_config=config, epochs=epochs)
+                 for out, config in zip(outs, cluster_of_two())]  # new ports: a new cluster, same work
+    logs = [finish(w) for w in restarted]
+    resumed = []
+    for log in logs:
+        lines = [line for line in log.splitlines() if "resuming from checkpoint" in line]
+        assert lines, log
+        resumed.append(int(lines[0].split("(")[1].split()[0]))
+    assert resumed[0] == resumed[1] >= 3, resumed  # both from the same epoch
+
+    alone = tmp_path / "alone"
+    finish(start(alone, "auto", patch_files, epochs=epochs))
+    for a, b in zip(weights(outs[0]), weights(alone), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+    assert json.loads((outs[0] / "train.json").read_text())["resumed_from_epoch"] == resumed[0]
+    assert not any(any((out / "checkpoints").glob("*/worker-*/epoch-*")) for out in outs)  # removed when done
 
 
 def test_mirrored_on_one_cpu_trains_the_default_model(tmp_path, patch_files):
