@@ -43,7 +43,7 @@ from urllib.request import url2pathname
 import requests
 from tqdm import tqdm
 
-from .io import IMAGE_SUFFIXES, atomic_dir, list_images, read_image
+from .io import IMAGE_SUFFIXES, atomic_dir, list_images, read_image, sha256_of
 
 OFFICIAL_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 OFFICIAL_SHA256 = {
@@ -123,7 +123,7 @@ def fetch_archive(url: str, dest: Path, sha256: str, progress: bool = True) -> P
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.is_file():
-            if _sha256_of(dest) == expected:
+            if sha256_of(dest) == expected:
                 return dest
             # A stale or corrupt copy under the final name: drop it so it can
             # never be mistaken for a verified archive, then download afresh.
@@ -204,7 +204,7 @@ def _stream_once(session: requests.Session, url: str, part: Path, bar: tqdm) -> 
                 # Nothing left to fetch past `offset`: either the .part is already
                 # whole, or it is a stale one longer than the file. The hash decides;
                 # a wrong one is discarded and the next attempt starts from zero.
-                digest = _sha256_of(part)
+                digest = sha256_of(part)
                 total = _content_range_total(resp.headers.get("Content-Range", ""))
                 if total == offset:
                     return digest
@@ -271,12 +271,6 @@ def _hash_into(path: Path, hasher) -> None:
     with open(path, "rb") as fh:
         while block := fh.read(CHUNK_BYTES):
             hasher.update(block)
-
-
-def _sha256_of(path: Path) -> str:
-    hasher = hashlib.sha256()
-    _hash_into(path, hasher)
-    return hasher.hexdigest()
 
 
 # --------------------------------------------------------------------------- layout

@@ -14,6 +14,7 @@ longer alive. `.gitignore` ignores the pattern, so they are never committed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -135,6 +136,12 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             if not path.exists():  # interrupted between the two renames: put the previous folder back
                 os.replace(old, path)
             shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in blocks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def write_json(path: str | os.PathLike, data: dict) -> None:

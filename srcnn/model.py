@@ -14,14 +14,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of stage logs
 
-import weakref  # noqa: E402
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from srcnn.imaging import round_to  # noqa: E402
-from srcnn.params import receptive_field  # noqa: E402
+from srcnn.params import margin_of, receptive_field  # noqa: E402
 
 
 def build_srcnn(filters: list[int], kernel_sizes: list[int], fast_layers: bool = False) -> keras.Model:
@@ -43,7 +41,7 @@ def kernel_sizes_of(model: keras.Model) -> list[int]:
 
 def margin(model: keras.Model) -> int:
     """Pixels lost on each side by the valid convolutions (receptive-field radius)."""
-    return (receptive_field(kernel_sizes_of(model)) - 1) // 2
+    return margin_of(kernel_sizes_of(model))
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
@@ -216,9 +214,8 @@ class Forward:
 
     Hidden layers run as `tf.nn.conv2d` (1×1 ones as a matmul) and the last one through
     `shift_add_conv`; the model's own variables are read on every call, so the result follows
-    the weights. About 2×
-    a plain `model.predict` on a DIV2K-sized image on a 2-core CPU (bench/README.md), equal to
-    it to float rounding (~1e-7).
+    the weights. About 2× a plain `model.predict` on a DIV2K-sized image on a 2-core CPU
+    (bench/README.md), equal to it to float rounding (~1e-7).
     """
 
     def __init__(self, model: keras.Model):
@@ -246,14 +243,11 @@ class Forward:
         return self._call(tf.convert_to_tensor(x, tf.float32)).numpy()
 
 
-_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def forward(model: keras.Model) -> Forward:
-    """The compiled forward pass of `model`, built (and traced) once per model."""
-    if model not in _FORWARDS:
-        _FORWARDS[model] = Forward(model)
-    return _FORWARDS[model]
+    """The compiled forward pass of `model`, built (and traced) once per model and kept on it."""
+    if getattr(model, "_srcnn_forward", None) is None:
+        model._srcnn_forward = Forward(model)
+    return model._srcnn_forward
 
 
 def mirror_indices(start: int, stop: int, length: int) -> np.ndarray:

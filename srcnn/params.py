@@ -201,6 +201,11 @@ def receptive_field(kernel_sizes: list[int]) -> int:
     return sum(k - 1 for k in kernel_sizes) + 1
 
 
+def margin_of(kernel_sizes: list[int]) -> int:
+    """Pixels the stacked valid convolutions lose on each side (the receptive-field radius)."""
+    return (receptive_field(kernel_sizes) - 1) // 2
+
+
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in tree.items():

@@ -38,9 +38,9 @@ import tensorflow as tf
 from dvclive import Live
 
 from srcnn.batches import BatchPlan, replica_dataset, to_model_arrays
-from srcnn.io import atomic_dir, atomic_file, write_json
+from srcnn.io import atomic_dir, atomic_file, sha256_of, write_json
 from srcnn.model import build_srcnn, make_metadata, save_model
-from srcnn.params import ParamsError, receptive_field
+from srcnn.params import ParamsError, margin_of
 from srcnn.patches import PatchFile
 
 CURVES = ("loss", "psnr", "val_loss", "val_psnr")  # per-epoch values kept in checkpoints and DVCLive
@@ -116,11 +116,6 @@ def precision_policy(mixed: bool) -> str:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def file_digest(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def checkpoint_key(params, train_path: Path, valid_path: Path, replicas: int, policy: str,
                    fast_layers: bool = True) -> str:
     """Hash of everything a checkpoint's weights depend on: only a run with the same key may resume from it."""
@@ -131,7 +126,7 @@ def checkpoint_key(params, train_path: Path, valid_path: Path, replicas: int, po
         "replicas": replicas,
         "policy": policy,
         "fast_layers": fast_layers,
-        "patches": [file_digest(train_path), file_digest(valid_path)],
+        "patches": [sha256_of(train_path), sha256_of(valid_path)],
         "versions": [tf.__version__, keras.__version__],
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -227,7 +222,7 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
     multiworker = p.strategy == "multiworker"
 
     train_patches, valid_patches = PatchFile(train_path), PatchFile(valid_path)
-    crop = (receptive_field(params.model.kernel_sizes) - 1) // 2  # pixels the valid convolutions shave per side
+    crop = margin_of(params.model.kernel_sizes)
     if train_patches.size <= 2 * crop:
         raise ValueError(f"{train_path}: {train_patches.size}-pixel patches leave no output for this model")
     train_plan = BatchPlan(len(train_patches), p.batch_size, params.seed, replicas)
