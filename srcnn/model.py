@@ -23,12 +23,13 @@ from srcnn.params import margin_of, receptive_field  # noqa: E402
 
 
 def build_srcnn(filters: list[int], kernel_sizes: list[int], fast_layers: bool = False) -> keras.Model:
-    """The SRCNN stack. `fast_layers`: 1×1 and last layers as `PointwiseConv2D` / `ShiftAddConv2D`, the
-    same arithmetic and weights, faster on a CPU (for training; saved models use plain Conv2D layers)."""
+    """The SRCNN stack. `fast_layers`: hidden, 1×1 and last layers as `ReluConv2D` / `PointwiseConv2D` /
+    `ShiftAddConv2D`, the same arithmetic and weights, faster on a CPU (for training; saved models use
+    plain Conv2D layers)."""
     inputs = keras.Input(shape=(None, None, 1), name="y_bicubic")
     x = inputs
     for i, (n, k) in enumerate(zip(filters, kernel_sizes), start=1):
-        conv = PointwiseConv2D if fast_layers and k == 1 else keras.layers.Conv2D
+        conv = (PointwiseConv2D if k == 1 else ReluConv2D) if fast_layers else keras.layers.Conv2D
         x = conv(n, k, padding="valid", activation="relu", name=f"conv{i}")(x)
     last = ShiftAddConv2D if fast_layers else keras.layers.Conv2D
     outputs = last(1, kernel_sizes[-1], padding="valid", name=f"conv{len(kernel_sizes)}")(x)
@@ -159,38 +160,72 @@ def read_metadata(path: str | os.PathLike) -> dict | None:
     return data
 
 
-# --------------------------------------------------------------------------- inference
+# --------------------------------------------------------------------------- fast layers
+
+
+# Bumped whenever the fast layers' arithmetic changes, so that checkpoints of older runs are not resumed.
+FAST_LAYERS_REVISION = 3
 
 
 @tf.custom_gradient
 def shift_add_conv(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor):
-    """A 'valid' Conv2D with one output channel, computed as one matmul and k×k shifted sums.
+    """A 'valid' Conv2D with one output channel, as k row planes shifted and summed.
 
     oneDNN runs a convolution with a single output channel (conv3: 5×5×32 → 1) at a tenth of its
-    usual rate, forward and backward. Here each of the k×k taps is first a plane of per-pixel dot
-    products over the channels (one (k², C) × (C, N) matmul), then the output is the sum of the
-    tap planes, each shifted by its offset: the same multiply-adds as the convolution, in another
-    order. The gradient is written out so that it, too, is two matmuls.
+    usual rate. Here a 1×k convolution with k output channels (one per kernel row i) first gives
+    plane i = the row-i taps summed over the columns and channels; the output is then the sum of
+    plane i shifted up by i rows. The same multiply-adds as the convolution, in another order.
+    The gradient is written out as the two convolutions of a one-input-channel transposed
+    convolution (the kind oneDNN runs fast): the input gradient is dy, zero-padded, correlated
+    with the flipped kernel; the kernel gradient is the filter gradient of that correlation.
     """
-    kh, kw, channels = kernel.shape[0], kernel.shape[1], kernel.shape[2]
-    shape = tf.shape(x)
-    batch, h, w = shape[0], shape[1], shape[2]
-    ho, wo = h - kh + 1, w - kw + 1
-    taps_matrix = tf.reshape(kernel, (kh * kw, channels))
-    pixels = tf.reshape(x, (-1, channels))
-    taps = tf.reshape(tf.matmul(taps_matrix, pixels, transpose_b=True), (kh * kw, batch, h, w))
-    out = tf.add_n([taps[i * kw + j, :, i : i + ho, j : j + wo] for i in range(kh) for j in range(kw)])
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    row_kernels = tf.transpose(kernel[..., 0], [1, 2, 0])[None]  # (1, kw, C, kh): [0, j, c, i] = kernel[i, j, c]
+    planes = tf.nn.conv2d(x, row_kernels, 1, "VALID")
+    ho = tf.shape(x)[1] - kh + 1
+    out = tf.add_n([planes[:, i : i + ho, :, i] for i in range(kh)])[..., None]
 
     def grad(dy: tf.Tensor):
-        d = dy[..., 0]
-        # Tap (i, j)'s plane met dy at offset (i, j): its gradient is dy padded back to the input size.
-        dtaps = tf.stack([tf.pad(d, [[0, 0], [i, kh - 1 - i], [j, kw - 1 - j]]) for i in range(kh) for j in range(kw)])
-        dtaps = tf.reshape(dtaps, (kh * kw, -1))
-        dkernel = tf.reshape(tf.matmul(dtaps, pixels), tf.shape(kernel))
-        dx = tf.reshape(tf.matmul(dtaps, taps_matrix, transpose_a=True), shape)
+        dy_padded = tf.pad(dy, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]])
+        flipped = tf.reverse(tf.transpose(kernel, [0, 1, 3, 2]), [0, 1])  # (kh, kw, 1, C)
+        dx = tf.nn.conv2d(dy_padded, flipped, 1, "VALID")
+        dflipped = tf.raw_ops.Conv2DBackpropFilter(input=dy_padded, filter_sizes=tf.shape(flipped), out_backprop=x,
+                                                   strides=[1, 1, 1, 1], padding="VALID")
+        dkernel = tf.transpose(tf.reverse(dflipped, [0, 1]), [0, 1, 3, 2])
         return dx, dkernel, tf.reshape(tf.reduce_sum(dy), tf.shape(bias))
 
-    return out[..., None] + bias, grad
+    return tf.nn.bias_add(out, bias), grad
+
+
+@tf.custom_gradient
+def relu_conv(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor):
+    """relu(conv(x) + bias), 'valid', stride 1: the forward pass exactly as TensorFlow's own ops (fused by
+    oneDNN into one call), with the gradient written out.
+
+    Left to itself, TensorFlow's oneDNN pass fuses the kernel's and the bias's gradients into one
+    `Conv2DBackpropFilterWithBias`, which on this CPU takes twice as long as the two computed apart
+    (bench/README.md); here they stay apart.
+    """
+    out = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "VALID"), bias))
+
+    def grad(dy: tf.Tensor):
+        dz = tf.raw_ops.ReluGrad(gradients=dy, features=out)
+        conv_args = dict(out_backprop=dz, strides=[1, 1, 1, 1], padding="VALID")
+        dkernel = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), **conv_args)
+        # Not computed when unused (the first layer's input): TensorFlow prunes it from the graph.
+        dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, **conv_args)
+        return dx, dkernel, tf.reduce_sum(dz, [0, 1, 2])
+
+    return out, grad
+
+
+def pointwise_conv(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, activation) -> tf.Tensor:
+    """A 1×1 Conv2D as one matmul over the pixels, with bias and activation applied to the 2-D matmul
+    result, so that TensorFlow fuses the three (MatMul + BiasAdd + Relu) into one oneDNN call."""
+    shape = tf.shape(x)
+    kernel = tf.reshape(kernel, (kernel.shape[2], kernel.shape[3]))
+    h = activation(tf.nn.bias_add(tf.matmul(tf.reshape(x, (-1, kernel.shape[0])), kernel), bias))
+    return tf.reshape(h, tf.concat([shape[:3], [kernel.shape[1]]], 0))
 
 
 class ShiftAddConv2D(keras.layers.Conv2D):
@@ -201,21 +236,30 @@ class ShiftAddConv2D(keras.layers.Conv2D):
         return self.activation(shift_add_conv(x, kernel, bias))
 
 
-class PointwiseConv2D(keras.layers.Conv2D):
-    """A 1×1 Conv2D as one matmul over the pixels (oneDNN's 1×1 convolution is slower); same weights."""
+class ReluConv2D(keras.layers.Conv2D):
+    """A hidden Conv2D ('valid', stride 1, ReLU) computed by `relu_conv`; the same weights as Conv2D."""
 
     def call(self, x):
-        kernel = keras.ops.reshape(keras.ops.cast(self.kernel, x.dtype), (-1, self.filters))
-        return self.activation(keras.ops.matmul(x, kernel) + keras.ops.cast(self.bias, x.dtype))
+        return relu_conv(x, tf.cast(self.kernel, x.dtype), tf.cast(self.bias, x.dtype))
+
+
+class PointwiseConv2D(keras.layers.Conv2D):
+    """A 1×1 Conv2D computed by `pointwise_conv` (oneDNN's 1×1 convolution is slower); same weights."""
+
+    def call(self, x):
+        return pointwise_conv(x, tf.cast(self.kernel, x.dtype), tf.cast(self.bias, x.dtype), self.activation)
+
+
+# --------------------------------------------------------------------------- inference
 
 
 class Forward:
     """The SRCNN forward pass as one compiled TensorFlow function, for inference.
 
-    Hidden layers run as `tf.nn.conv2d` (1×1 ones as a matmul) and the last one through
-    `shift_add_conv`; the model's own variables are read on every call, so the result follows
-    the weights. About 2× a plain `model.predict` on a DIV2K-sized image on a 2-core CPU
-    (bench/README.md), equal to it to float rounding (~1e-7).
+    Hidden layers run as `tf.nn.conv2d` with bias and ReLU fused (1×1 ones as `pointwise_conv`)
+    and the last one through `shift_add_conv`; the model's own variables are read on every call,
+    so the result follows the weights. Over 2× a plain `model.predict` on a DIV2K-sized image on
+    a 2-core CPU (bench/README.md), equal to it to float rounding (~1e-7).
     """
 
     def __init__(self, model: keras.Model):
@@ -228,13 +272,11 @@ class Forward:
     def _forward(self, x: tf.Tensor) -> tf.Tensor:
         for layer in self.convs[:-1]:
             kernel = tf.convert_to_tensor(layer.kernel.value)
+            bias = tf.convert_to_tensor(layer.bias.value)
             if layer.kernel_size == (1, 1):  # a matmul over the pixels: faster than oneDNN's 1×1 convolution
-                shape = tf.shape(x)
-                x = tf.reshape(tf.matmul(tf.reshape(x, (-1, kernel.shape[2])), kernel[0, 0]),
-                               tf.concat([shape[:3], [kernel.shape[3]]], 0))
+                x = pointwise_conv(x, kernel, bias, layer.activation)
             else:
-                x = tf.nn.conv2d(x, kernel, 1, "VALID")
-            x = layer.activation(tf.nn.bias_add(x, layer.bias.value))
+                x = layer.activation(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "VALID"), bias))
         last = self.convs[-1]
         kernel, bias = tf.convert_to_tensor(last.kernel.value), tf.convert_to_tensor(last.bias.value)
         return last.activation(shift_add_conv(x, kernel, bias))
@@ -269,8 +311,8 @@ def predict_y(model: keras.Model, y: np.ndarray, tile: int | None = None, overla
     """SRCNN on a float Y image in [0, 1] (bicubic-upsampled), float32 of the same size out (unclipped).
 
     The image is padded symmetrically by the receptive-field radius (its borders see mirrored pixels,
-    not zeros) and run through the valid convolutions, whole (`tile=None`) or in `tile`×`tile` output tiles, each read with `overlap` pixels of context on every
-    side (mirrored beyond the image edge). With overlap ≥ the radius every output pixel sees exactly the
+    not zeros) and run through the valid convolutions, whole (`tile=None`) or in `tile`×`tile` output
+    tiles, each read with `overlap` pixels of context on every side (mirrored beyond the image edge). With overlap ≥ the radius every output pixel sees exactly the
     pixels it sees in the whole image, so the result is the same; memory is bounded by the tile size.
     """
     m = margin(model)
@@ -281,9 +323,12 @@ def predict_y(model: keras.Model, y: np.ndarray, tile: int | None = None, overla
     tile = max(h, w) if tile is None else tile
     if tile < 1:
         raise ValueError(f"tile must be at least 1 pixel; got {tile}")
-    out = np.empty((h, w), np.float32)
     run = forward(model)
     trim = overlap - m  # extra context beyond the radius, cut from the model's output
+    if tile >= max(h, w):  # one tile: the whole image, padded in one call (~10× faster than the gather below)
+        pred = run(np.pad(np.asarray(y, np.float32), overlap, mode="symmetric")[None, :, :, None])[0, :, :, 0]
+        return np.ascontiguousarray(pred[trim : trim + h, trim : trim + w])
+    out = np.empty((h, w), np.float32)
     for r0, r1 in tile_starts(h, tile):
         rows = mirror_indices(r0 - overlap, r1 + overlap, h)
         for c0, c1 in tile_starts(w, tile):

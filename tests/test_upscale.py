@@ -125,7 +125,8 @@ def test_predict_y_tiled_equals_whole_image():
     m = margin(model)
     y = np.random.default_rng(0).random((101, 83))  # several 16-pixel tiles, ragged last row and column
     whole = np.asarray(model(np.pad(y, m, mode="symmetric").astype(np.float32)[None, :, :, None]))[0, :, :, 0]
-    for tile, overlap in [(16, m), (16, m + 3), (37, None), (7, None), (1000, None)]:
+    # overlap 120: wider than the image, so the context mirrors more than once (np.pad and mirror_indices alike)
+    for tile, overlap in [(16, m), (16, m + 3), (37, None), (7, None), (1000, None), (None, m + 3), (None, 120), (16, 120)]:
         np.testing.assert_allclose(predict_y(model, y, tile=tile, overlap=overlap), whole, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="radius"):
         predict_y(model, y, tile=16, overlap=m - 1)
