@@ -63,9 +63,10 @@ def to_model_arrays(pairs: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarra
 
 
 def replica_dataset(
-    patches: PatchFile, plan: BatchPlan, crop: int, replicas: Sequence[int], first_step: int = 0
+    patches: PatchFile, plan: BatchPlan, crop: int, replicas: Sequence[int], first_step: int = 0,
+    steps: int | None = None,
 ) -> tf.data.Dataset:
-    """(inputs, labels) of `replicas`' slices for the steps from `first_step` on, without end.
+    """(inputs, labels) of `replicas`' slices for the steps from `first_step` on: `steps` of them, or without end.
 
     Keras takes steps_per_epoch elements per epoch from one iterator, so the steps run on
     through the epochs (validation, in file order, repeats the same batches). Elements come
@@ -79,7 +80,8 @@ def replica_dataset(
         return to_model_arrays(patches.read(plan.replica_slice(step, replicas[j])), crop)
 
     out = s - 2 * crop
-    dataset = tf.data.Dataset.range(first_step * k, 2**62).map(
+    last = 2**62 if steps is None else (first_step + steps) * k
+    dataset = tf.data.Dataset.range(first_step * k, last).map(
         lambda e: tf.numpy_function(load, [e], (tf.float32, tf.float32), stateful=False)
     ).map(lambda x, y: (tf.ensure_shape(x, (None, s, s, 1)), tf.ensure_shape(y, (None, out, out, 1))))
     return dataset.prefetch(2)  # the next batches are read while the model trains on this one
