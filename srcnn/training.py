@@ -219,8 +219,8 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
     """Fit SRCNN; write the model, DVCLive curves under log_dir, and summary metrics (on the chief only).
 
     `checkpoint_root`: where per-epoch checkpoints live (None: no checkpoints). `fast_layers`: train
-    with srcnn.model's matmul forms of the 1×1 and last convolutions (same arithmetic, faster on a
-    CPU); False trains plain Keras Conv2D layers (for comparison: bench/bench.py --quality).
+    with srcnn.model's fast forms of the layers (same arithmetic and weights, faster on a CPU); False
+    trains plain Keras Conv2D layers (for comparison: bench/bench.py --sections e).
     """
     p = params.train
     strategy = make_strategy(p.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF work
