@@ -122,7 +122,7 @@ def patch_files(tmp_path_factory) -> tuple[Path, Path]:
     return save_patch_files(tmp_path_factory.mktemp("patches"), 40, 16)
 
 
-def run_train(root: Path, patch_files, seed: int = 0) -> tuple[dict, Path]:
+def run_train(root: Path, patch_files, seed: int = 0, params: SimpleNamespace | None = None) -> tuple[dict, Path]:
     train_path, valid_path = patch_files
     summary = training.train(
         train_path=train_path,
@@ -130,7 +130,7 @@ def run_train(root: Path, patch_files, seed: int = 0) -> tuple[dict, Path]:
         model_path=root / "models" / "srcnn.keras",
         log_dir=root / "metrics" / "train_log",
         metrics_path=root / "metrics" / "train.json",
-        params=tiny_params(seed),
+        params=params or tiny_params(seed),
     )
     return summary, root
 
@@ -192,6 +192,27 @@ def test_train_refuses_patches_smaller_than_field(in_tmp):
     with pytest.raises(ValueError, match="small.npy"):
         training.train(small, small, tmp_path / "m.keras", tmp_path / "log", tmp_path / "t.json", tiny_params())
     assert not (tmp_path / "m.keras").exists()
+
+
+@pytest.mark.parametrize("steps,expected", [(250, 10), (128, 16), (8, 8), (17, 1), (7, 7), (1, 1)])
+def test_execution_steps_is_the_largest_divisor_up_to_16(steps, expected):
+    assert training.execution_steps(steps) == expected
+
+
+def test_validation_reads_each_batch_once_with_several_steps_per_call(in_tmp):
+    """8 training steps per call and 3 validation batches: Keras would run whole calls of 8 validation
+    steps on an endless dataset; the finite one makes the pass read batches 0, 1, 2 once each."""
+    train_path, valid_path = save_patch_files(in_tmp, 64, 24)
+    params = tiny_params()
+    params.train.batch_size = 8
+    assert training.execution_steps(64 // 8) == 8
+    summary, root = run_train(in_tmp / "run", (train_path, valid_path), params=params)
+    model = load_model(root / "models" / "srcnn.keras")
+    pairs = np.load(valid_path)
+    inputs, labels = (pairs[:, 0, :, :, None] / 255.0).astype(np.float32), pairs[:, 1, 6:-6, 6:-6, None] / 255.0
+    # Three full batches of 8: Keras's val_loss (batch means weighted by batch size) is the MSE over all 24.
+    mse = float(np.mean((np.asarray(model(inputs)) - labels) ** 2))
+    assert summary["final_val_loss"] == pytest.approx(mse, rel=1e-5)
 
 
 def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
