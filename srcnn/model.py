@@ -312,8 +312,9 @@ def predict_y(model: keras.Model, y: np.ndarray, tile: int | None = None, overla
 
     The image is padded symmetrically by the receptive-field radius (its borders see mirrored pixels,
     not zeros) and run through the valid convolutions, whole (`tile=None`) or in `tile`×`tile` output
-    tiles, each read with `overlap` pixels of context on every side (mirrored beyond the image edge). With overlap ≥ the radius every output pixel sees exactly the
-    pixels it sees in the whole image, so the result is the same; memory is bounded by the tile size.
+    tiles, each read with `overlap` pixels of context on every side (mirrored beyond the image edge).
+    With overlap ≥ the radius every output pixel sees exactly the pixels it sees in the whole image,
+    so the result is the same; memory is bounded by the tile size.
     """
     m = margin(model)
     overlap = m if overlap is None else overlap
