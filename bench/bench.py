@@ -351,8 +351,11 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TF default)")
     p.add_argument("--ours-only", action="store_true", help="(a) without the plain-Keras baselines")
     p.add_argument("--plain-layers", action="store_true", help="(a) our loop with plain Conv2D layers")
+    p.add_argument("--kernel-sizes", default="9,1,5",
+                   help="the model of (a), (b), (c): 9,1,5 (ECCV 2014, default) or 9,5,5 (TPAMI 2016)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = p.parse_args(argv)
+    KERNELS[:] = [int(k) for k in args.kernel_sizes.split(",")]
     args.infer_size, args.rss_size = (2040, 1356), (2040, 1356)
     if args.smoke:
         args.patches, args.epochs, args.repeats, args.images, args.per_image = 1024, 1, 1, 1, 256
@@ -388,9 +391,10 @@ def main(argv=None) -> None:
         if "e" in args.sections:
             bench_quality(args, tmp / "quality")
 
-    flags = [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism", "plain_layers") if getattr(args, f)]
+    flags = [f"model {'-'.join(map(str, KERNELS))}"]
+    flags += [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism", "plain_layers") if getattr(args, f)]
     print(f"\nmachine: {os.cpu_count()} CPUs, TF {tf.__version__}, threads {args.threads or 'default'}, "
-          f"flags {flags or 'none'}, {time.perf_counter() - start:.0f} s in all")
+          f"flags {flags}, {time.perf_counter() - start:.0f} s in all")
     print("| section | measurement | value | unit | notes |")
     print("|---|---|---|---|---|")
     for section, name, value, unit, note in ROWS:

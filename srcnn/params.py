@@ -130,6 +130,44 @@ def _optional(key: Key, meaning: str) -> Key:
     return Key("", check, allowed)
 
 
+RAW_DIR = "data/raw"  # the download stage's output
+
+
+def _folder() -> Key:
+    allowed = f"a folder path, relative to the repository or absolute, outside {RAW_DIR}/"
+
+    def check(name: str, value: Any) -> str:
+        # data/raw is what the download stage writes: reading from it would make the stage its own input.
+        if not isinstance(value, str) or not value.strip():
+            _fail(name, value, allowed)
+        raw = Path(RAW_DIR).resolve()
+        folder = Path(value).resolve()
+        if folder == raw or raw in folder.parents:
+            _fail(name, value, allowed)
+        return value
+
+    return Key("", check, allowed)
+
+
+def _float_list(lo: float, hi: float) -> Key:
+    allowed = f"a list of distinct numbers greater than {lo} and at most {hi}"
+
+    def check(name: str, value: Any) -> list[float]:
+        if not isinstance(value, list) or not value:
+            _fail(name, value, allowed)
+        numbers = []
+        for v in value:
+            try:
+                numbers.append(_float(lo, hi).check(name, v))
+            except ParamsError:
+                _fail(name, value, allowed)
+        if len(set(numbers)) != len(numbers):
+            _fail(name, value, allowed)
+        return numbers
+
+    return Key("", check, allowed)
+
+
 BENCHMARKS_DIR = "data/benchmarks"
 
 
@@ -163,7 +201,9 @@ SCHEMA: dict[str, Key] = _named(
         "seed": _int(0, 2**31 - 1),
         "scale": _choice(2, 3, 4),
         "resize": _choice("matlab", "opencv"),
-        "download.source": _choice("sample", "div2k"),
+        "download.source": _choice("sample", "div2k", "folder"),
+        "download.train_dir": _folder(),
+        "download.valid_dir": _folder(),
         "download.div2k_url": _url(),
         "download.div2k_sha256.train": _sha256(),
         "download.div2k_sha256.valid": _sha256(),
@@ -172,6 +212,9 @@ SCHEMA: dict[str, Key] = _named(
         "patches.size": _int(3, 512),
         "patches.per_image": _int(1, 1_000_000),
         "patches.valid_per_image": _int(1, 1_000_000),
+        "patches.stride": _optional(_int(1, 512), "random crops, patches.per_image of them"),
+        "patches.flips_rotations": _choice(False, True),
+        "patches.hr_scales": _float_list(0.0, 1.0),
         "model.filters": _int_list(1, 4096),
         "model.kernel_sizes": _int_list(1, 99, odd=True),
         "train.epochs": _int(1, 100_000),
@@ -188,8 +231,9 @@ SCHEMA: dict[str, Key] = _named(
 # The keys each stage reads. dvc.yaml's `params:` lists must match (tested).
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "download": ("download.source", "download.div2k_url", "download.div2k_sha256", "download.train_limit",
-                 "download.valid_limit"),
-    "patches": ("seed", "scale", "resize", "patches.size", "patches.per_image", "patches.valid_per_image"),
+                 "download.valid_limit", "download.train_dir", "download.valid_dir"),
+    "patches": ("seed", "scale", "resize", "patches.size", "patches.per_image", "patches.valid_per_image",
+                "patches.stride", "patches.flips_rotations", "patches.hr_scales"),
     "train": ("seed", "scale", "resize", "model.filters", "model.kernel_sizes", "train.epochs", "train.batch_size",
               "train.learning_rate", "train.lr_schedule", "train.strategy", "train.mixed_precision"),
     "evaluate": ("scale", "resize", "evaluate.crop_border", "evaluate.benchmarks"),

@@ -1,4 +1,4 @@
-"""Training pairs: random crops of (bicubic-degraded Y, HR Y), stored as one uint8 array.
+"""Training pairs: crops of (bicubic-degraded Y, HR Y), stored as one uint8 array.
 
 File format: a NumPy `.npy` of shape (N, 2, size, size), dtype uint8, where
 [:, 0] is the bicubic input and [:, 1] the HR label. One file, because DVC hashes
@@ -14,73 +14,122 @@ cache, which the kernel reclaims as it needs.
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import io
 import os
+from pathlib import Path
 
 import numpy as np
 from numpy.lib import format as npy
 from tqdm import tqdm
 
-from srcnn.imaging import bicubic_degrade, modcrop, rgb_to_y
+from srcnn.imaging import bicubic_degrade, imresize_matlab, modcrop, rgb_to_y, round_to
 from srcnn.io import ImageError, atomic_file, list_images, read_image
 
 
-def degraded_pair(path: Path, scale: int, kernel: str) -> tuple[np.ndarray, np.ndarray]:
-    """(bicubic input, HR label) as 8-bit Y images of the same size."""
-    label = modcrop(rgb_to_y(read_image(path)), scale)
+def degraded_pair(path: Path, scale: int, kernel: str, hr_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(bicubic input, HR label) as 8-bit Y images of the same size.
+
+    `hr_scale` < 1: the HR image is first shrunk by that factor (MATLAB `imresize` bicubic on Y / 255,
+    rounded to 8 bits), the scale augmentation of FSRCNN's and VDSR's training scripts.
+    """
+    hr = rgb_to_y(read_image(path))
+    if hr_scale != 1.0:
+        hr = round_to(imresize_matlab(hr.astype(np.float64) / 255.0, hr_scale) * 255.0)
+    label = modcrop(hr, scale)
     return bicubic_degrade(label, scale, kernel), label
 
 
-def write_patches(
-    images: list[Path], out_path: Path, *, size: int, per_image: int, scale: int, kernel: str, seed: int
-) -> int:
-    """Crop `per_image` random size×size pairs from each image into `out_path`.
+def dihedral(pairs: np.ndarray) -> np.ndarray:
+    """The 8 flips/rotations of each (N, 2, S, S) pair, pair by pair: (8N, 2, S, S), the original first."""
+    turns = [np.rot90(pairs, k, axes=(2, 3)) for k in range(4)]
+    views = turns + [t[..., ::-1] for t in turns]
+    return np.stack(views, axis=1).reshape(-1, *pairs.shape[1:])
 
-    The file is written image by image, so memory holds one image and its
-    crops whatever the number of patches. Crops come from one generator seeded
-    with `seed`, images in sorted order: the same arguments give a
-    byte-identical file.
+
+def crop_corners(h: int, w: int, size: int, *, stride: int | None, count: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners of the size×size patches of an h×w image: every `stride` pixels from the
+    top-left (the paper's sub-images: 33×33, stride 14), or `count` random ones when stride is None."""
+    if stride is not None:
+        tops, lefts = np.meshgrid(np.arange(0, h - size + 1, stride), np.arange(0, w - size + 1, stride),
+                                  indexing="ij")
+        return tops.ravel(), lefts.ravel()
+    return rng.integers(0, h - size + 1, count), rng.integers(0, w - size + 1, count)
+
+
+def _header(count: int, size: int) -> bytes:
+    buffer = io.BytesIO()
+    npy.write_array_header_1_0(buffer, {"descr": npy.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                                        "shape": (count, 2, size, size)})
+    return buffer.getvalue()
+
+
+def write_patches(
+    images: list[Path], out_path: Path, *, size: int, per_image: int, scale: int, kernel: str, seed: int,
+    stride: int | None = None, flips_rotations: bool = False, hr_scales: tuple[float, ...] = (1.0,),
+    chunk: int = 4096,
+) -> int:
+    """Write training pairs from `images` into `out_path`; return their number.
+
+    For each image and each factor of `hr_scales` (1.0: the image as it is), the pairs are the
+    size×size windows at `crop_corners` (on a `stride` grid, or `per_image` random ones); with
+    `flips_rotations`, each pair is followed by its 7 other flips/rotations (`dihedral`).
+
+    The file is written image by image, `chunk` windows at a time, so memory holds one image and a
+    chunk whatever the number of patches; the header's count is filled in at the end. Random
+    corners come from one generator seeded with `seed`, images in the given (sorted) order: the
+    same arguments give a byte-identical file. Raises ImageError naming an image (or its shrunk
+    copy) smaller than a patch.
     """
     if not images:
         raise ImageError(f"{out_path}: no input images")
     rng = np.random.default_rng(seed)
-    shape = (len(images) * per_image, 2, size, size)
+    count = 0
+    placeholder = _header(0, size)
     with atomic_file(out_path, suffix=".npy") as tmp, open(tmp, "wb") as out:
-        npy.write_array_header_1_0(out, {"descr": npy.dtype_to_descr(np.dtype(np.uint8)),
-                                         "fortran_order": False, "shape": shape})
-        block = np.empty((per_image, 2, size, size), np.uint8)
+        out.write(placeholder)
         for path in tqdm(images, desc=f"patches {out_path.name}", unit="img"):
-            degraded, label = degraded_pair(path, scale, kernel)
-            h, w = label.shape
-            if h < size or w < size:
-                raise ImageError(f"{path}: {w}x{h} after modcrop is smaller than a {size}x{size} patch")
-            tops = rng.integers(0, h - size + 1, per_image)
-            lefts = rng.integers(0, w - size + 1, per_image)
-            for j, (top, left) in enumerate(zip(tops, lefts)):
-                block[j, 0] = degraded[top : top + size, left : left + size]
-                block[j, 1] = label[top : top + size, left : left + size]
-            out.write(block.data)
-    return shape[0]
+            for hr_scale in hr_scales:
+                degraded, label = degraded_pair(path, scale, kernel, hr_scale)
+                h, w = label.shape
+                if h < size or w < size:
+                    copy = "" if hr_scale == 1.0 else f" shrunk by patches.hr_scales {hr_scale}"
+                    raise ImageError(f"{path}{copy}: {w}x{h} after modcrop is smaller than a {size}x{size} patch")
+                tops, lefts = crop_corners(h, w, size, stride=stride, count=per_image, rng=rng)
+                for first in range(0, len(tops), chunk):
+                    corners = list(zip(tops[first : first + chunk], lefts[first : first + chunk]))
+                    block = np.empty((len(corners), 2, size, size), np.uint8)
+                    for j, (top, left) in enumerate(corners):
+                        block[j, 0] = degraded[top : top + size, left : left + size]
+                        block[j, 1] = label[top : top + size, left : left + size]
+                    if flips_rotations:
+                        block = dihedral(block)
+                    out.write(np.ascontiguousarray(block).data)
+                    count += len(block)
+        header = _header(count, size)
+        if len(header) != len(placeholder):  # both are padded to 128 bytes for any count below 10^40
+            raise AssertionError(f"npy header grew from {len(placeholder)} to {len(header)} bytes")
+        out.seek(0)
+        out.write(header)
+    return count
 
 
 def make_patch_sets(raw_dir: Path, out_dir: Path, params) -> dict[str, int]:
-    """Training and validation patch files from raw_dir/{train,valid}."""
-    counts = {}
-    for split, per_image, stream in (
-        ("train", params.patches.per_image, 0),
-        ("valid", params.patches.valid_per_image, 1),
-    ):
-        counts[split] = write_patches(
-            list_images(raw_dir / split),
-            out_dir / f"{split}.npy",
-            size=params.patches.size,
-            per_image=per_image,
-            scale=params.scale,
-            kernel=params.resize,
-            seed=np.random.SeedSequence([params.seed, stream]).generate_state(1)[0],
-        )
-    return counts
+    """Training and validation patch files from raw_dir/{train,valid}.
+
+    Training pairs follow `patches.stride`, `patches.flips_rotations` and `patches.hr_scales`;
+    validation pairs are always `patches.valid_per_image` random crops of the images as they are.
+    """
+    p = params.patches
+    train_seed, valid_seed = (np.random.SeedSequence([params.seed, stream]).generate_state(1)[0] for stream in (0, 1))
+    common = dict(size=p.size, scale=params.scale, kernel=params.resize)
+    return {
+        "train": write_patches(list_images(raw_dir / "train"), out_dir / "train.npy", per_image=p.per_image,
+                               seed=train_seed, stride=p.stride, flips_rotations=p.flips_rotations,
+                               hr_scales=tuple(p.hr_scales), **common),
+        "valid": write_patches(list_images(raw_dir / "valid"), out_dir / "valid.npy", per_image=p.valid_per_image,
+                               seed=valid_seed, **common),
+    }
 
 
 class PatchFile:

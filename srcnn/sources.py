@@ -1,4 +1,4 @@
-"""Where the HR images come from: the offline sample or DIV2K.
+"""Where the HR images come from: the offline sample, DIV2K, or any two folders.
 
 Either way the result is the same layout, `<out>/train/*.png` and
 `<out>/valid/*.png`, written into a temporary folder and swapped in whole.
@@ -14,7 +14,7 @@ from skimage import data as skdata
 from tqdm import tqdm
 
 from srcnn import div2k
-from srcnn.io import atomic_dir, write_image
+from srcnn.io import IMAGE_SUFFIXES, ImageError, atomic_dir, read_image, write_image
 
 # Real photos shipped inside the scikit-image wheel (no network needed).
 # Train and valid scenes are disjoint; the stereo pair is one scene, in train.
@@ -48,6 +48,63 @@ def write_sample(out_dir: Path) -> dict[str, int]:
     return counts
 
 
+def find_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(images, skipped) under `folder`, subfolders included, sorted by relative path.
+
+    Images are files with a suffix of `srcnn.io.IMAGE_SUFFIXES` (any case). Hidden files and folders
+    (`.git`, `.DS_Store`, editors' temporaries) are not looked at; other files are returned as skipped.
+    """
+    images, skipped = [], []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            (images if path.suffix.lower() in IMAGE_SUFFIXES else skipped).append(path)
+    return sorted(images, key=lambda p: p.relative_to(folder).parts), skipped
+
+
+def flat_name(relative: Path) -> str:
+    """The PNG name of an image at `relative` in a source folder: subfolders joined by `__`."""
+    return "__".join(relative.with_suffix(".png").parts)
+
+
+def copy_folder(folder: Path, out_dir: Path, key: str) -> int:
+    """Decode every image under `folder` and write it as 8-bit PNG into out_dir (flat names).
+
+    Raises FileNotFoundError (no such folder), ImageError (no image in it; an undecodable one; two
+    images that would get one name, e.g. `a.png` and `a.jpg`). `key` names the param in messages.
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"params.yaml: {key} = {str(folder)!r}: no such folder")
+    images, skipped = find_images(folder)
+    if not images:
+        raise ImageError(f"{folder} ({key}): no images (allowed suffixes: {', '.join(IMAGE_SUFFIXES)})")
+    names: dict[str, Path] = {}
+    for path in images:
+        name = flat_name(path.relative_to(folder))
+        if name in names:
+            raise ImageError(f"{path} and {names[name]} would both be written as {name}; rename one")
+        names[name] = path
+    for name, path in tqdm(names.items(), desc=f"folder {out_dir.name}", unit="img"):
+        write_image(out_dir / name, read_image(path))
+    if skipped:
+        shown = ", ".join(str(p.relative_to(folder)) for p in skipped[:3])
+        print(f"download: skipped {len(skipped)} non-image file(s) in {folder}: {shown}{', …' if len(skipped) > 3 else ''}")
+    return len(names)
+
+
+def write_folders(train_dir: Path, valid_dir: Path, out_dir: Path) -> dict[str, int]:
+    """Copy the images of two folders into out_dir/{train,valid}; the folders must not overlap."""
+    train, valid = train_dir.resolve(), valid_dir.resolve()
+    if train == valid or train in valid.parents or valid in train.parents:
+        raise ImageError(f"download.train_dir {str(train_dir)!r} and download.valid_dir {str(valid_dir)!r} overlap: "
+                         "validation images would also be trained on; allowed: two separate folders")
+    return {"train": copy_folder(train_dir, out_dir / "train", "download.train_dir"),
+            "valid": copy_folder(valid_dir, out_dir / "valid", "download.valid_dir")}
+
+
 def default_cache_dir() -> Path:
     """Download cache outside the DVC outputs, so rerunning the stage fetches nothing."""
     if "SRCNN_CACHE_DIR" in os.environ:
@@ -65,6 +122,8 @@ def download(params, out_dir: Path) -> dict[str, int]:
     with atomic_dir(out_dir) as tmp:
         if params.source == "sample":
             counts = write_sample(tmp)
+        elif params.source == "folder":
+            counts = write_folders(Path(params.train_dir), Path(params.valid_dir), tmp)
         else:
             sha256 = {"train": params.div2k_sha256.train, "valid": params.div2k_sha256.valid}
             # Limits apply to DIV2K only: the sample is already 20 images.
