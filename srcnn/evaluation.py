@@ -20,6 +20,7 @@ from tqdm import tqdm
 from srcnn.imaging import psnr, ssim
 from srcnn.io import ImageError, atomic_dir, atomic_file, list_images, write_image, write_json
 from srcnn.model import load_model, upscale_y
+from srcnn.params import BENCHMARKS_DIR
 from srcnn.patches import degraded_pair
 
 CROP = 96  # side of the side-by-side crops, in HR pixels
@@ -97,19 +98,21 @@ def summarise(table: pd.DataFrame) -> dict:
 
 
 def evaluate(
-    model_path: Path, valid_dir: Path, params, json_path: Path, csv_path: Path, crops_dir: Path
+    model_path: Path, valid_dir: Path, params, json_path: Path, csv_path: Path, crops_dir: Path,
+    benchmarks_dir: Path = Path(BENCHMARKS_DIR),
 ) -> dict[str, dict]:
     """Score the valid split (pipeline protocol) and each benchmark set (literature protocol).
 
     The valid split uses the pipeline's own `resize` and `evaluate.crop_border`;
-    benchmark sets always use MATLAB bicubic and shave `scale` pixels, as the
-    papers do, so their figures compare with published ones.
+    benchmark sets (`evaluate.benchmarks`, each the folder `benchmarks_dir/<name>`) always use
+    MATLAB bicubic and shave `scale` pixels, as the papers do, so their figures compare with
+    published ones.
     """
     scale = params.scale
     border = scale if params.evaluate.crop_border is None else params.evaluate.crop_border
     sets = {"valid": (valid_dir, params.resize, border)}
-    for name, folder in params.evaluate.benchmarks.items():
-        sets[name] = (Path(folder), "matlab", scale)
+    for name in params.evaluate.benchmarks:
+        sets[name] = (benchmarks_dir / name, "matlab", scale)
     images = {name: list_images(folder) for name, (folder, _, _) in sets.items()}
     for name, found in images.items():
         if not found:

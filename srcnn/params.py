@@ -171,22 +171,25 @@ def _float_list(lo: float, hi: float) -> Key:
 BENCHMARKS_DIR = "data/benchmarks"
 
 
-def _benchmark_map() -> Key:
-    allowed = f"a mapping of set name (letters, digits, _ . -) to a folder under {BENCHMARKS_DIR}/"
+RESERVED_SET_NAMES = ("valid",)  # evaluate's own split: a benchmark of that name would overwrite its metrics
 
-    def check(name: str, value: Any) -> dict[str, str]:
+
+def _benchmark_names() -> Key:
+    allowed = (f"a list of distinct set names (letters, digits, _ . -; not {', '.join(RESERVED_SET_NAMES)}), "
+               f"each a folder {BENCHMARKS_DIR}/<name>, e.g. [Set5, Set14]")
+
+    def check(name: str, value: Any) -> list[str]:
+        # A list, not a mapping: `dvc exp run -S evaluate.benchmarks=[Set5]` replaces a list, while Hydra's
+        # grammar merges mappings (so `={}` could never drop a set) and refuses new keys without `+`.
         if value is None:
-            return {}
-        if not isinstance(value, dict):
+            return []
+        if not isinstance(value, list) or len(set(map(str, value))) != len(value):
             _fail(name, value, allowed)
-        for set_name, folder in value.items():
-            # Only folders under data/benchmarks/ are a DVC dependency of the evaluate stage,
-            # so only they make evaluate rerun when their images change.
-            inside = isinstance(folder, str) and Path(folder).parts[:2] == tuple(BENCHMARKS_DIR.split("/"))
-            if (not isinstance(set_name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", set_name) or not inside
-                    or ".." in Path(folder).parts or len(Path(folder).parts) < 3):
-                _fail(f"{name}.{set_name}", folder, allowed)
-        return dict(value)
+        for set_name in value:
+            if (not isinstance(set_name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", set_name)
+                    or set_name in (".", "..") or set_name in RESERVED_SET_NAMES):
+                _fail(name, value, allowed)
+        return list(value)
 
     return Key("", check, allowed)
 
@@ -224,7 +227,7 @@ SCHEMA: dict[str, Key] = _named(
         "train.strategy": _choice("auto", "mirrored", "multiworker"),
         "train.mixed_precision": _choice(False, True),
         "evaluate.crop_border": _optional(_int(0, 256), "the same as scale"),
-        "evaluate.benchmarks": _benchmark_map(),
+        "evaluate.benchmarks": _benchmark_names(),
     }
 )
 

@@ -48,7 +48,7 @@ def write_png(path: Path, image: np.ndarray) -> Path:
     return path
 
 
-def params(resize: str, benchmarks: dict, crop_border=None) -> SimpleNamespace:
+def params(resize: str, benchmarks: list, crop_border=None) -> SimpleNamespace:
     return SimpleNamespace(
         scale=2, resize=resize, evaluate=SimpleNamespace(crop_border=crop_border, benchmarks=benchmarks)
     )
@@ -59,8 +59,8 @@ def test_valid_uses_pipeline_protocol_and_benchmarks_the_literature_one(tmp_path
     bench = [write_png(tmp_path / "data/benchmarks/B/cam.png", skdata.camera()[10:75, 20:97]),
              write_png(tmp_path / "data/benchmarks/B/coffee.png", skdata.coffee()[:64, :80])]
     out = tmp_path / "out"
-    summary = evaluate(tiny_model, tmp_path / "valid", params("opencv", {"B": str(tmp_path / "data/benchmarks/B")}, 3),
-                       out / "evaluate.json", out / "per_image.csv", out / "crops")
+    summary = evaluate(tiny_model, tmp_path / "valid", params("opencv", ["B"], 3),
+                       out / "evaluate.json", out / "per_image.csv", out / "crops", tmp_path / "data/benchmarks")
 
     def bicubic_psnr(path: Path, kernel: str, border: int) -> float:
         y = modcrop(rgb_to_y(read_image(path)), 2)
@@ -87,8 +87,8 @@ def test_empty_benchmark_folder_is_named(tmp_path, tiny_model):
     write_png(tmp_path / "valid/a.png", skdata.camera()[:40, :40])
     (tmp_path / "data/benchmarks/Empty").mkdir(parents=True)
     with pytest.raises(ImageError, match="Empty.*data/benchmarks/Empty"):
-        evaluate(tiny_model, tmp_path / "valid", params("matlab", {"Empty": str(tmp_path / "data/benchmarks/Empty")}),
-                 tmp_path / "e.json", tmp_path / "e.csv", tmp_path / "crops")
+        evaluate(tiny_model, tmp_path / "valid", params("matlab", ["Empty"]),
+                 tmp_path / "e.json", tmp_path / "e.csv", tmp_path / "crops", tmp_path / "data/benchmarks")
     assert not (tmp_path / "e.json").exists() and not (tmp_path / "crops").exists()
 
 
@@ -99,7 +99,7 @@ PEAK_RSS = textwrap.dedent(
     from types import SimpleNamespace
     from srcnn.evaluation import evaluate
     root = Path(sys.argv[1])
-    p = SimpleNamespace(scale=2, resize="matlab", evaluate=SimpleNamespace(crop_border=None, benchmarks={}))
+    p = SimpleNamespace(scale=2, resize="matlab", evaluate=SimpleNamespace(crop_border=None, benchmarks=[]))
     evaluate(Path(sys.argv[2]), root / "valid", p, root / "e.json", root / "e.csv", root / "crops")
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """

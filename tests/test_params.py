@@ -26,12 +26,15 @@ VALID = {
         "div2k_sha256": {"train": "a" * 64, "valid": "0123456789abcdef" * 4},
         "train_limit": None,
         "valid_limit": 10,
+        "train_dir": "data/images/train",
+        "valid_dir": "/abs/valid",
     },
-    "patches": {"size": 33, "per_image": 500, "valid_per_image": 32},
+    "patches": {"size": 33, "per_image": 500, "valid_per_image": 32, "stride": None, "flips_rotations": False,
+                "hr_scales": [1.0]},
     "model": {"filters": [64, 32], "kernel_sizes": [9, 1, 5]},
     "train": {"epochs": 3, "batch_size": 128, "learning_rate": 0.001, "lr_schedule": "cosine",
               "strategy": "auto", "mixed_precision": False},
-    "evaluate": {"crop_border": None, "benchmarks": {}},
+    "evaluate": {"crop_border": None, "benchmarks": []},
 }
 
 
@@ -280,21 +283,45 @@ def test_cli_bad_file(tmp_path):
 # --------------------------------------------------------------------------- evaluate.benchmarks
 
 
-def test_benchmarks_mapping_accepted_and_kept_as_mapping(tmp_path):
-    values = validate(tree_with("evaluate.benchmarks", {"Set5": "data/benchmarks/Set5"}))
-    assert values["evaluate.benchmarks"] == {"Set5": "data/benchmarks/Set5"}
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(tree_with("evaluate.benchmarks", {"Set5": "data/benchmarks/Set5"})))
-    assert for_stage("evaluate", path).evaluate.benchmarks == {"Set5": "data/benchmarks/Set5"}
+def test_benchmarks_list_of_names_accepted(tmp_path):
+    values = validate(tree_with("evaluate.benchmarks", ["Set5", "Set14"]))
+    assert values["evaluate.benchmarks"] == ["Set5", "Set14"]
+    path = write_yaml(tmp_path / "params.yaml", tree_with("evaluate.benchmarks", ["Set5"]))
+    assert for_stage("evaluate", path).evaluate.benchmarks == ["Set5"]
+    assert validate(tree_with("evaluate.benchmarks", None))["evaluate.benchmarks"] == []
 
 
-@pytest.mark.parametrize("folder", ["../shared/benchmarks/Set5", "/abs/Set5", "data/raw/valid", "data/benchmarks",
-                                    "data/benchmarks/../raw"])
-def test_benchmark_folder_outside_data_benchmarks_refused(folder):
-    with pytest.raises(ParamsError, match=r"evaluate\.benchmarks\.Set5.*data/benchmarks/"):
-        validate(tree_with("evaluate.benchmarks", {"Set5": folder}))
+@pytest.mark.parametrize("names", [
+    ["valid"],  # evaluate's own split: it would overwrite the validation metrics, CSV rows and crops
+    ["Set5", "Set5"],  # the same set twice
+    ["../raw"], [".."], ["a/b"], [""], [5],
+    {"Set5": "data/benchmarks/Set5"},  # the old mapping form, which `dvc exp run -S` cannot set or clear
+    "Set5",
+])
+def test_benchmark_names_reserved_duplicate_or_not_a_folder_name_refused(names):
+    with pytest.raises(ParamsError, match=r"evaluate\.benchmarks.*list of distinct set names.*not valid"):
+        validate(tree_with("evaluate.benchmarks", names))
 
 
-def test_benchmarks_not_a_mapping_refused():
-    with pytest.raises(ParamsError, match="evaluate.benchmarks"):
-        validate(tree_with("evaluate.benchmarks", ["data/benchmarks/Set5"]))
+@pytest.mark.parametrize("key", ["download.train_dir", "download.valid_dir"])
+@pytest.mark.parametrize("folder", ["data/raw", "data/raw/train", "./data/raw/valid", "", 3, None])
+def test_image_folders_inside_the_download_output_refused(key, folder):
+    with pytest.raises(ParamsError, match=rf"{key}.*outside data/raw/"):
+        validate(tree_with(key, folder))
+
+
+@pytest.mark.parametrize("factors", [[], [0.0], [1.5], [1.0, 1.0], ["x"], 0.9, [True]])
+def test_hr_scales_refused(factors):
+    with pytest.raises(ParamsError, match=r"patches\.hr_scales.*distinct numbers greater than 0"):
+        validate(tree_with("patches.hr_scales", factors))
+
+
+def test_hr_scales_accept_dvc_number_strings():
+    # `dvc exp run -S 'patches.hr_scales=[1.0,0.9]'` writes numbers; PyYAML may read e.g. 9e-1 as a string.
+    assert validate(tree_with("patches.hr_scales", [1, "9e-1", 0.6]))["patches.hr_scales"] == [1.0, 0.9, 0.6]
+
+
+@pytest.mark.parametrize("stride", [0, -1, 513, 1.5, True])
+def test_stride_refused(stride):
+    with pytest.raises(ParamsError, match=r"patches\.stride.*null \(random crops"):
+        validate(tree_with("patches.stride", stride))

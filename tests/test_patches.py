@@ -172,3 +172,90 @@ def test_patch_file_refuses_truncated_and_non_npy(tmp_path):
     text.write_text("not numpy")
     with pytest.raises(ValueError, match="text.npy: not a NumPy"):
         PatchFile(text)
+
+
+# --------------------------------------------------------------------------- stride, flips/rotations, HR scales
+
+
+def test_stride_gives_every_window_of_the_grid_in_order(tmp_path, images, sources):
+    out = tmp_path / "strided.npy"
+    stride = 7
+    count = write_patches(images, out, size=SIZE, per_image=999, scale=SCALE, kernel="matlab", seed=0, stride=stride)
+    array = np.load(out)
+    expected = []
+    for image in sources.values():
+        label = modcrop(rgb_to_y(image), SCALE)
+        degraded = bicubic_degrade(label, SCALE, "matlab")
+        for top in range(0, label.shape[0] - SIZE + 1, stride):  # the paper's MATLAB loop: 1 : stride : h - s + 1
+            for left in range(0, label.shape[1] - SIZE + 1, stride):
+                window = np.s_[top : top + SIZE, left : left + SIZE]
+                expected.append(np.stack([degraded[window], label[window]]))
+    assert count == len(expected) == len(array)  # per_image is not used on a grid
+    np.testing.assert_array_equal(array, np.stack(expected))
+
+
+def test_flips_rotations_store_each_pair_in_its_8_orientations(tmp_path, images):
+    plain, augmented = tmp_path / "plain.npy", tmp_path / "aug.npy"
+    write_patches(images, plain, size=SIZE, per_image=4, scale=SCALE, kernel="matlab", seed=2)
+    n = write_patches(images, augmented, size=SIZE, per_image=4, scale=SCALE, kernel="matlab", seed=2,
+                      flips_rotations=True)
+    base, aug = np.load(plain), np.load(augmented)
+    assert n == len(aug) == 8 * len(base)
+    for i, pair in enumerate(base):
+        group = aug[8 * i : 8 * i + 8]
+        np.testing.assert_array_equal(group[0], pair)  # the original first, then the other 7
+        views = {np.ascontiguousarray(v).tobytes() for k in range(4) for v in
+                 (np.rot90(pair, k, axes=(1, 2)), np.rot90(pair, k, axes=(1, 2))[..., ::-1])}
+        assert {np.ascontiguousarray(g).tobytes() for g in group} == views
+        assert len(views) == 8  # a real crop has 8 distinct orientations
+
+
+def test_hr_scales_add_shrunk_copies_degraded_like_the_original(tmp_path, images, sources):
+    out = tmp_path / "scales.npy"
+    write_patches(images[:1], out, size=SIZE, per_image=0, scale=SCALE, kernel="matlab", seed=0, stride=5,
+                  hr_scales=(1.0, 0.8))
+    array = np.load(out)
+    y = rgb_to_y(sources["a_astronaut"])
+    # An independent path: MATLAB imresize of Y / 255 by 0.8, rounded, then modcrop and the usual degradation.
+    from srcnn.imaging import imresize_matlab, round_to
+
+    shrunk = modcrop(round_to(imresize_matlab(y / 255.0, 0.8) * 255.0), SCALE)  # 61x72 -> 49x58 -> 48x58
+    assert shrunk.shape == (48, 58)
+    first = len(range(0, 60 - SIZE + 1, 5)) * len(range(0, 72 - SIZE + 1, 5))
+    second = len(range(0, 48 - SIZE + 1, 5)) * len(range(0, 58 - SIZE + 1, 5))
+    assert len(array) == first + second
+    np.testing.assert_array_equal(array[first, 1], shrunk[:SIZE, :SIZE])
+    np.testing.assert_array_equal(array[first, 0], bicubic_degrade(shrunk, SCALE, "matlab")[:SIZE, :SIZE])
+
+
+def test_augmented_file_is_byte_reproducible_and_seeded(tmp_path, images):
+    kwargs = dict(size=SIZE, per_image=5, scale=SCALE, kernel="matlab", flips_rotations=True, hr_scales=(1.0, 0.9))
+    a, b, c = tmp_path / "a.npy", tmp_path / "b.npy", tmp_path / "c.npy"
+    write_patches(images, a, seed=11, **kwargs)
+    write_patches(images, b, seed=11, **kwargs)
+    write_patches(images, c, seed=12, **kwargs)
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+    # The header written last holds the count: the file loads whole and PatchFile checks its size.
+    assert len(PatchFile(a)) == len(np.load(a)) == 2 * 5 * 8 * 2
+
+
+def test_grid_file_does_not_depend_on_the_seed(tmp_path, images):
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    for path, seed in ((a, 1), (b, 2)):
+        write_patches(images, path, size=SIZE, per_image=5, scale=SCALE, kernel="matlab", seed=seed, stride=9)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_shrunk_copy_smaller_than_a_patch_is_named_with_its_factor(tmp_path, images):
+    with pytest.raises(ImageError, match=r"b_camera.png shrunk by patches.hr_scales 0.3: 16x14 after modcrop"):
+        write_patches(images, tmp_path / "p.npy", size=SIZE, per_image=2, scale=SCALE, kernel="matlab", seed=0,
+                      hr_scales=(1.0, 0.3))
+    assert not (tmp_path / "p.npy").exists()
+
+
+def test_chunked_writing_equals_one_chunk(tmp_path, images):
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    kwargs = dict(size=SIZE, per_image=0, scale=SCALE, kernel="matlab", seed=0, stride=3, flips_rotations=True)
+    write_patches(images, a, chunk=7, **kwargs)
+    write_patches(images, b, **kwargs)
+    assert a.read_bytes() == b.read_bytes()

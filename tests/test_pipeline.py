@@ -37,9 +37,14 @@ READERS = {
     "download.div2k_sha256.valid": {"download"},
     "download.train_limit": {"download"},
     "download.valid_limit": {"download"},
+    "download.train_dir": {"download"},
+    "download.valid_dir": {"download"},
     "patches.size": {"patches"},
     "patches.per_image": {"patches"},
     "patches.valid_per_image": {"patches"},
+    "patches.stride": {"patches"},
+    "patches.flips_rotations": {"patches"},
+    "patches.hr_scales": {"patches"},
     "model.filters": {"train"},
     "model.kernel_sizes": {"train"},
     "train.epochs": {"train"},
@@ -63,9 +68,14 @@ CHANGED = {
     "download.div2k_sha256.valid": "1" * 64,
     "download.train_limit": 5,
     "download.valid_limit": 5,
+    "download.train_dir": "data/benchmarks",
+    "download.valid_dir": "stages",
     "patches.size": 41,
     "patches.per_image": 9,
     "patches.valid_per_image": 3,
+    "patches.stride": 20,
+    "patches.flips_rotations": True,
+    "patches.hr_scales": [1.0, 0.8],
     "model.filters": [32, 16],
     "model.kernel_sizes": [9, 3, 5],
     "train.epochs": 3,
@@ -75,7 +85,7 @@ CHANGED = {
     "train.strategy": "mirrored",
     "train.mixed_precision": True,
     "evaluate.crop_border": 4,
-    "evaluate.benchmarks": {"Tiny": "data/benchmarks/Tiny"},
+    "evaluate.benchmarks": ["Tiny"],
 }
 
 
@@ -133,7 +143,7 @@ def project_repo(root: Path, overrides: dict) -> subprocess.CompletedProcess:
     reproduced once and committed; returns that first `dvc repro`."""
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(PROJECT / name, root / name)
-    for folder in ("stages", "srcnn", "data/benchmarks"):
+    for folder in ("stages", "srcnn", "data/benchmarks", "data/images"):
         shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     write_params(root, overrides)
     run(root, "git", "init", "-q", "-b", "main")
@@ -276,7 +286,7 @@ def test_benchmark_sets_rerun_evaluate_only_and_are_reported_per_set(repo):
     cv2.imwrite(str(folder / "b.png"), skdata.camera()[50:110, 60:132])
     try:
         params = yaml.safe_load((repo / "params.yaml").read_text())
-        params["evaluate"]["benchmarks"] = {"Tiny": "data/benchmarks/Tiny"}
+        params["evaluate"]["benchmarks"] = ["Tiny"]
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         assert stages_run(dvc(repo, "repro")) == {"evaluate"}
         evaluate = json.loads((repo / "metrics/evaluate.json").read_text())

@@ -1,0 +1,129 @@
+"""`download.source: folder` through the real `dvc` CLI: the folders are dependencies of download.
+
+Adding, removing or changing an image in either folder (relative to the repo or absolute, outside
+it) reruns download and the stages after it; nothing else reruns download.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from test_pipeline import STAGES, TINY, dvc, project_repo, stages_run
+
+
+def photo(seed: int, shape=(72, 88)) -> np.ndarray:
+    """A crop of a real photo, a different one per seed."""
+    rng = np.random.default_rng(seed)
+    source = skdata.astronaut()
+    top, left = rng.integers(0, source.shape[0] - shape[0]), rng.integers(0, source.shape[1] - shape[1])
+    return np.ascontiguousarray(source[top : top + shape[0], left : left + shape[1], ::-1])
+
+
+@pytest.fixture(scope="module")
+def folder_repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("folder_repo")
+    outside = tmp_path_factory.mktemp("outside_valid")  # an absolute path outside the repo
+    (root / "mydata/train/sub").mkdir(parents=True)
+    for i, name in enumerate(("a.png", "b.jpg", "sub/c.bmp")):
+        assert cv2.imwrite(str(root / "mydata/train" / name), photo(i))
+    for i in range(2):
+        assert cv2.imwrite(str(outside / f"v{i}.png"), photo(10 + i))
+    overrides = {**TINY, "download": {"source": "folder", "train_dir": "mydata/train", "valid_dir": str(outside)}}
+    first = project_repo(root, overrides)
+    return root, outside, first
+
+
+def status(repo) -> set[str]:
+    return set(json.loads(dvc(repo, "status", "--json").stdout))
+
+
+def test_folder_source_runs_the_pipeline_on_the_folders(folder_repo):
+    repo, outside, first = folder_repo
+    assert stages_run(first) == set(STAGES)
+    assert sorted(p.name for p in (repo / "data/raw/train").iterdir()) == ["a.png", "b.png", "sub__c.png"]
+    assert sorted(p.name for p in (repo / "data/raw/valid").iterdir()) == ["v0.png", "v1.png"]
+    assert json.loads((repo / "metrics/evaluate.json").read_text())["valid"]["images"] == 2
+    assert status(repo) == set()
+
+
+@pytest.mark.parametrize("change", ["add", "modify", "remove"])
+@pytest.mark.parametrize("where", ["train (relative)", "valid (absolute, outside the repo)"])
+def test_image_changes_rerun_download_and_what_follows(folder_repo, where, change):
+    repo, outside, _ = folder_repo
+    folder = repo / "mydata/train/sub" if where.startswith("train") else outside
+    target = folder / ("new.png" if change == "add" else "c.bmp" if where.startswith("train") else "v1.png")
+    saved = target.read_bytes() if target.exists() else None
+    try:
+        if change == "remove":
+            target.unlink()
+        else:
+            assert cv2.imwrite(str(target), photo(99))
+        assert status(repo) == {"download"}
+        ran = stages_run(dvc(repo, "repro"))
+        # download always; patches, train and evaluate because data/raw changed (evaluate reads the valid split,
+        # train the patches): the whole chain, since every image feeds patches.
+        assert ran == set(STAGES)
+    finally:
+        if saved is None:
+            target.unlink()
+        else:
+            target.write_bytes(saved)
+        dvc(repo, "repro")
+        assert status(repo) == set()
+
+
+def test_other_files_rerun_nothing(folder_repo):
+    repo, outside, _ = folder_repo
+    (repo / "notes.md").write_text("unrelated")
+    (repo / "data/images/train/x.png").parent.mkdir(parents=True, exist_ok=True)  # the unused default folder
+    assert cv2.imwrite(str(repo / "data/images/train/x.png"), photo(5))
+    try:
+        assert status(repo) == set()
+        assert stages_run(dvc(repo, "repro")) == set()
+    finally:
+        (repo / "notes.md").unlink()
+        (repo / "data/images/train/x.png").unlink()
+
+
+def test_a_bad_image_in_the_folder_is_one_line_and_keeps_data_raw(folder_repo):
+    repo, outside, _ = folder_repo
+    bad = repo / "mydata/train/sub/broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    before = sorted(p.name for p in (repo / "data/raw/train").iterdir())
+    try:
+        result = dvc(repo, "repro", check=False)
+        assert result.returncode != 0
+        err = result.stderr
+        assert "error in stage download: " in err and "mydata/train/sub/broken.png" in err
+        assert "Traceback" not in err
+        # DVC removes a stage's outputs before running it: data/raw is the previous version or absent, never
+        # partial, and `dvc checkout` brings the previous version back from the cache.
+        raw = repo / "data/raw/train"
+        assert not raw.exists() or sorted(p.name for p in raw.iterdir()) == before
+    finally:
+        bad.unlink()
+    dvc(repo, "checkout", "-q")
+    assert sorted(p.name for p in (repo / "data/raw/train").iterdir()) == before
+    assert status(repo) == set()
+
+
+def test_missing_folder_named(folder_repo, tmp_path):
+    repo, outside, _ = folder_repo
+    moved = tmp_path / "moved"
+    shutil.move(str(outside), moved)
+    try:
+        result = dvc(repo, "repro", check=False)
+        assert result.returncode != 0
+        # DVC's own message, before the stage starts: "failed to reproduce 'download': … No such file or
+        # directory: '<folder>'".
+        assert "failed to reproduce 'download'" in result.stderr and str(outside) in result.stderr
+    finally:
+        shutil.move(str(moved), outside)
+    dvc(repo, "checkout", "-q")  # DVC removed data/raw before finding the dependency missing
+    assert status(repo) == set()
