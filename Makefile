@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup repro test check-params results clean-venv
+.PHONY: setup repro test check-params results paper paper-table clean-venv
 
 setup: $(STAMP)
 
@@ -23,6 +23,16 @@ test: $(STAMP)
 
 results: $(STAMP)
 	$(BIN)/python -m srcnn.report --write
+
+# Reproduce the paper's table: ×2, ×3, ×4 trained on the images in $(T91) and scored on every set under
+# data/benchmarks/ (Set5 required), one DVC experiment per scale; then the README table from their metrics.
+T91 ?= data/T91
+paper: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m srcnn.paper run --train-dir "$(T91)"
+	$(BIN)/python -m srcnn.paper table --write
+
+paper-table: $(STAMP)
+	$(BIN)/python -m srcnn.paper table --write
 
 check-params: $(STAMP)
 	$(BIN)/python -m srcnn check-params

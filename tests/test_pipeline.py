@@ -144,7 +144,7 @@ def project_repo(root: Path, overrides: dict) -> subprocess.CompletedProcess:
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(PROJECT / name, root / name)
     for folder in ("stages", "srcnn", "data/benchmarks", "data/images"):
-        shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
     write_params(root, overrides)
     run(root, "git", "init", "-q", "-b", "main")
     dvc(root, "init", "-q")

@@ -1,0 +1,277 @@
+"""Reproducing the SRCNN paper's table: ×2, ×3 and ×4 models as DVC experiments, and the table from their metrics.
+
+    python -m srcnn.paper run --train-dir data/T91      # one `dvc exp run` per scale, then `collect`
+    python -m srcnn.paper collect                       # dvc exp show --json → results/paper.json
+    python -m srcnn.paper table [--write | --check]     # results/paper.json → README.md's table
+    python -m srcnn.paper commands                      # the dvc commands `run` executes
+
+Each scale is one DVC experiment (`dvc exp run -n paper-x<scale>-<time> -S …`), so its params, model and
+metrics stay tied together in `dvc exp show`. The recipe (`RECIPE`) is written once, here; the README's
+copy of the commands is generated from it and checked by a test. `collect` keeps, for each scale, the
+newest experiment whose params match the recipe, and writes its params, metrics and time to
+`results/paper.json`, the committed record the README table is generated from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from srcnn.params import BENCHMARKS_DIR
+
+SCALES = (2, 3, 4)
+RESULTS = Path("results/paper.json")
+README = Path("README.md")
+TABLE = ("<!-- paper-table:begin -->", "<!-- paper-table:end -->")
+COMMANDS = ("<!-- paper-commands:begin -->", "<!-- paper-commands:end -->")
+
+# The recipe: T91 (the paper's 91 images), the paper's 33×33 sub-images on a 14-pixel grid, the 8
+# flips/rotations and HR copies shrunk to 0.9 … 0.6 (FSRCNN/VDSR's augmentation), 9-1-5, Adam with a
+# cosine decay. Set5 is the validation split (its curves are the PSNR-against-time record); recipes
+# were chosen on Set5 only, as the paper did.
+RECIPE: dict[str, object] = {
+    "download.source": "folder",
+    "download.valid_dir": f"{BENCHMARKS_DIR}/Set5",
+    "patches.size": 33,
+    "patches.stride": 14,
+    "patches.flips_rotations": True,
+    "patches.hr_scales": [1.0, 0.9, 0.8, 0.7, 0.6],
+    "model.filters": [64, 32],
+    "model.kernel_sizes": [9, 1, 5],
+    "train.epochs": 20,
+    "train.batch_size": 128,
+    "train.learning_rate": 0.001,
+    "train.lr_schedule": "cosine",
+}
+
+# PSNR (dB) on Y, shave = scale: SRCNN 9-5-5 from Dong et al., TPAMI 2016 (Set5, Set14) and as compiled in
+# the VDSR paper (Kim et al., CVPR 2016: BSD100, Urban100); SRCNN 9-1-5 from Dong et al., ECCV 2014; bicubic
+# as in those papers.
+PAPER_SRCNN_955 = {
+    "Set5": (36.66, 32.75, 30.49), "Set14": (32.45, 29.30, 27.50),
+    "BSD100": (31.36, 28.41, 26.90), "Urban100": (29.50, 26.24, 24.52),
+}
+PAPER_SRCNN_915 = {("Set5", 2): 36.34}
+PAPER_BICUBIC = {
+    "Set5": (33.66, 30.39, 28.42), "Set14": (30.23, 27.54, 26.00),
+    "BSD100": (29.56, 27.21, 25.96), "Urban100": (26.88, 24.46, 23.14),
+}
+
+
+class PaperError(RuntimeError):
+    """A reproduction run that cannot start or be collected; the message says what to do."""
+
+
+def _format(value: object) -> str:
+    """A value as `dvc exp run -S` writes it (Hydra's grammar: lists as [a,b], booleans lower-case)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(_format(v) for v in value) + "]"
+    return str(value)
+
+
+def benchmark_sets(root: Path = Path(BENCHMARKS_DIR)) -> list[str]:
+    """Names of the folders under data/benchmarks/ (each a set), sorted; Set5 first when present."""
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    return sorted(names, key=lambda n: n != "Set5")
+
+
+def overrides(scale: int, train_dir: str, sets: list[str], extra: list[str] = ()) -> list[str]:
+    """The `-S key=value` arguments of one scale's experiment: the recipe, the folders, the sets, `extra`."""
+    values = {**RECIPE, "scale": scale, "download.train_dir": train_dir, "evaluate.benchmarks": sets}
+    args = [f"{key}={_format(value)}" for key, value in values.items()]
+    return [*args, *extra]
+
+
+def commands(train_dir: str, sets: list[str], extra: list[str] = (), stamp: str = "<time>") -> list[list[str]]:
+    return [["dvc", "exp", "run", "-n", f"paper-x{scale}-{stamp}",
+             *[a for kv in overrides(scale, train_dir, sets, extra) for a in ("-S", kv)]] for scale in SCALES]
+
+
+def run(train_dir: str, extra: list[str], scales: tuple[int, ...] = SCALES) -> None:
+    """One `dvc exp run` per scale, in the workspace (untracked data such as the benchmark folders is
+    visible there, unlike in queued runs), then `collect`."""
+    sets = benchmark_sets()
+    if "Set5" not in sets:
+        raise PaperError(f"{BENCHMARKS_DIR}/Set5: missing; the recipe validates and reports on Set5 "
+                         f"(copy its 5 PNGs there; add Set14, BSD100, … beside it for more rows)")
+    if not Path(train_dir).is_dir():
+        raise PaperError(f"{train_dir}: no such folder (the training images, e.g. T91; pass --train-dir)")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for command in commands(train_dir, sets, extra, stamp):
+        if int(command[4].split("-")[1][1:]) not in scales:
+            continue
+        print("+ " + shlex.join(command), flush=True)
+        if subprocess.run(command).returncode != 0:
+            raise PaperError(f"{command[4]} failed; fix the error above and run again (finished stages are reused)")
+    collect()
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def experiments(exp_show: list[dict]) -> list[dict]:
+    """The experiments (not the workspace or baseline rows) of `dvc exp show --json`, as flat records."""
+    found = []
+    for baseline in exp_show:
+        for group in baseline.get("experiments") or []:
+            for rev in group.get("revs") or []:
+                data = rev.get("data") or {}
+                params = data.get("params", {}).get("params.yaml", {}).get("data")
+                metrics = {path: entry.get("data") for path, entry in (data.get("metrics") or {}).items()}
+                if params and metrics.get("metrics/evaluate.json"):
+                    found.append({"name": rev.get("name") or data.get("name"), "rev": rev.get("rev"),
+                                  "timestamp": data.get("timestamp"), "params": params, "metrics": metrics})
+    return found
+
+
+def deviations(params: dict) -> dict:
+    """Recipe keys an experiment ran with other values (e.g. `-S train.epochs=5`): {key: value}."""
+    flat = _flatten(params)
+    return {key: flat.get(key) for key, value in RECIPE.items() if flat.get(key) != value}
+
+
+def collect(out: Path = RESULTS) -> dict:
+    """Write, per scale, the newest experiment `run` made (named paper-x<scale>-<time>): params, metrics, time."""
+    shown = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise PaperError(f"dvc exp show failed: {shown.stderr.strip()}")
+    chosen: dict[int, dict] = {}
+    for exp in sorted(experiments(json.loads(shown.stdout)), key=lambda e: e["name"] or ""):
+        if re.fullmatch(r"paper-x[234]-\d{8}-\d{6}", exp["name"] or ""):
+            chosen[exp["params"]["scale"]] = exp  # names end in the start time: later ones replace earlier ones
+    if not chosen:
+        raise PaperError("no paper-x<scale>-<time> experiment in `dvc exp show`; run `make paper` first")
+    record = {"recipe": RECIPE, "scales": {}}
+    for scale, exp in sorted(chosen.items()):
+        train = exp["metrics"].get("metrics/train.json") or {}
+        record["scales"][str(scale)] = {
+            "experiment": exp["name"], "rev": exp["rev"], "timestamp": exp["timestamp"],
+            "train_dir": exp["params"]["download"]["train_dir"],
+            "recipe_changes": deviations(exp["params"]),
+            "train_seconds": train.get("seconds"), "patches": train.get("patches"),
+            "evaluate": exp["metrics"]["metrics/evaluate.json"],
+        }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    print(f"{out}: scales {', '.join(record['scales'])}")
+    return record
+
+
+def render_table(record: dict) -> str:
+    """The README table: ours (PSNR / SSIM, from the record) beside the published figures, per set and scale."""
+    rows = ["| set | scale | bicubic: ours / paper | SRCNN (ours, recipe below): PSNR / SSIM | SRCNN 9-5-5 "
+            "(TPAMI 2016) | SRCNN 9-1-5 (ECCV 2014) | ours − 9-5-5 | training time (2-core CPU) |",
+            "|---|---|---|---|---|---|---|---|"]
+    scales = record["scales"]
+    names = []
+    for entry in scales.values():
+        names += [n for n in entry["evaluate"] if n != "valid" and n not in names]
+    names += [n for n in PAPER_SRCNN_955 if n not in names]
+    for name in names:
+        for scale in SCALES:
+            entry = scales.get(str(scale))
+            ours = (entry or {}).get("evaluate", {}).get(name)
+            paper = PAPER_SRCNN_955.get(name, (None,) * 3)[scale - 2]
+            bicubic = PAPER_BICUBIC.get(name, (None,) * 3)[scale - 2]
+            eccv = PAPER_SRCNN_915.get((name, scale))
+            fmt = (lambda v: "—" if v is None else f"{v:.2f}")
+            if ours is None:
+                if paper is None:
+                    continue
+                rows.append(f"| {name} | ×{scale} | — / {fmt(bicubic)} | not run | {fmt(paper)} | {fmt(eccv)} | — | — |")
+                continue
+            gap = "—" if paper is None else f"{ours['psnr_srcnn'] - paper:+.2f}"
+            minutes = entry.get("train_seconds")
+            rows.append(
+                f"| {name} | ×{scale} | {ours['psnr_bicubic']:.2f} / {fmt(bicubic)} "
+                f"| {ours['psnr_srcnn']:.2f} / {ours['ssim_srcnn']:.4f} | {fmt(paper)} | {fmt(eccv)} | {gap} "
+                f"| {'—' if minutes is None else f'{minutes / 60:.0f} min'} |")
+    experiments_line = ", ".join(f"×{s}: `{e['experiment']}`" for s, e in scales.items())
+    changes = [f"×{s}: " + ", ".join(f"`{k}={_format(v)}`" for k, v in e["recipe_changes"].items())
+               for s, e in scales.items() if e["recipe_changes"]]
+    note = f"\n\nRun with changes to the recipe: {'; '.join(changes)}." if changes else ""
+    return (f"From `{RESULTS}` (written by `make paper` from `dvc exp show`; experiments {experiments_line}):\n\n"
+            + "\n".join(rows) + note)
+
+
+def render_commands(train_dir: str = "data/T91", sets: list[str] = ("Set5", "Set14")) -> str:
+    lines = [shlex.join(c).replace("'-S' ", "-S ") for c in commands(train_dir, list(sets))]
+    return "```sh\n" + "\n".join(" \\\n    ".join(_wrap(line)) for line in lines) + "\n```"
+
+
+def _wrap(line: str) -> list[str]:
+    """A long command split before each `-S`, for reading."""
+    head, *rest = line.split(" -S ")
+    return [head, *[f"-S {part}" for part in rest]]
+
+
+def block(markers: tuple[str, str], body: str) -> str:
+    return f"{markers[0]}\n{body}\n{markers[1]}"
+
+
+def replace_block(text: str, markers: tuple[str, str], body: str) -> str:
+    start, end = text.index(markers[0]), text.index(markers[1]) + len(markers[1])
+    return text[:start] + block(markers, body) + text[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m srcnn.paper", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="train and evaluate ×2, ×3, ×4 with the recipe, then collect")
+    p_run.add_argument("--train-dir", default="data/T91", help="training images (default data/T91)")
+    p_run.add_argument("--scales", type=int, nargs="+", default=list(SCALES), choices=SCALES)
+    p_run.add_argument("-S", "--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                       help="one more `dvc exp run -S` override (e.g. train.epochs=5); repeatable")
+    sub.add_parser("collect", help=f"write {RESULTS} from dvc exp show")
+    p_table = sub.add_parser("table", help=f"the README table from {RESULTS}")
+    mode = p_table.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="replace the README block")
+    mode.add_argument("--check", action="store_true", help="exit 1 if the README block is stale")
+    sub.add_parser("commands", help="print the dvc commands of `run`")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            run(args.train_dir, args.extra, tuple(args.scales))
+        elif args.command == "collect":
+            collect()
+        elif args.command == "commands":
+            print(render_commands())
+        else:
+            if not RESULTS.is_file():
+                raise PaperError(f"{RESULTS}: no such file; run `make paper` (or `python -m srcnn.paper collect`)")
+            readme = README.read_text()
+            fresh = replace_block(replace_block(readme, TABLE, render_table(json.loads(RESULTS.read_text()))),
+                                  COMMANDS, render_commands())
+            if args.check:
+                if fresh != readme:
+                    print(f"{README}: the paper table or commands differ from {RESULTS} and srcnn.paper.RECIPE; "
+                          "run `make paper-table`", file=sys.stderr)
+                    return 1
+            elif args.write:
+                README.write_text(fresh)
+            else:
+                print(render_table(json.loads(RESULTS.read_text())))
+    except PaperError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""srcnn.paper: one DVC experiment per scale with the reproduction recipe, and the table from their metrics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from srcnn import paper
+from test_pipeline import TINY, dvc, env, project_repo
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def crops(seed: int, n: int, shape=(64, 72)) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    source = skdata.astronaut()[..., ::-1]
+    out = []
+    for _ in range(n):
+        top, left = rng.integers(0, 512 - shape[0]), rng.integers(0, 512 - shape[1])
+        out.append(np.ascontiguousarray(source[top : top + shape[0], left : left + shape[1]]))
+    return out
+
+
+def test_commands_carry_the_whole_recipe_per_scale():
+    commands = paper.commands("data/T91", ["Set5", "Set14"], stamp="T")
+    assert [c[4] for c in commands] == ["paper-x2-T", "paper-x3-T", "paper-x4-T"]
+    for scale, command in zip(paper.SCALES, commands):
+        sets = dict(command[i + 1].split("=", 1) for i, a in enumerate(command) if a == "-S")
+        assert sets["scale"] == str(scale)
+        assert sets["patches.hr_scales"] == "[1.0,0.9,0.8,0.7,0.6]" and sets["patches.flips_rotations"] == "true"
+        assert sets["evaluate.benchmarks"] == "[Set5,Set14]" and sets["download.train_dir"] == "data/T91"
+        assert set(paper.RECIPE) <= set(sets)
+
+
+def record(set5_x2: float, with_x3: bool = True) -> dict:
+    def entry(scale, psnr):
+        return {"experiment": f"paper-x{scale}-20260101-000000", "rev": "abc", "timestamp": "t",
+                "train_dir": "data/T91", "recipe_changes": {}, "train_seconds": 1800.0, "patches": 553224,
+                "evaluate": {"valid": {"psnr_bicubic": 1, "psnr_srcnn": 2, "ssim_srcnn": 0.5},
+                             "Set5": {"psnr_bicubic": 33.6612, "psnr_srcnn": psnr, "ssim_srcnn": 0.9512}}}
+    scales = {"2": entry(2, set5_x2)}
+    if with_x3:
+        scales["3"] = entry(3, 32.5)
+    return {"recipe": paper.RECIPE, "scales": scales}
+
+
+def test_table_puts_ours_beside_the_published_figures():
+    table = paper.render_table(record(36.2049))
+    lines = table.splitlines()
+    set5_x2 = next(line for line in lines if line.startswith("| Set5 | ×2 |"))
+    assert "33.66 / 33.66" in set5_x2 and "36.20 / 0.9512" in set5_x2 and "| 36.66 |" in set5_x2
+    assert "| 36.34 |" in set5_x2 and "| -0.46 |" in set5_x2 and "| 30 min |" in set5_x2
+    assert "| Set5 | ×4 | — / 28.42 | not run | 30.49 |" in table  # not trained: the paper's figure still shown
+    assert "| Urban100 | ×3 | — / 24.46 | not run | 26.24 |" in table
+    assert "valid" not in table.split("\n\n", 1)[1]  # the validation split is Set5 itself: not a row of its own
+
+
+def test_readme_table_and_commands_are_generated_not_typed(tmp_path, monkeypatch):
+    """The committed README matches results/paper.json and the RECIPE; a changed figure or recipe fails."""
+    if not (PROJECT / paper.RESULTS).is_file():
+        pytest.skip(f"{paper.RESULTS} not committed yet")
+    monkeypatch.chdir(PROJECT)
+    assert paper.main(["table", "--check"]) == 0
+    (tmp_path / "results").mkdir()
+    stale = json.loads((PROJECT / paper.RESULTS).read_text())
+    first = next(iter(stale["scales"].values()))
+    first["evaluate"]["Set5"]["psnr_srcnn"] += 0.01
+    (tmp_path / paper.RESULTS).write_text(json.dumps(stale))
+    (tmp_path / "README.md").write_text((PROJECT / "README.md").read_text())
+    monkeypatch.chdir(tmp_path)
+    assert paper.main(["table", "--check"]) == 1
+    monkeypatch.setitem(paper.RECIPE, "train.epochs", 999)
+    assert paper.main(["table", "--write"]) == 0
+    assert paper.main(["table", "--check"]) == 0 and "train.epochs=999" in (tmp_path / "README.md").read_text()
+
+
+def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
+    """`python -m srcnn.paper run` through the real dvc CLI (tiny overrides), then the table from its record."""
+    repo = tmp_path_factory.mktemp("paper_repo")
+    for i, image in enumerate(crops(0, 5)):
+        path = repo / "data/benchmarks/Set5" / f"s{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(path), image)
+    for i, image in enumerate(crops(1, 3)):
+        path = repo / "mytrain" / f"t{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(path), image)
+    project_repo(repo, TINY)
+    tiny = ["train.epochs=1", "train.batch_size=32", "patches.stride=24", "patches.hr_scales=[1.0,0.8]"]
+    result = subprocess.run(
+        [sys.executable, "-m", "srcnn.paper", "run", "--train-dir", "mytrain", "--scales", "2", "3",
+         *[a for kv in tiny for a in ("-S", kv)]],
+        cwd=repo, env=env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = dvc(repo, "exp", "show", "--json").stdout
+    recorded = json.loads((repo / paper.RESULTS).read_text())
+    assert sorted(recorded["scales"]) == ["2", "3"]
+    for scale, entry in recorded["scales"].items():
+        assert entry["experiment"] in shown and entry["experiment"].startswith(f"paper-x{scale}-")
+        assert set(entry["evaluate"]) == {"valid", "Set5"} and entry["evaluate"]["Set5"]["images"] == 5
+        # Each scale's own model: the bicubic baseline differs between ×2 and ×3.
+        assert entry["recipe_changes"] == {"patches.hr_scales": [1.0, 0.8], "patches.stride": 24,
+                                           "train.batch_size": 32, "train.epochs": 1}
+    assert recorded["scales"]["2"]["evaluate"]["Set5"]["psnr_bicubic"] > recorded["scales"]["3"]["evaluate"]["Set5"][
+        "psnr_bicubic"]
+    table = paper.render_table(recorded)
+    assert "| Set5 | ×2 |" in table and "Run with changes to the recipe" in table
+
+
+def test_run_without_set5_says_what_to_do(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "srcnn.paper", "run"], cwd=tmp_path, env=env(),
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: data/benchmarks/Set5: missing; the recipe validates and reports on Set5 (copy its 5 PNGs there; "
+        "add Set14, BSD100, … beside it for more rows)"]
