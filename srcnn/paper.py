@@ -86,8 +86,8 @@ def benchmark_sets(root: Path = Path(BENCHMARKS_DIR)) -> list[str]:
 def overrides(scale: int, train_dir: str, sets: list[str], extra: list[str] = ()) -> list[str]:
     """The `-S key=value` arguments of one scale's experiment: the recipe, the folders, the sets, `extra`."""
     values = {**RECIPE, "scale": scale, "download.train_dir": train_dir, "evaluate.benchmarks": sets}
-    args = [f"{key}={_format(value)}" for key, value in values.items()]
-    return [*args, *extra]
+    values.update(kv.split("=", 1) for kv in extra)  # an extra override replaces the recipe's value
+    return [f"{key}={_format(value)}" for key, value in values.items()]
 
 
 def commands(train_dir: str, sets: list[str], extra: list[str] = (), stamp: str = "<time>") -> list[list[str]]:
@@ -145,14 +145,15 @@ def deviations(params: dict) -> dict:
     return {key: flat.get(key) for key, value in RECIPE.items() if flat.get(key) != value}
 
 
-def collect(out: Path = RESULTS) -> dict:
-    """Write, per scale, the newest experiment `run` made (named paper-x<scale>-<time>): params, metrics, time."""
+def collect(out: Path = RESULTS, names: list[str] = ()) -> dict:
+    """Write, per scale, the newest experiment `run` made (named paper-x<scale>-<time>), or the experiments
+    called `names`: their params, metrics and training time."""
     shown = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True)
     if shown.returncode != 0:
         raise PaperError(f"dvc exp show failed: {shown.stderr.strip()}")
     chosen: dict[int, dict] = {}
     for exp in sorted(experiments(json.loads(shown.stdout)), key=lambda e: e["name"] or ""):
-        if re.fullmatch(r"paper-x[234]-\d{8}-\d{6}", exp["name"] or ""):
+        if exp["name"] in names if names else re.fullmatch(r"paper-x[234]-\d{8}-\d{6}", exp["name"] or ""):
             chosen[exp["params"]["scale"]] = exp  # names end in the start time: later ones replace earlier ones
     if not chosen:
         raise PaperError("no paper-x<scale>-<time> experiment in `dvc exp show`; run `make paper` first")
@@ -238,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--scales", type=int, nargs="+", default=list(SCALES), choices=SCALES)
     p_run.add_argument("-S", "--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                        help="one more `dvc exp run -S` override (e.g. train.epochs=5); repeatable")
-    sub.add_parser("collect", help=f"write {RESULTS} from dvc exp show")
+    p_collect = sub.add_parser("collect", help=f"write {RESULTS} from dvc exp show")
+    p_collect.add_argument("--experiments", nargs="+", default=[], metavar="NAME",
+                           help="these experiments instead of the newest paper-x<scale>-<time> ones")
     p_table = sub.add_parser("table", help=f"the README table from {RESULTS}")
     mode = p_table.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="replace the README block")
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             run(args.train_dir, args.extra, tuple(args.scales))
         elif args.command == "collect":
-            collect()
+            collect(names=args.experiments)
         elif args.command == "commands":
             print(render_commands())
         else:

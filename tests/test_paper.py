@@ -121,3 +121,10 @@ def test_run_without_set5_says_what_to_do(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: data/benchmarks/Set5: missing; the recipe validates and reports on Set5 (copy its 5 PNGs there; "
         "add Set14, BSD100, … beside it for more rows)"]
+
+
+def test_an_extra_override_replaces_the_recipe_value_instead_of_repeating_the_key():
+    args = paper.overrides(3, "data/T91", ["Set5"], ["train.epochs=5", "seed=1"])
+    keys = [a.split("=", 1)[0] for a in args]
+    assert len(keys) == len(set(keys))
+    assert "train.epochs=5" in args and "seed=1" in args and "scale=3" in args
