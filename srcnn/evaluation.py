@@ -117,6 +117,12 @@ def evaluate(
     for name, found in images.items():
         if not found:
             raise ImageError(f"evaluate set {name}: no images in {sets[name][0]}")
+        stems: dict[str, Path] = {}
+        for path in found:  # rows and crops are named by stem: a.png and a.jpg would overwrite each other
+            if path.stem in stems:
+                raise ImageError(f"evaluate set {name}: {stems[path.stem].name} and {path.name} in {sets[name][0]} "
+                                 f"would share the crop {name}_{path.stem}.png and one CSV row name; rename one")
+            stems[path.stem] = path
 
     model = load_model(model_path)
     rows = []

@@ -119,3 +119,14 @@ def test_peak_memory_follows_the_largest_image_not_the_set_size(tmp_path, tiny_m
     # Sixteen images cost no more than one, give or take allocator noise. Holding the set would
     # cost ≥ 48 MiB more as RGB uint8, 128 MiB more as float64 Y.
     assert peaks[16] < peaks[1] + 40, peaks
+
+
+def test_two_images_with_one_stem_in_a_set_are_refused_not_overwritten(tmp_path, tiny_model):
+    write_png(tmp_path / "valid/a.png", skdata.camera()[:40, :40])
+    write_png(tmp_path / "data/benchmarks/B/x.png", skdata.camera()[:48, :48])
+    write_png(tmp_path / "data/benchmarks/B/x.bmp", skdata.camera()[48:96, :48])
+    with pytest.raises(ImageError, match=r"evaluate set B: x\.(bmp|png) and x\.(bmp|png) in .*B would share the crop "
+                                         r"B_x\.png"):
+        evaluate(tiny_model, tmp_path / "valid", params("matlab", ["B"]), tmp_path / "e.json", tmp_path / "e.csv",
+                 tmp_path / "crops", tmp_path / "data/benchmarks")
+    assert not (tmp_path / "e.json").exists() and not (tmp_path / "crops").exists()

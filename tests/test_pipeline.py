@@ -325,3 +325,25 @@ def test_plots_show_renders_curves_and_crops(repo, tmp_path):
         assert any(p.name.startswith("HEAD_metrics_crops_") for p in (diff / "static").glob("*.png"))
     finally:
         restore(repo)
+
+
+def test_benchmarks_set_and_cleared_with_plain_dash_s_as_the_readme_shows(repo):
+    """`dvc exp run -S 'evaluate.benchmarks=[Set5]'` (the README's command, with this repo's set) adds a set;
+    `-S 'evaluate.benchmarks=[]'` drops it again. With the old mapping form the first was refused by DVC's
+    override grammar and the second silently kept every set."""
+    import cv2
+    from skimage import data as skdata
+
+    folder = repo / "data/benchmarks/Set5"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), skdata.camera()[50:110, 60:132])
+    try:
+        dvc(repo, "exp", "run", "-S", "evaluate.benchmarks=[Set5]")
+        assert set(json.loads((repo / "metrics/evaluate.json").read_text())) == {"valid", "Set5"}
+        assert yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["benchmarks"] == ["Set5"]
+        dvc(repo, "exp", "run", "-S", "evaluate.benchmarks=[]")
+        assert set(json.loads((repo / "metrics/evaluate.json").read_text())) == {"valid"}
+        assert yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["benchmarks"] == []
+    finally:
+        shutil.rmtree(folder)
+        restore(repo)
