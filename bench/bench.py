@@ -91,7 +91,7 @@ def bench_training(args, patch_file: Path) -> dict:
     from srcnn.batches import BatchPlan
     from srcnn.model import build_srcnn, margin
     from srcnn.patches import PatchFile, load_patches
-    from srcnn.training import distributed_batches, execution_steps, psnr_metric
+    from srcnn.training import PSNR, distributed_batches, execution_steps
 
     patches = load_patches(patch_file)  # for the plain-Keras baselines, which load it whole as float32
     n, size = len(patches), patches.shape[2]
@@ -109,7 +109,7 @@ def bench_training(args, patch_file: Path) -> dict:
     crop = margin(model)
     plan = BatchPlan(n, args.batch_size, seed=0)
     rate = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=plan.steps_per_epoch * (args.epochs + 1))
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[psnr_metric], jit_compile=args.jit,
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[PSNR()], jit_compile=args.jit,
                   steps_per_execution=execution_steps(plan.steps_per_epoch))
     data = distributed_batches(tf.distribute.get_strategy(), PatchFile(patch_file), plan, crop)
     ours = fit_rates(model, data, n, args.epochs, steps_per_epoch=plan.steps_per_epoch)

@@ -215,6 +215,38 @@ def test_validation_reads_each_batch_once_with_several_steps_per_call(in_tmp):
     assert summary["final_val_loss"] == pytest.approx(mse, rel=1e-5)
 
 
+def test_psnr_is_of_the_set_mse_and_does_not_move_with_the_batch_size(in_tmp):
+    """val_psnr_bicubic, val_psnr and psnr are 10·log10(1 / MSE of the whole set); they were means of per-batch
+    PSNRs, so the same validation patches gave 31.40 dB at batch 8 and 30.69 at 128."""
+    train_path, valid_path = save_patch_files(in_tmp, 64, 24)
+    pairs = np.load(valid_path)
+    labels, inputs = pairs[:, 1, 6:-6, 6:-6] / 255.0, pairs[:, 0, 6:-6, 6:-6] / 255.0
+    bicubic = -10 * np.log10(np.mean((labels - inputs) ** 2))
+    summaries = {}
+    for batch in (3, 8, 24):
+        params = tiny_params()
+        params.train.batch_size = batch
+        summaries[batch], root = run_train(in_tmp / f"b{batch}", (train_path, valid_path), params=params)
+        assert summaries[batch]["val_psnr_bicubic"] == pytest.approx(bicubic, abs=1e-6)
+        model = load_model(root / "models" / "srcnn.keras")
+        mse = float(np.mean((np.asarray(model(pairs[:, 0, :, :, None] / 255.0))[..., 0] - labels) ** 2))
+        assert summaries[batch]["final_val_psnr"] == pytest.approx(-10 * np.log10(mse), abs=1e-4)
+        assert summaries[batch]["final_val_psnr"] == pytest.approx(-10 * np.log10(summaries[batch]["final_val_loss"]),
+                                                                   abs=1e-4)
+
+
+def test_psnr_metric_accumulates_over_batches():
+    rng = np.random.default_rng(0)
+    y, p = rng.random((10, 4, 4, 1)), rng.random((10, 4, 4, 1))
+    metric = training.PSNR()
+    for part in (slice(0, 1), slice(1, 7), slice(7, 10)):  # unequal batches
+        metric.update_state(y[part], p[part])
+    assert float(metric.result()) == pytest.approx(-10 * np.log10(np.mean((y - p) ** 2)), abs=1e-5)
+    metric.reset_state()
+    metric.update_state(y, y)
+    assert float(metric.result()) == pytest.approx(100.0)  # MSE 0: capped at 1e-10, never infinite
+
+
 def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
     """Same weights → same .keras bytes (Keras's save date and zip times removed), so DVC sees no change."""
     import hashlib
