@@ -15,7 +15,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from test_pipeline import dvc, env, project_repo
+from conftest import dvc, env, project_repo
+
+pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
 CHECKPOINTS = Path("data/checkpoints/train")
 # Enough epochs that the kill lands half-way; tiny patches keep each epoch to a few tens of milliseconds.

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_pipeline import dvc, project_repo  # the same project copy and CLI helpers
+from conftest import dvc, project_repo
+
+pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
 TIMING = {"seconds", "patches_per_second", "output_mpix_per_second"}
 TINY = {"patches": {"per_image": 8, "valid_per_image": 2}, "train": {"epochs": 2, "batch_size": 32}}

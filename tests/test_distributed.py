@@ -18,14 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_model import save_patch_files
-from test_pipeline import PROJECT
+from conftest import PROJECT, save_patch_files
+
+pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
 RUN = """
 import json, sys
 from pathlib import Path
 from types import SimpleNamespace
 from srcnn import training
+
 out, strategy, seed, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[6])
 params = SimpleNamespace(
     seed=seed, scale=2, resize="matlab", model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),

@@ -8,58 +8,23 @@ connections dropped half-way, Range ignored, a stalled body).
 
 from __future__ import annotations
 
-import collections
-import hashlib
-import http.server
-import io
 import os
 import re
 import socket
-import threading
 import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from skimage import data as skdata
 
+from conftest import N_TRAIN, N_VALID, _crops, _png, _Server, _sha, _symlink_entry, _zip
 from srcnn import div2k
 from srcnn.div2k import DownloadError, download_div2k, extract_images, fetch_archive
 
-N_TRAIN, N_VALID = 4, 2
 
 
 # --------------------------------------------------------------------------- fixtures: data
-
-
-def _crops() -> list[np.ndarray]:
-    """Distinct 48x40 RGB crops of real photographs (not synthetic noise)."""
-    sources = [skdata.astronaut(), skdata.coffee()]
-    crops = []
-    for i in range(N_TRAIN + N_VALID):
-        img = sources[i % 2]
-        y, x = 37 * i + 20, 53 * i + 30
-        crops.append(np.ascontiguousarray(img[y : y + 40, x : x + 48]))
-    return crops
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    assert ok
-    return buf.tobytes()
-
-
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for name, payload in entries.items():
-            zf.writestr(name, payload)
-    return buf.getvalue()
-
-
-def _sha(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -76,119 +41,6 @@ def dataset():
     }
     pixels = {Path(n).name: crops[i] for i, n in enumerate([*train, *valid])}
     return {"zips": zips, "sha": {k: _sha(v) for k, v in zips.items()}, "pixels": pixels, "pngs": {**train, **valid}}
-
-
-# --------------------------------------------------------------------------- fixtures: server
-
-
-class _State:
-    """What the server serves, what it saw, and how it should misbehave next."""
-
-    def __init__(self):
-        self.files: dict[str, bytes] = {}
-        self.requests = collections.Counter()
-        self.bytes_served = collections.Counter()
-        self.ranges: dict[str, list[str | None]] = collections.defaultdict(list)
-        self.script: dict[str, list[str]] = collections.defaultdict(list)  # actions for the next requests
-        self.release = threading.Event()  # unblocks a "stall" at teardown
-        self.lock = threading.Lock()
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    state: _State  # set per server
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-    def do_GET(self):
-        st = self.state
-        path = self.path
-        with st.lock:
-            st.requests[path] += 1
-            st.ranges[path].append(self.headers.get("Range"))
-            action = st.script[path].pop(0) if st.script[path] else "ok"
-        if action.isdigit():
-            return self._plain(int(action))
-        body = st.files.get(path)
-        if body is None:
-            return self._plain(404)
-
-        start = 0
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        if match and action != "ignore_range":
-            start = int(match.group(1))
-            if start >= len(body):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(body)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        payload = body[start:]
-        self.send_header("Content-Type", "application/zip")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-
-        if action in ("drop", "stall"):
-            # Promise the whole payload, deliver half, then hang up (or hang).
-            payload = payload[: len(payload) // 2]
-        self._write(path, payload)
-        if action == "stall":
-            st.release.wait(10)
-        if action in ("drop", "stall"):
-            self.close_connection = True
-
-    def _plain(self, status: int):
-        body = f"status {status}\n".encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _write(self, path: str, payload: bytes):
-        step = 4096
-        for i in range(0, len(payload), step):
-            self.wfile.write(payload[i : i + step])
-            with self.state.lock:
-                self.state.bytes_served[path] += len(payload[i : i + step])
-        self.wfile.flush()
-
-
-class _Server:
-    def __init__(self):
-        self.state = _State()
-        handler = type("Handler", (_Handler,), {"state": self.state})
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/div2k"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def add(self, name: str, payload: bytes) -> str:
-        """Serve `payload` at /div2k/<name>; return its URL."""
-        self.state.files[f"/div2k/{name}"] = payload
-        return f"{self.base}/{name}"
-
-    def requests(self, name: str) -> int:
-        return self.state.requests[f"/div2k/{name}"]
-
-    def served(self, name: str) -> int:
-        return self.state.bytes_served[f"/div2k/{name}"]
-
-    def ranges(self, name: str) -> list:
-        return self.state.ranges[f"/div2k/{name}"]
-
-    def script(self, name: str, *actions: str):
-        self.state.script[f"/div2k/{name}"].extend(actions)
-
-    def close(self):
-        self.state.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture
@@ -429,13 +281,6 @@ def test_corrupt_member_leaves_nothing_behind(dataset, tmp_path):
     with pytest.raises(DownloadError, match="bad.zip"):
         extract_images(archive, "DIV2K_train_HR", tmp_path / "out", ids=div2k.CONSECUTIVE)
     assert _tree(tmp_path) == {"bad.zip"}
-
-
-def _symlink_entry(name: str, target: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name)
-    info.external_attr = 0o120777 << 16
-    info.create_system = 3  # unix
-    return info
 
 
 @pytest.mark.parametrize(

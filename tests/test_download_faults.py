@@ -27,7 +27,9 @@ from srcnn.div2k import DownloadError
 from srcnn.io import ImageError
 
 # pytest puts tests/ on sys.path: reuse the loopback server and real-image builders.
-from test_div2k import _crops, _png, _Server, _sha, _symlink_entry, _zip
+from conftest import _crops, _png, _Server, _sha, _symlink_entry, _zip
+
+pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
 PROJECT = Path(__file__).resolve().parents[1]
 TRAIN_ZIP, VALID_ZIP = div2k.ARCHIVES["train"], div2k.ARCHIVES["valid"]

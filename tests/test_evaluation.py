@@ -106,6 +106,7 @@ PEAK_RSS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_peak_memory_follows_the_largest_image_not_the_set_size(tmp_path, tiny_model):
     big = cv2.resize(skdata.astronaut(), (1024, 1024), interpolation=cv2.INTER_CUBIC)
     peaks = {}

@@ -19,7 +19,9 @@ import pytest
 import yaml
 
 # pytest puts tests/ on sys.path: the temp-repo helpers of the pipeline test.
-from test_pipeline import PROJECT, TINY, dvc, project_repo, run, stages_run
+from conftest import PROJECT, TINY, dvc, project_repo, run, stages_run
+
+pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
 QUEUE_TIMEOUT_S = 300
 

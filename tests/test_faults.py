@@ -36,7 +36,9 @@ import yaml
 from srcnn.io import atomic_dir, atomic_file, sweep_stale_temps
 
 # pytest puts tests/ on sys.path: the temp-repo helpers of the pipeline test.
-from test_pipeline import PROJECT, TINY, dvc, env, project_repo, run, write_params
+from conftest import PROJECT, TINY, dvc, env, project_repo, run, write_params
+
+pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
 TEMP_NAME = re.compile(r"^\..+\.\d+\.[^.]+\.tmp(\..*)?$")  # srcnn.io's temporary names
 DIR_OUTS = ("data/raw", "metrics/crops", "metrics/train_log")

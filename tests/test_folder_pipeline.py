@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from test_pipeline import STAGES, TINY, dvc, project_repo, stages_run
+from conftest import STAGES, TINY, dvc, project_repo, stages_run
+
+pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
 
 def photo(seed: int, shape=(72, 88)) -> np.ndarray:

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import save_patch_files
 from srcnn import training
 from srcnn.model import build_srcnn, load_model, margin, upscale_y
 
@@ -105,18 +106,6 @@ def tiny_params(seed: int = 0) -> SimpleNamespace:
     )
 
 
-def save_patch_files(folder: Path, n_train: int, n_valid: int) -> tuple[Path, Path]:
-    """Train and valid 17×17 patch files: input plane a blurred version of the label plane."""
-    rng = np.random.default_rng(5)
-    base = rng.integers(0, 256, (n_train + n_valid, 17, 17)).astype(np.float64)
-    smooth = (base + np.roll(base, 1, 1) + np.roll(base, 1, 2)) / 3
-    array = np.stack([smooth, base], axis=1).round().astype(np.uint8)
-    train_path, valid_path = folder / "train.npy", folder / "valid.npy"
-    np.save(train_path, array[:n_train])
-    np.save(valid_path, array[n_train:])
-    return train_path, valid_path
-
-
 @pytest.fixture(scope="module")
 def patch_files(tmp_path_factory) -> tuple[Path, Path]:
     return save_patch_files(tmp_path_factory.mktemp("patches"), 40, 16)
@@ -149,6 +138,7 @@ def in_tmp(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_train_writes_outputs_and_is_deterministic(in_tmp, patch_files):
     tmp_path = in_tmp
     summary, root = run_train(tmp_path / "run1", patch_files)
@@ -199,6 +189,7 @@ def test_execution_steps_is_the_largest_divisor_up_to_16(steps, expected):
     assert training.execution_steps(steps) == expected
 
 
+@pytest.mark.slow
 def test_validation_reads_each_batch_once_with_several_steps_per_call(in_tmp):
     """8 training steps per call and 3 validation batches: Keras would run whole calls of 8 validation
     steps on an endless dataset; the finite one makes the pass read batches 0, 1, 2 once each."""
@@ -215,6 +206,7 @@ def test_validation_reads_each_batch_once_with_several_steps_per_call(in_tmp):
     assert summary["final_val_loss"] == pytest.approx(mse, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_psnr_is_of_the_set_mse_and_does_not_move_with_the_batch_size(in_tmp):
     """val_psnr_bicubic, val_psnr and psnr are 10·log10(1 / MSE of the whole set); they were means of per-batch
     PSNRs, so the same validation patches gave 31.40 dB at batch 8 and 30.69 at 128."""
@@ -267,6 +259,7 @@ def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
     np.testing.assert_array_equal(load_model(tmp_path / "b.keras").get_weights()[0], model.get_weights()[0])
 
 
+@pytest.mark.slow
 def test_mixed_precision_computes_in_bfloat16_on_cpu_and_saves_float32(in_tmp, patch_files):
     assert training.precision_policy(False) == "float32"
     assert training.precision_policy(True) == "mixed_bfloat16"  # no GPU here; on a GPU: mixed_float16

@@ -13,7 +13,7 @@ import pytest
 from skimage import data as skdata
 
 from srcnn import paper
-from test_pipeline import TINY, dvc, env, project_repo
+from conftest import TINY, dvc, env, project_repo
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -81,6 +81,7 @@ def test_readme_table_and_commands_are_generated_not_typed(tmp_path, monkeypatch
     assert paper.main(["table", "--check"]) == 0 and "train.epochs=999" in (tmp_path / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
     """`python -m srcnn.paper run` through the real dvc CLI (tiny overrides), then the table from its record."""
     repo = tmp_path_factory.mktemp("paper_repo")

@@ -7,23 +7,16 @@ The repo is a copy of this project's dvc.yaml, params.yaml, stages/ and srcnn/
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-PROJECT = Path(__file__).resolve().parents[1]
-STAGES = ("download", "patches", "train", "evaluate")
+from conftest import STAGES, TINY, dvc, flatten, project_repo, run, set_key, stages_run
 
-# Small enough for seconds per stage; the model stays the paper's 9-1-5.
-TINY = {
-    "patches": {"per_image": 8, "valid_per_image": 2},
-    "train": {"epochs": 2, "batch_size": 32},
-}
+pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
 # Which stages read each key, written out independently of srcnn.params.STAGE_KEYS
 # and dvc.yaml: the test fails if either drifts from what the stages should read.
@@ -87,74 +80,6 @@ CHANGED = {
     "evaluate.crop_border": 4,
     "evaluate.benchmarks": ["Tiny"],
 }
-
-
-def env() -> dict[str, str]:
-    """Subprocess environment: this venv's `python` and `dvc` first on PATH, a fixed git identity."""
-    e = dict(os.environ)
-    e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e['PATH']}"
-    e.update(GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
-             GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
-    return e
-
-
-def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run(cwd, str(Path(sys.executable).parent / "dvc"), *args, check=check)
-
-
-def stages_run(result: subprocess.CompletedProcess) -> set[str]:
-    out = result.stdout + result.stderr
-    return {s for s in STAGES if f"Running stage '{s}'" in out}
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and f"{prefix}{key}" not in READERS:  # a mapping-valued key is one key
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def set_key(tree: dict, dotted: str, value) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        tree = tree[part]
-    tree[leaf] = value
-
-
-def write_params(repo: Path, overrides: dict) -> None:
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    for key, value in flatten(overrides).items():
-        set_key(params, key, value)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def project_repo(root: Path, overrides: dict) -> subprocess.CompletedProcess:
-    """A git + DVC repo at `root` holding this project's pipeline with `overrides` applied to its params,
-    reproduced once and committed; returns that first `dvc repro`."""
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(PROJECT / name, root / name)
-    for folder in ("stages", "srcnn", "data/benchmarks", "data/images"):
-        shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
-    write_params(root, overrides)
-    run(root, "git", "init", "-q", "-b", "main")
-    dvc(root, "init", "-q")
-    dvc(root, "config", "core.analytics", "false")
-    run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "pipeline")
-    first = dvc(root, "repro")
-    run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "first run")
-    return first
 
 
 @pytest.fixture(scope="module")

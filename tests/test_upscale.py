@@ -234,6 +234,7 @@ def test_metadata_written_and_read_back(models):
     assert read_metadata(models["bare"]) is None
 
 
+@pytest.mark.slow
 def test_train_stage_embeds_metadata_atomically(tmp_path, monkeypatch):
     from srcnn import training
 
@@ -335,6 +336,7 @@ def test_compare_written_side_by_side(tmp_path, models):
     np.testing.assert_array_equal(out, srcnn)
 
 
+@pytest.mark.slow
 def test_peak_memory_bounded_in_a_subprocess(tmp_path, models):
     # The real console script on a 1280×720 photo (×2: 3.7 Mpix out) in 256-pixel tiles; peak RSS of the
     # process itself (TensorFlow included) stays far under the 1.5 GiB bound of the 4K case.
