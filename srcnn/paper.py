@@ -15,6 +15,8 @@ newest experiment whose params match the recipe, and writes its params, metrics 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import re
 import shlex
@@ -145,6 +147,24 @@ def deviations(params: dict) -> dict:
     return {key: flat.get(key) for key, value in RECIPE.items() if flat.get(key) != value}
 
 
+CURVE = "metrics/train_log/plots/metrics/eval/psnr.tsv"  # DVCLive's validation PSNR per epoch
+
+
+def validation_curve(rev: str, train: dict) -> list[list[float]]:
+    """[[epoch, minutes of training, validation PSNR], …] of experiment `rev`, from its DVCLive file.
+
+    Minutes assume equal epochs (the same patches every epoch): epoch × train seconds / epochs. With the
+    recipe the validation split is Set5, so this is PSNR on Set5's patches against training time.
+    """
+    shown = subprocess.run(["git", "show", f"{rev}:{CURVE}"], capture_output=True, text=True)
+    if shown.returncode != 0 or not train.get("seconds") or not train.get("epochs"):
+        return []
+    rows = list(csv.DictReader(io.StringIO(shown.stdout), delimiter="\t"))
+    per_epoch = train["seconds"] / train["epochs"]
+    return [[int(r["step"]) + 1, round((int(r["step"]) + 1) * per_epoch / 60, 1), round(float(r["psnr"]), 3)]
+            for r in rows]
+
+
 def collect(out: Path = RESULTS, names: list[str] = ()) -> dict:
     """Write, per scale, the newest experiment `run` made (named paper-x<scale>-<time>), or the experiments
     called `names`: their params, metrics and training time."""
@@ -160,12 +180,14 @@ def collect(out: Path = RESULTS, names: list[str] = ()) -> dict:
     record = {"recipe": RECIPE, "scales": {}}
     for scale, exp in sorted(chosen.items()):
         train = exp["metrics"].get("metrics/train.json") or {}
+        curve = validation_curve(exp["rev"], train)
         record["scales"][str(scale)] = {
             "experiment": exp["name"], "rev": exp["rev"], "timestamp": exp["timestamp"],
             "train_dir": exp["params"]["download"]["train_dir"],
             "recipe_changes": deviations(exp["params"]),
             "train_seconds": train.get("seconds"), "patches": train.get("patches"),
             "evaluate": exp["metrics"]["metrics/evaluate.json"],
+            "curve": curve,
         }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -206,8 +228,14 @@ def render_table(record: dict) -> str:
     changes = [f"×{s}: " + ", ".join(f"`{k}={_format(v)}`" for k, v in e["recipe_changes"].items())
                for s, e in scales.items() if e["recipe_changes"]]
     note = f"\n\nRun with changes to the recipe: {'; '.join(changes)}." if changes else ""
+    curves = []
+    for scale, entry in scales.items():
+        if entry.get("curve"):
+            points = ", ".join(f"{minutes:g} min {psnr:.2f}" for _, minutes, psnr in entry["curve"])
+            curves.append(f"- ×{scale}, validation PSNR on Set5 patches by training time: {points}")
+    curve_text = ("\n\n" + "\n".join(curves)) if curves else ""
     return (f"From `{RESULTS}` (written by `make paper` from `dvc exp show`; experiments {experiments_line}):\n\n"
-            + "\n".join(rows) + note)
+            + "\n".join(rows) + note + curve_text)
 
 
 def render_commands(train_dir: str = "data/T91", sets: list[str] = ("Set5", "Set14")) -> str:

@@ -109,10 +109,13 @@ def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
         # Each scale's own model: the bicubic baseline differs between ×2 and ×3.
         assert entry["recipe_changes"] == {"patches.hr_scales": [1.0, 0.8], "patches.stride": 24,
                                            "train.batch_size": 32, "train.epochs": 1}
+    for entry in recorded["scales"].values():  # one point per epoch: [epoch, minutes, validation PSNR]
+        assert [point[0] for point in entry["curve"]] == [1] and 0 < entry["curve"][0][2] < 60
     assert recorded["scales"]["2"]["evaluate"]["Set5"]["psnr_bicubic"] > recorded["scales"]["3"]["evaluate"]["Set5"][
         "psnr_bicubic"]
     table = paper.render_table(recorded)
     assert "| Set5 | ×2 |" in table and "Run with changes to the recipe" in table
+    assert "- ×3, validation PSNR on Set5 patches by training time: " in table
 
 
 def test_run_without_set5_says_what_to_do(tmp_path):
