@@ -60,6 +60,7 @@ PAPER_SRCNN_955 = {
     "BSD100": (31.36, 28.41, 26.90), "Urban100": (29.50, 26.24, 24.52),
 }
 PAPER_SRCNN_915 = {("Set5", 2): 36.34}
+PAPER_BICUBIC_SSIM = {("Set5", 2): 0.9299}  # Set5's reference figures (../shared/benchmarks/README.md)
 PAPER_BICUBIC = {
     "Set5": (33.66, 30.39, 28.42), "Set14": (30.23, 27.54, 26.00),
     "BSD100": (29.56, 27.21, 25.96), "Urban100": (26.88, 24.46, 23.14),

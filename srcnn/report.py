@@ -14,13 +14,21 @@ from pathlib import Path
 
 import yaml
 
+from srcnn.paper import PAPER_BICUBIC, PAPER_BICUBIC_SSIM, PAPER_SRCNN_915, PAPER_SRCNN_955
+
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
-# Published ×2 figures under the same protocol (MATLAB bicubic, BT.601 Y, shave = scale):
-# bicubic and SRCNN 9-1-5 from Dong et al., ECCV 2014; SRCNN 9-5-5 from Dong et al., TPAMI 2016.
-PAPER = {
-    ("Set5", 2): {"bicubic": "33.66 / 0.9299", "9-1-5": "36.34", "9-5-5": "36.66"},
-}
+def paper_figures(name: str, scale: int) -> dict[str, str]:
+    """Published figures of set `name` at `scale` (srcnn.paper holds them, with their sources), as table text."""
+    figures = {}
+    if name in PAPER_BICUBIC:
+        ssim = PAPER_BICUBIC_SSIM.get((name, scale))
+        figures["bicubic"] = f"{PAPER_BICUBIC[name][scale - 2]:.2f}" + (f" / {ssim:.4f}" if ssim else "")
+    if (name, scale) in PAPER_SRCNN_915:
+        figures["9-1-5"] = f"{PAPER_SRCNN_915[(name, scale)]:.2f}"
+    if name in PAPER_SRCNN_955:
+        figures["9-5-5"] = f"{PAPER_SRCNN_955[name][scale - 2]:.2f}"
+    return figures
 
 
 def render(metrics: dict, scale: int) -> str:
@@ -30,17 +38,17 @@ def render(metrics: dict, scale: int) -> str:
     )
     rows = []
     for name, m in metrics.items():
-        paper = PAPER.get((name, scale), {})
+        paper = paper_figures(name, scale)
         rows.append(
             f"| {name} | {m['images']} | {m['psnr_bicubic']:.2f} / {m['ssim_bicubic']:.4f} "
             f"| {m['psnr_srcnn']:.2f} / {m['ssim_srcnn']:.4f} | {m['psnr_gain']:+.2f} dB "
             f"| {paper.get('bicubic', '—')} | {paper.get('9-1-5', '—')} | {paper.get('9-5-5', '—')} |"
         )
-    for (name, paper_scale), paper in PAPER.items():
-        if paper_scale == scale and name not in metrics:
-            rows.append(
-                f"| {name} | not in this run | — | — | — | {paper['bicubic']} | {paper['9-1-5']} | {paper['9-5-5']} |"
-            )
+    for name in PAPER_SRCNN_955:
+        if name not in metrics:
+            paper = paper_figures(name, scale)
+            rows.append(f"| {name} | not in this run | — | — | — | {paper.get('bicubic', '—')} "
+                        f"| {paper.get('9-1-5', '—')} | {paper.get('9-5-5', '—')} |")
     return f"×{scale}, from `metrics/evaluate.json` by `make results`:\n\n" + "\n".join([header, *rows])
 
 

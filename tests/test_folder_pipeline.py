@@ -129,3 +129,17 @@ def test_missing_folder_named(folder_repo, tmp_path):
         shutil.move(str(moved), outside)
     dvc(repo, "checkout", "-q")  # DVC removed data/raw before finding the dependency missing
     assert status(repo) == set()
+
+
+def test_readme_quick_form_own_images_in_the_default_folders(tmp_path_factory):
+    """The README's "Train on your own images": images in data/images/{train,valid}, then
+    `dvc exp run -S download.source=folder`."""
+    repo = tmp_path_factory.mktemp("own_images")
+    project_repo(repo, TINY)
+    for i in range(2):
+        assert cv2.imwrite(str(repo / f"data/images/train/mine{i}.png"), photo(20 + i))
+    assert cv2.imwrite(str(repo / "data/images/valid/held_out.jpg"), photo(30))
+    result = dvc(repo, "exp", "run", "-S", "download.source=folder")
+    assert stages_run(result) == set(STAGES)
+    assert sorted(p.name for p in (repo / "data/raw/train").iterdir()) == ["mine0.png", "mine1.png"]
+    assert [p.name for p in (repo / "data/raw/valid").iterdir()] == ["held_out.png"]
