@@ -43,7 +43,8 @@ from urllib.request import url2pathname
 import requests
 from tqdm import tqdm
 
-from .io import IMAGE_SUFFIXES, atomic_dir, list_images, read_image, sha256_of
+from srcnn.errors import UserError
+from srcnn.io import IMAGE_SUFFIXES, atomic_dir, list_images, read_image, sha256_of
 
 OFFICIAL_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 OFFICIAL_SHA256 = {
@@ -71,7 +72,7 @@ _ID_NAME_RE = re.compile(r"(\d{4})\.png")
 _LISTED = 10  # names quoted in a layout error before "and N more"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """Fetching or unpacking DIV2K failed; the message says what and where."""
 
 

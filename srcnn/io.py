@@ -26,6 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from srcnn.errors import UserError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -84,7 +86,7 @@ def sweep_stale_temps(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An input image that cannot be used; the message names the file."""
 
 

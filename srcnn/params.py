@@ -19,8 +19,10 @@ from typing import Any
 
 import yaml
 
+from srcnn.errors import UserError
 
-class ParamsError(ValueError):
+
+class ParamsError(UserError, ValueError):
     """Invalid params.yaml; the message names the key and what is allowed."""
 
 

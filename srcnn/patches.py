@@ -23,6 +23,7 @@ from numpy.lib import format as npy
 from tqdm import tqdm
 
 from srcnn.imaging import bicubic_degrade, imresize_matlab, modcrop, rgb_to_y, round_to
+from srcnn.errors import UserError
 from srcnn.io import ImageError, atomic_file, list_images, read_image
 
 
@@ -132,6 +133,10 @@ def make_patch_sets(raw_dir: Path, out_dir: Path, params) -> dict[str, int]:
     }
 
 
+class PatchFileError(UserError, ValueError):
+    """A patch file of the wrong format, layout or size; the message names it."""
+
+
 class PatchFile:
     """Reads chosen patch pairs from a patch file with `pread`, never mapping it into memory.
 
@@ -148,15 +153,15 @@ class PatchFile:
                 read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
                 shape, fortran, dtype = read_header(f)
             except ValueError as err:
-                raise ValueError(f"{self.path}: not a NumPy .npy patch file ({err})") from None
+                raise PatchFileError(f"{self.path}: not a NumPy .npy patch file ({err})") from None
             self._offset = f.tell()
         if dtype != np.uint8 or len(shape) != 4 or shape[1] != 2 or shape[2] != shape[3] or fortran:
-            raise ValueError(f"{self.path}: expected uint8 patches of shape (N, 2, S, S), found {dtype} {shape}")
+            raise PatchFileError(f"{self.path}: expected uint8 patches of shape (N, 2, S, S), found {dtype} {shape}")
         self.shape: tuple[int, int, int, int] = shape
         self._record = 2 * shape[2] * shape[3]
         expected = self._offset + shape[0] * self._record
         if self.path.stat().st_size != expected:
-            raise ValueError(f"{self.path}: {self.path.stat().st_size} bytes, expected {expected} for {shape}")
+            raise PatchFileError(f"{self.path}: {self.path.stat().st_size} bytes, expected {expected} for {shape}")
         self._fd = os.open(self.path, os.O_RDONLY)
 
     def __len__(self) -> int:

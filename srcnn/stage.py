@@ -7,11 +7,10 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 from srcnn import params as params_module
-from srcnn.div2k import DownloadError
-from srcnn.io import ImageError
+from srcnn.errors import UserError
 
 # Errors whose message already says what is wrong and where; no traceback needed.
-USER_ERRORS = (params_module.ParamsError, ImageError, DownloadError, FileNotFoundError)
+USER_ERRORS = (UserError, FileNotFoundError)
 
 
 def run_stage(stage: str, main: Callable[[SimpleNamespace], object]) -> None:

@@ -41,7 +41,7 @@ from srcnn.batches import BatchPlan, replica_dataset, to_model_arrays
 from srcnn.io import atomic_dir, atomic_file, sha256_of, write_json
 from srcnn.model import FAST_LAYERS_REVISION, build_srcnn, make_metadata, save_model
 from srcnn.params import ParamsError, margin_of
-from srcnn.patches import PatchFile
+from srcnn.patches import PatchFile, PatchFileError
 
 CURVES = ("loss", "psnr", "val_loss", "val_psnr")  # per-epoch values kept in checkpoints and DVCLive
 
@@ -247,7 +247,9 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
     train_patches, valid_patches = PatchFile(train_path), PatchFile(valid_path)
     crop = margin_of(params.model.kernel_sizes)
     if train_patches.size <= 2 * crop:
-        raise ValueError(f"{train_path}: {train_patches.size}-pixel patches leave no output for this model")
+        raise PatchFileError(f"{train_path}: {train_patches.size}-pixel patches leave no output for a model whose "
+                             f"receptive field is {2 * crop + 1} pixels (model.kernel_sizes "
+                             f"{params.model.kernel_sizes}); rerun patches with patches.size >= {2 * crop + 1}")
     train_plan = BatchPlan(len(train_patches), p.batch_size, params.seed, replicas)
     valid_plan = BatchPlan(len(valid_patches), p.batch_size, None, replicas)
 

@@ -479,3 +479,36 @@ def test_files_without_an_image_suffix_are_ignored(tmp_path):
     result = stage(folder, "patches")
     assert result.returncode == 0, result.stderr
     assert len(np.load(folder / "data/patches/train.npy")) == TINY["patches"]["per_image"]
+
+
+PATCH_FILE_FAULTS = {
+    "truncated": (lambda good: good[:-100], "data/patches/train.npy: 17452 bytes, expected 17552 for (8, 2, 33, 33)"),
+    "not numpy": (lambda good: b"this is not a patch file", "data/patches/train.npy: not a NumPy .npy patch file"),
+    "float32": (None, "data/patches/train.npy: expected uint8 patches of shape (N, 2, S, S), found float32"),
+    "too small for the model": (None, "data/patches/train.npy: 9-pixel patches leave no output for a model whose "
+                                      "receptive field is 13 pixels"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PATCH_FILE_FAULTS))
+def test_bad_patch_file_stops_train_with_one_line(tmp_path, case):
+    """Refusals of a patch file reach the user as `error in stage train: …`, not a ValueError traceback."""
+    folder = scratch(tmp_path, {}, {})
+    patches = folder / "data/patches"
+    patches.mkdir(parents=True)
+    good = np.zeros((8, 2, 33, 33), np.uint8)
+    np.save(patches / "valid.npy", good)
+    make, fragment = PATCH_FILE_FAULTS[case]
+    if case == "float32":
+        np.save(patches / "train.npy", good.astype(np.float32))
+    elif case == "too small for the model":
+        np.save(patches / "train.npy", good[:, :, :9, :9])
+    else:
+        np.save(patches / "train.npy", good)
+        (patches / "train.npy").write_bytes(make((patches / "train.npy").read_bytes()))
+    result = stage(folder, "train")
+    assert result.returncode == 2, result.stderr
+    [line] = error_lines(result)
+    assert fragment in line
+    assert "Traceback" not in result.stderr
+    assert not (folder / "models").exists()

@@ -325,3 +325,42 @@ def test_hr_scales_accept_dvc_number_strings():
 def test_stride_refused(stride):
     with pytest.raises(ParamsError, match=r"patches\.stride.*null \(random crops"):
         validate(tree_with("patches.stride", stride))
+
+
+# --------------------------------------------------------------------------- code dependencies in dvc.yaml
+
+
+def package_imports(path: Path) -> set[str]:
+    """Modules of the srcnn package that `path` imports anywhere (top level or inside functions)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("srcnn"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)  # `from srcnn import training`
+        elif isinstance(node, ast.ImportFrom) and node.level == 1:  # `from .io import …` inside the package
+            found.add(f"srcnn.{node.module}")
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("srcnn"))
+    return {m for m in found if (ROOT / (m.replace(".", "/") + ".py")).is_file()}
+
+
+def import_closure(script: Path) -> set[str]:
+    todo, seen = [script], set()
+    while todo:
+        for module in package_imports(todo.pop()):
+            path = module.replace(".", "/") + ".py"
+            if path not in seen:
+                seen.add(path)
+                todo.append(ROOT / path)
+    return seen
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_KEYS))
+def test_every_module_a_stage_imports_is_a_dependency_in_dvc_yaml(stage):
+    """Editing any module a stage's script imports, directly or not, must rerun that stage (and only those)."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+    script = spec["cmd"].split()[1]
+    code_deps = {d for d in spec["deps"] if d.endswith(".py")}
+    assert code_deps == {script} | import_closure(ROOT / script)

@@ -1,0 +1,11 @@
+"""The one base class of errors caused by the user's input, so every entry point reports them the same way.
+
+A `UserError` message already names the file, key or URL and what is allowed; the stage scripts
+(`srcnn.stage.run_stage`) print it as one line, `error in stage <name>: <message>`, with no traceback.
+Subclasses live with the code that raises them (`ParamsError`, `ImageError`, `DownloadError`,
+`PatchFileError`); this module imports nothing, so depending on it costs a stage no reruns.
+"""
+
+
+class UserError(Exception):
+    """Bad input (a file, a param, a server's answer); the message says which and what is allowed."""
