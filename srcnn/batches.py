@@ -15,6 +15,8 @@ into float32 in [0, 1] one batch at a time: memory does not grow with the set.
 
 from __future__ import annotations
 
+import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
+
 import math
 from collections.abc import Sequence
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of stage logs
+import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras  # noqa: I001
+import numpy as np
+import tensorflow as tf
 
-from srcnn.imaging import round_to  # noqa: E402
-from srcnn.params import margin_of, receptive_field  # noqa: E402
+from srcnn.imaging import round_to
+from srcnn.params import margin_of, receptive_field
 
 
 def build_srcnn(filters: list[int], kernel_sizes: list[int], fast_layers: bool = False) -> keras.Model:

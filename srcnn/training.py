@@ -24,6 +24,8 @@
 
 from __future__ import annotations
 
+import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
+
 import hashlib
 import json
 import math

@@ -284,3 +284,13 @@ def test_the_tpami_preset_by_dash_s_reruns_train_and_evaluate_only(repo):
         assert kernel_sizes_of(load_model(repo / "models/srcnn.keras")) == [9, 5, 5]
     finally:
         restore(repo)
+
+
+def test_stage_logs_carry_no_tensorflow_start_up_lines(repo):
+    """`dvc repro` shows the stages' own lines: TensorFlow's C++ start-up notes (printed even with
+    TF_CPP_MIN_LOG_LEVEL set, twice in train) are kept off stderr by srcnn.quiet_tensorflow."""
+    first = first_repro(repo)
+    out = first.stdout + first.stderr
+    assert "Running stage 'train'" in out and "train: 2 epochs in" in out
+    for chatter in ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard", "port.cc"):
+        assert chatter not in out, chatter
