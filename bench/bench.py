@@ -235,7 +235,8 @@ def poll():
 threading.Thread(target=poll, daemon=True).start()
 cfg = json.loads(sys.argv[1])
 params = SimpleNamespace(seed=42, scale=2, resize="matlab",
-    patches=SimpleNamespace(size=33, per_image=cfg["per_image"], valid_per_image=32),
+    patches=SimpleNamespace(size=33, per_image=cfg["per_image"], valid_per_image=32, stride=None,
+                            flips_rotations=False, hr_scales=[1.0]),
     model=SimpleNamespace(filters=[64, 32], kernel_sizes=[9, 1, 5]),
     train=SimpleNamespace(epochs=cfg["epochs"], batch_size=cfg["batch_size"], learning_rate=1e-3,
                           lr_schedule="cosine", strategy="auto", mixed_precision=False))
