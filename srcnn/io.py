@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -146,9 +147,29 @@ def sha256_of(path: str | os.PathLike) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+class NonFiniteError(UserError, ValueError):
+    """A number that would leave the program as NaN or Infinity; the message names the file and key."""
+
+
+def non_finite(data, prefix: str = "") -> list[str]:
+    """Dotted keys of the NaN or infinite floats in nested dicts and lists."""
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [f"{prefix} = {data}"]
+    if isinstance(data, dict):
+        return [k for key, value in data.items() for k in non_finite(value, f"{prefix}.{key}" if prefix else key)]
+    if isinstance(data, list):
+        return [k for i, value in enumerate(data) for k in non_finite(value, f"{prefix}[{i}]")]
+    return []
+
+
 def write_json(path: str | os.PathLike, data: dict) -> None:
+    """Write `data` as JSON atomically; NonFiniteError (nothing written) if any number is NaN or infinite:
+    JSON has no such values, and a metric that is one is a fault to report, not a result."""
+    bad = non_finite(data)
+    if bad:
+        raise NonFiniteError(f"{path}: {', '.join(bad)} is not a finite number; nothing written")
     with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

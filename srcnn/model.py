@@ -18,6 +18,7 @@ import keras  # noqa: I001
 import numpy as np
 import tensorflow as tf
 
+from srcnn.errors import UserError
 from srcnn.imaging import round_to
 from srcnn.params import margin_of, receptive_field
 
@@ -45,9 +46,22 @@ def margin(model: keras.Model) -> int:
     return margin_of(kernel_sizes_of(model))
 
 
+class ModelError(UserError, ValueError):
+    """A model file that loads but cannot be used; the message names the file and why."""
+
+
 def load_model(path: str | os.PathLike) -> keras.Model:
-    """Load a saved SRCNN; safe_mode refuses any serialised Python code (lambdas, pickles)."""
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    """Load a saved SRCNN; safe_mode refuses any serialised Python code (lambdas, pickles).
+
+    Raises ModelError when a weight is NaN or infinite (a diverged run): such a model would turn every
+    image black or into noise, and scores it would get are meaningless.
+    """
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    bad = [w.path for w in model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
+    if bad:
+        raise ModelError(f"{path}: weights hold NaN or Infinity ({', '.join(bad)}), as a diverged training run "
+                         "leaves them; retrain it (e.g. with a lower train.learning_rate)")
+    return model
 
 
 def upscale_y(model: keras.Model, y_bicubic: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ import tensorflow as tf
 from dvclive import Live
 
 from srcnn.batches import BatchPlan, replica_dataset, to_model_arrays
+from srcnn.errors import UserError
 from srcnn.io import atomic_dir, atomic_file, sha256_of, write_json
 from srcnn.model import FAST_LAYERS_REVISION, build_srcnn, make_metadata, save_model
 from srcnn.params import ParamsError, margin_of
@@ -208,6 +209,31 @@ class EpochLog(keras.callbacks.Callback):
                 shutil.rmtree(older, ignore_errors=True)
 
 
+class TrainingDiverged(UserError, FloatingPointError):
+    """The training loss became NaN or infinite; nothing is written."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training by raising TrainingDiverged as soon as the loss is NaN or infinite.
+
+    Keras's own `TerminateOnNaN` only ends the run early, and the stage would then save the diverged
+    model and write NaN metrics; raising leaves the model, metrics and curves unwritten.
+    """
+
+    def __init__(self, learning_rate: float):
+        super().__init__()
+        self.learning_rate, self.epoch = learning_rate, 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = float(np.squeeze((logs or {}).get("loss", 0.0)))
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"train: the loss became {loss} in epoch {self.epoch + 1}, by step {batch + 1}; "
+                                   f"no model was written. Lower train.learning_rate (now {self.learning_rate})")
+
+
 def write_curves(log_dir: Path, rows: list[dict]) -> None:
     """DVCLive's per-epoch curves (train/ and eval/ loss and PSNR), written in one go."""
     with atomic_dir(log_dir) as live_dir:
@@ -306,7 +332,7 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
                                                     steps=valid_plan.steps_per_epoch),
                 initial_epoch=first_epoch,
                 epochs=p.epochs,
-                callbacks=[EpochLog(rows, folder)],
+                callbacks=[StopOnNonFiniteLoss(p.learning_rate), EpochLog(rows, folder)],
                 shuffle=False,  # batches come shuffled from the plan
             )
         seconds = time.perf_counter() - start

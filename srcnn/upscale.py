@@ -283,7 +283,7 @@ def plan_jobs(inputs: list[str], output: str) -> tuple[list[tuple[Path, Path]], 
 
 def load_checked_model(path: str, scale: int | None):
     """Load with safe_mode=True and check the metadata; UsageError with a clear message otherwise."""
-    from srcnn.model import MetadataError, load_model, margin, read_metadata
+    from srcnn.model import MetadataError, ModelError, load_model, margin, read_metadata
 
     p = Path(path)
     if not p.is_file():
@@ -305,6 +305,8 @@ def load_checked_model(path: str, scale: int | None):
                          f"(leave out --scale, or use a ×{scale} model)")
     try:
         model = load_model(p)
+    except ModelError as err:
+        raise UsageError(f"--model {err}") from None
     except Exception as err:  # Keras raises many types for a damaged or unsafe file
         raise UsageError(f"--model {path}: cannot be loaded safely ({type(err).__name__}: {err})") from None
     if meta.get("margin") not in (None, margin(model)):

@@ -512,3 +512,30 @@ def test_bad_patch_file_stops_train_with_one_line(tmp_path, case):
     assert fragment in line
     assert "Traceback" not in result.stderr
     assert not (folder / "models").exists()
+
+
+def test_evaluate_refuses_a_model_with_nan_weights(tmp_path, model):
+    """It used to score a diverged model as a finite PSNR."""
+    import keras
+
+    diverged = keras.saving.load_model(model, compile=False)
+    kernel, bias = diverged.layers[-1].get_weights()
+    diverged.layers[-1].set_weights([kernel, bias * np.nan])
+    bad = tmp_path / "diverged.keras"
+    diverged.save(bad)
+    folder = scratch(tmp_path / "repo", {}, {"a.png": GOOD}, model=bad)
+    result = stage(folder, "evaluate")
+    assert result.returncode == 2
+    [line] = error_lines(result)
+    assert "models/srcnn.keras: weights hold NaN or Infinity (conv3/bias)" in line
+    assert "Traceback" not in result.stderr and not (folder / "metrics").exists()
+
+
+def test_evaluate_refuses_an_image_whose_psnr_is_infinite(tmp_path, model):
+    flat = encode(np.full((40, 48, 3), 77, np.uint8))  # bicubic reproduces a flat image exactly
+    folder = scratch(tmp_path, {}, {"a.png": GOOD, "flat.png": flat}, model=model)
+    result = stage(folder, "evaluate")
+    assert result.returncode == 2
+    [line] = error_lines(result)
+    assert "data/raw/valid/flat.png: bicubic reproduces this image exactly" in line
+    assert not (folder / "metrics").exists() or os.listdir(folder / "metrics") == []

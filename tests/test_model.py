@@ -335,3 +335,38 @@ def test_fast_layers_compute_the_same_outputs_and_gradients(filters, kernels):
         assert g_fast.shape == g_plain.shape
         np.testing.assert_allclose(g_fast, g_plain, rtol=0, atol=1e-5 * float(np.abs(g_plain).max()))
         assert np.abs(g_plain).max() > 0
+
+
+def test_a_nan_loss_stops_fit_with_a_clear_error():
+    """StopOnNonFiniteLoss in a real `fit`: a model whose weights hold NaN gives a NaN loss at once."""
+    model = build_srcnn([4, 2], [3, 1, 3])
+    kernel, bias = model.layers[-1].get_weights()  # the output layer: a ReLU would turn NaN into 0
+    model.layers[-1].set_weights([np.full_like(kernel, np.nan), bias])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    x, y = np.zeros((8, 9, 9, 1), np.float32), np.zeros((8, 5, 5, 1), np.float32)
+    with pytest.raises(training.TrainingDiverged, match=r"train: the loss became nan in epoch 1, by step 1; no model "
+                                                        r"was written. Lower train.learning_rate \(now 0.5\)"):
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[training.StopOnNonFiniteLoss(0.5)])
+
+
+def test_load_model_refuses_non_finite_weights(tmp_path):
+    from srcnn.model import ModelError
+
+    model = build_srcnn([4, 2], [3, 1, 3])
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel, bias + np.inf])
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(ModelError, match=r"m.keras: weights hold NaN or Infinity \(conv3/bias\)"):
+        load_model(tmp_path / "m.keras")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_no_metric_is_written_as_nan_or_infinity(tmp_path, value):
+    from srcnn.io import NonFiniteError, write_json
+
+    path = tmp_path / "m.json"
+    with pytest.raises(NonFiniteError, match=rf"m.json: Set5.psnr_srcnn = {value} is not a finite number"):
+        write_json(path, {"valid": {"psnr_srcnn": 30.0}, "Set5": {"psnr_srcnn": value, "images": 5}})
+    assert not path.exists()
+    write_json(path, {"curve": [1.0, 2.0]})
+    assert json.loads(path.read_text()) == {"curve": [1.0, 2.0]}

@@ -353,3 +353,22 @@ def test_peak_memory_bounded_in_a_subprocess(tmp_path, models):
     assert rss_mib < 1024, rss_mib
     assert read_rgb(tmp_path / "hd_x2.png").shape == (1440, 2560, 3)
     assert "output Mpix/s" in result.stdout
+
+
+def test_model_with_non_finite_weights_is_refused_not_used(tmp_path, capsys):
+    """A diverged model used to give an all-black image and exit 0 (only a NumPy RuntimeWarning showed)."""
+    model = tiny_model(7)
+    kernel, bias = model.layers[1].get_weights()
+    kernel[0, 0, 0, 0] = np.nan
+    model.layers[1].set_weights([kernel, bias])
+    path = tmp_path / "diverged.keras"
+    save_model(model, path, make_metadata(model, tiny_params()))
+    src, out = write(tmp_path / "a.png", photo(12, 12)), tmp_path / "out.png"
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(path)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: --model ") and "diverged.keras: weights hold NaN or Infinity (conv1/kernel)" in line
+    assert not out.exists()
+    model.layers[1].set_weights([np.where(np.isnan(kernel), np.inf, kernel), bias])
+    save_model(model, path, make_metadata(model, tiny_params()))
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(path)]) == 2
+    assert "weights hold NaN or Infinity" in capsys.readouterr().err and not out.exists()
