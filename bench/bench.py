@@ -14,6 +14,7 @@ Sections (see bench/README.md for what each row means and the figures measured):
      in its own subprocess
   e  (not in the default run: --sections e) quality of the fast layers: train() with default params on the
      project's data/patches, once with srcnn.model's fast layers and once with plain Conv2D; final val PSNR
+  f  peak RSS of the evaluate code on one 4080×2712 photo: tiled inference (the code) against the whole image
 Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads.
 """
 
@@ -289,6 +290,50 @@ def bench_rss(args, work: Path) -> None:
             f"RssAnon sampled every 50 ms; peak file-backed RssFile {res['file_kib'] / 2**20:.3g} GiB")
 
 
+# --------------------------------------------------------------------------- (f) evaluate's peak memory
+
+EVALUATE_CHILD = r"""
+import json, sys
+from pathlib import Path
+from types import SimpleNamespace
+import srcnn.model as model
+from srcnn.evaluation import evaluate
+cfg = json.loads(sys.argv[1])
+if cfg["tile"] is None:  # the whole image in one call, as evaluate did before it tiled
+    model.upscale_y.__defaults__ = (1 << 30,)
+work = Path(cfg["work"])
+p = SimpleNamespace(scale=2, resize="matlab", evaluate=SimpleNamespace(crop_border=None, benchmarks=[]))
+evaluate(work / "model.keras", work / "valid", p, work / "e.json", work / "e.csv", work / "crops")
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print("RESULT", json.dumps({"hwm_kib": hwm}))
+"""
+
+
+def bench_evaluate_rss(args, work: Path) -> None:
+    """Peak RSS of srcnn.evaluation.evaluate on one photo of `--evaluate-size` (default 4080×2712, DIV2K's
+    ×2 size), a default-size 9-1-5 model: in tiles (the code) and whole (the code before), each in a child."""
+    import cv2
+    from skimage import data as skdata
+
+    from srcnn.model import build_srcnn
+
+    w, h = args.evaluate_size
+    (work / "valid").mkdir(parents=True)
+    cv2.imwrite(str(work / "valid/photo.png"), cv2.resize(skdata.astronaut()[..., ::-1], (w, h),
+                                                          interpolation=cv2.INTER_CUBIC))
+    build_srcnn(FILTERS, KERNELS).save(work / "model.keras")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for label, tile in (("in 512-pixel tiles (srcnn.model.EVALUATE_TILE)", 512), ("whole image (before)", None)):
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", EVALUATE_CHILD, json.dumps({"work": str(work), "tile": tile})],
+                              cwd=work, env=env, capture_output=True, text=True)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"evaluate subprocess failed:\n{proc.stderr[-4000:]}")
+        row("f", f"evaluate peak RSS (VmHWM), {label}", json.loads(lines[-1][7:])["hwm_kib"] / 2**20, "GiB",
+            f"one {w}x{h} photo, valid-split protocol (PSNR, SSIM, crop); {time.perf_counter() - start:.0f} s")
+
+
 # --------------------------------------------------------------------------- (e) quality of the fast layers
 
 
@@ -336,7 +381,7 @@ def make_patch_file(path: Path, n: int) -> None:
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="tiny sizes for the smoke test (< 60 s)")
-    p.add_argument("--sections", default="abcd", help="which sections to run (default abcd)")
+    p.add_argument("--sections", default="abcdf", help="which sections to run (default abcdf)")
     p.add_argument("--patches", type=int, default=16384, help="training patches for (a) (default 16384)")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up epoch (default 3)")
     p.add_argument("--batch-size", type=int, default=128)
@@ -352,6 +397,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TF default)")
     p.add_argument("--ours-only", action="store_true", help="(a) without the plain-Keras baselines")
     p.add_argument("--plain-layers", action="store_true", help="(a) our loop with plain Conv2D layers")
+    p.add_argument("--evaluate-size", type=int, nargs=2, default=(4080, 2712), metavar=("W", "H"),
+                   help="the photo of (f) (default 4080 2712)")
     p.add_argument("--kernel-sizes", default="9,1,5",
                    help="the model of (a), (b), (c): 9,1,5 (ECCV 2014, default) or 9,5,5 (TPAMI 2016)")
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
@@ -361,6 +408,7 @@ def parse(argv=None) -> argparse.Namespace:
     if args.smoke:
         args.patches, args.epochs, args.repeats, args.images, args.per_image = 1024, 1, 1, 1, 256
         args.matmul, args.infer_size, args.rss_size = 512, (510, 339), (510, 339)
+        args.evaluate_size = (510, 339)
     return args
 
 
@@ -391,6 +439,8 @@ def main(argv=None) -> None:
             bench_rss(args, tmp / "rss")
         if "e" in args.sections:
             bench_quality(args, tmp / "quality")
+        if "f" in args.sections:
+            bench_evaluate_rss(args, tmp / "evaluate")
 
     flags = [f"model {'-'.join(map(str, KERNELS))}"]
     flags += [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism", "plain_layers") if getattr(args, f)]

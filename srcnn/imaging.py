@@ -34,8 +34,8 @@ def rgb_to_y(image: np.ndarray) -> np.ndarray:
     """8-bit luma of an RGB uint8 image as MATLAB `rgb2ycbcr`; gray passes through."""
     if image.ndim == 2:
         return image
-    rgb = image[..., :3].astype(np.float64)
-    y = 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
+    r, g, b = (image[..., c].astype(np.float64) for c in range(3))  # plane by plane: 3 float64 planes, not 4
+    y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
     return round_to(y)
 
 
@@ -138,14 +138,20 @@ def psnr(reference: np.ndarray, test: np.ndarray, border: int = 0) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
+SSIM_BAND = 256  # rows of the SSIM map computed at a time: ~15 float64 planes of this height, not of the image
+
+
 def ssim(reference: np.ndarray, test: np.ndarray, border: int = 0) -> float:
-    """SSIM (Wang et al. 2004) of two 8-bit grayscale images, `border` pixels shaved."""
+    """SSIM (Wang et al. 2004) of two 8-bit grayscale images, `border` pixels shaved.
+
+    The SSIM map is computed in bands of `SSIM_BAND` rows, each read with the 5 rows of context the 11×11
+    window needs, so memory stays bounded at any image size; the map's values are those of one pass.
+    """
     if reference.shape != test.shape:
         raise ValueError(f"shape mismatch: {reference.shape} vs {test.shape}")
-    x = shave(reference, border).astype(np.float64)
-    y = shave(test, border).astype(np.float64)
-    if min(x.shape) < 11:
-        raise ValueError(f"SSIM needs at least 11x11 pixels after shaving {border}; got {x.shape[1]}x{x.shape[0]}")
+    x_all, y_all = shave(reference, border), shave(test, border)
+    if min(x_all.shape) < 11:
+        raise ValueError(f"SSIM needs at least 11x11 pixels after shaving {border}; got {x_all.shape[1]}x{x_all.shape[0]}")
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     kernel = cv2.getGaussianKernel(11, 1.5)
     window = kernel @ kernel.T
@@ -154,9 +160,17 @@ def ssim(reference: np.ndarray, test: np.ndarray, border: int = 0) -> float:
         # 'valid' part only, as filter2(..., 'valid') in the reference code.
         return cv2.filter2D(a, -1, window)[5:-5, 5:-5]
 
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return float(ssim_map.mean())
+    total, count = 0.0, 0
+    rows = x_all.shape[0] - 10  # rows of the 'valid' map
+    for top in range(0, rows, SSIM_BAND):
+        bottom = min(top + SSIM_BAND, rows)
+        x = x_all[top : bottom + 10].astype(np.float64)
+        y = y_all[top : bottom + 10].astype(np.float64)
+        mu_x, mu_y = blur(x), blur(y)
+        var_x = blur(x * x) - mu_x**2
+        var_y = blur(y * y) - mu_y**2
+        cov = blur(x * y) - mu_x * mu_y
+        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        total += float(ssim_map.sum())
+        count += ssim_map.size
+    return total / count

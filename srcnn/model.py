@@ -64,9 +64,13 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     return model
 
 
-def upscale_y(model: keras.Model, y_bicubic: np.ndarray) -> np.ndarray:
-    """Run SRCNN on a whole bicubic-upsampled 8-bit Y image; 8-bit Y of the same size out."""
-    return round_to(predict_y(model, y_bicubic.astype(np.float32) / 255.0) * 255.0)
+EVALUATE_TILE = 512  # output tiles of upscale_y: the 64-channel activations of a 4080×2712 image would take 2.8 GB
+
+
+def upscale_y(model: keras.Model, y_bicubic: np.ndarray, tile: int = EVALUATE_TILE) -> np.ndarray:
+    """Run SRCNN on a bicubic-upsampled 8-bit Y image, in `tile`×`tile` output tiles (the result does not
+    depend on the tile size; memory does); 8-bit Y of the same size out."""
+    return round_to(predict_y(model, y_bicubic.astype(np.float32) / 255.0, tile=tile) * 255.0)
 
 
 # --------------------------------------------------------------------------- metadata inside the .keras file

@@ -30,6 +30,8 @@ EXPECTED = [
     ("d", r"patches stage peak RSS \(VmHWM\)"),
     ("d", r"train stage peak RSS \(VmHWM\)"),
     ("d", r"train stage peak anonymous RSS"),
+    ("f", r"evaluate peak RSS \(VmHWM\), in 512-pixel tiles \(srcnn.model.EVALUATE_TILE\)"),
+    ("f", r"evaluate peak RSS \(VmHWM\), whole image \(before\)"),
 ]
 
 
@@ -40,7 +42,7 @@ def test_bench_smoke_prints_the_whole_table(tmp_path):
     rows = {}
     for line in result.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 5 and cells[0] in "abcd" and cells[0]:
+        if len(cells) == 5 and cells[0] in "abcdf" and cells[0]:
             rows[(cells[0], cells[1])] = float(cells[2])
     for section, pattern in EXPECTED:
         found = [v for (s, name), v in rows.items() if s == section and re.fullmatch(pattern, name)]
