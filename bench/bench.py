@@ -415,6 +415,7 @@ def parse(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse(argv)
     start = time.perf_counter()
+    import srcnn.quiet_tensorflow  # noqa: F401  (TensorFlow without its start-up lines)
     import tensorflow as tf
 
     if args.threads:
