@@ -239,15 +239,15 @@ def render_table(record: dict) -> str:
             + "\n".join(rows) + note + curve_text)
 
 
-def render_commands(train_dir: str = "data/T91", sets: list[str] = ("Set5", "Set14")) -> str:
-    lines = [shlex.join(c).replace("'-S' ", "-S ") for c in commands(train_dir, list(sets))]
-    return "```sh\n" + "\n".join(" \\\n    ".join(_wrap(line)) for line in lines) + "\n```"
-
-
-def _wrap(line: str) -> list[str]:
-    """A long command split before each `-S`, for reading."""
-    head, *rest = line.split(" -S ")
-    return [head, *[f"-S {part}" for part in rest]]
+def render_commands(train_dir: str = "data/T91", sets: list[str] = ("Set5",)) -> str:
+    """What `run` does, as shell commands that run as written (the README shows them)."""
+    args = [kv for kv in overrides(0, train_dir, list(sets)) if not kv.startswith("scale=")]
+    lines = ['for s in 2 3 4; do', '  dvc exp run -n "paper-x$s-$(date +%Y%m%d-%H%M%S)" -S "scale=$s" \\']
+    lines += [f"    -S {shlex.quote(kv)} \\" for kv in args]
+    lines[-1] = lines[-1][: -len(" \\")]
+    lines += ["done", "python -m srcnn.paper collect        # results/paper.json from dvc exp show",
+              "python -m srcnn.paper table --write  # the table below"]
+    return "```sh\n" + "\n".join(lines) + "\n```"
 
 
 def block(markers: tuple[str, str], body: str) -> str:

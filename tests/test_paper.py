@@ -132,3 +132,27 @@ def test_an_extra_override_replaces_the_recipe_value_instead_of_repeating_the_ke
     keys = [a.split("=", 1)[0] for a in args]
     assert len(keys) == len(set(keys))
     assert "train.epochs=5" in args and "seed=1" in args and "scale=3" in args
+
+
+@pytest.mark.slow
+def test_readme_commands_run_as_written(tmp_path_factory):
+    """The README's block of commands, byte for byte, in a repo with a tiny data/T91 and Set5."""
+    readme = (PROJECT / "README.md").read_text()
+    block = readme[readme.index(paper.COMMANDS[0]) + len(paper.COMMANDS[0]) : readme.index(paper.COMMANDS[1])]
+    script = block.strip().removeprefix("```sh").removesuffix("```")
+    repo = tmp_path_factory.mktemp("readme_paper")
+    for folder, seed, n in (("data/benchmarks/Set5", 0, 5), ("data/T91", 1, 3)):
+        for i, image in enumerate(crops(seed, n, shape=(64, 72))):  # 0.6 × 64 still holds a 33×33 patch at ×4
+            path = repo / folder / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            assert cv2.imwrite(str(path), image)
+    project_repo(repo, TINY)
+    (repo / "README.md").write_text(readme)
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=repo, env=env(), capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    recorded = json.loads((repo / paper.RESULTS).read_text())
+    assert sorted(recorded["scales"]) == ["2", "3", "4"]
+    assert all(entry["recipe_changes"] == {} for entry in recorded["scales"].values())
+    table = (repo / "README.md").read_text()
+    assert table != readme and "| Set5 | ×4 |" in table
