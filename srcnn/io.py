@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -180,6 +181,24 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+MAX_IMAGE_PIXELS = 1 << 30  # OpenCV's default CV_IO_MAX_IMAGE_PIXELS: 1,073,741,824 (e.g. 32768×32768)
+
+
+def header_size(raw: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from an encoded image's header alone (Pillow reads no pixels), or None."""
+    from PIL import Image
+
+    bomb_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # Pillow refuses to even open a huge image; only its header is read here
+    try:
+        with Image.open(io.BytesIO(raw.tobytes())) as image:
+            return image.size
+    except Exception:  # any unreadable header: the caller reports the decoder's failure instead
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
+
+
 def decode_image(
     path: str | os.PathLike, depths: tuple = (np.uint8,), exif: bool = False, gray_alpha_to_gray: bool = False
 ) -> np.ndarray:
@@ -209,6 +228,13 @@ def decode_image(
         is_jpeg = raw[:3].tobytes() == b"\xff\xd8\xff"
         flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if exif and is_jpeg else cv2.IMREAD_UNCHANGED
         image = cv2.imdecode(raw, flags)
+    except cv2.error as err:
+        size = header_size(raw)
+        if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+            w, h = size
+            raise ImageError(f"{path}: {w}x{h} = {w * h:,} pixels, above the decoder's limit of {MAX_IMAGE_PIXELS:,} "
+                             "(OpenCV's CV_IO_MAX_IMAGE_PIXELS); split it into tiles or downscale it first") from None
+        raise ImageError(f"{path}: the image decoder failed ({str(err).strip().splitlines()[-1]})") from None
     finally:
         cv2.utils.logging.setLogLevel(level)
     if image is None:

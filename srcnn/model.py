@@ -10,7 +10,11 @@ has the input's size and its borders see mirrored pixels, not zeros.
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+import zipfile
+from pathlib import Path
 
 import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
 
@@ -51,12 +55,22 @@ class ModelError(UserError, ValueError):
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
-    """Load a saved SRCNN; safe_mode refuses any serialised Python code (lambdas, pickles).
+    """Load a saved SRCNN from a Keras v3 zip of any name; safe_mode refuses serialised Python code (lambdas,
+    pickles). Raises ModelError for a file that is not such a zip.
 
     Raises ModelError when a weight is NaN or infinite (a diverged run): such a model would turn every
     image black or into noise, and scores it would get are meaningless.
     """
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a Keras v3 model file (a .keras zip archive)")
+    if path.suffix == ".keras":
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    else:  # Keras reads only names ending in .keras: load any other name (srcnn_v1.model, SRCNN.KERAS) by a link
+        with tempfile.TemporaryDirectory(prefix="srcnn-model-") as tmp:
+            link = Path(tmp) / "model.keras"
+            link.symlink_to(path.resolve())
+            model = keras.saving.load_model(link, compile=False, safe_mode=True)
     bad = [w.path for w in model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
     if bad:
         raise ModelError(f"{path}: weights hold NaN or Infinity ({', '.join(bad)}), as a diverged training run "
@@ -138,9 +152,6 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> N
     DVC hash, rerunning evaluate) each time. The archive is rewritten without those stamps,
     entries in a fixed order.
     """
-    import json
-    import zipfile
-
     model.save(path)
     with zipfile.ZipFile(path) as zf:
         entries = {name: zf.read(name) for name in zf.namelist()}
@@ -160,9 +171,6 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> N
 
 def read_metadata(path: str | os.PathLike) -> dict | None:
     """The SRCNN metadata of a .keras file, or None for a model saved without it."""
-    import json
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as zf:
             if METADATA_NAME not in zf.namelist():

@@ -539,3 +539,41 @@ def test_evaluate_refuses_an_image_whose_psnr_is_infinite(tmp_path, model):
     [line] = error_lines(result)
     assert "data/raw/valid/flat.png: bicubic reproduces this image exactly" in line
     assert not (folder / "metrics").exists() or os.listdir(folder / "metrics") == []
+
+
+def huge_gray_png(side: int = 32769) -> bytes:
+    """A valid side×side 8-bit gray PNG of about 1 MB (all zeros: it compresses ~1000×), built by streaming."""
+    compressor, row = zlib.compressobj(9), b"\x00" * (side + 1)  # filter byte 0 + the row
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def huge_png() -> bytes:
+    return huge_gray_png()
+
+
+def test_image_above_the_decoder_limit_is_named_with_its_size(tmp_path, huge_png):
+    """A valid 32769×32769 PNG used to end in OpenCV's `(-215:Assertion failed) pixels <= CV_IO_MAX_IMAGE_PIXELS`."""
+    folder = scratch(tmp_path, {"a.png": GOOD, "big_gray.png": huge_png}, {"v.png": GOOD})
+    result = stage(folder, "patches")
+    assert result.returncode == 2
+    [line] = error_lines(result)
+    assert line == ("error in stage patches: data/raw/train/big_gray.png: 32769x32769 = 1,073,807,361 pixels, above "
+                    "the decoder's limit of 1,073,741,824 (OpenCV's CV_IO_MAX_IMAGE_PIXELS); split it into tiles "
+                    "or downscale it first")
+    assert "Assertion failed" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_srcnn_upscale_names_an_image_above_the_decoder_limit(tmp_path, model, huge_png):
+    (tmp_path / "big_gray.png").write_bytes(huge_png)
+    result = subprocess.run([sys.executable, "-m", "srcnn", "upscale", str(tmp_path / "big_gray.png"), "-o",
+                             str(tmp_path / "out.png"), "--model", str(model)], env=env(), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert errors == [f"error: {tmp_path / 'big_gray.png'}: 32769x32769 = 1,073,807,361 pixels, above the decoder's "
+                      "limit of 1,073,741,824 (OpenCV's CV_IO_MAX_IMAGE_PIXELS); split it into tiles or downscale "
+                      "it first"]
+    assert "Assertion failed" not in result.stderr and not (tmp_path / "out.png").exists()

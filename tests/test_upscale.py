@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -372,3 +373,18 @@ def test_model_with_non_finite_weights_is_refused_not_used(tmp_path, capsys):
     save_model(model, path, make_metadata(model, tiny_params()))
     assert cli(["upscale", str(src), "-o", str(out), "--model", str(path)]) == 2
     assert "weights hold NaN or Infinity" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("name", ["srcnn_v1.model", "SRCNN.KERAS", "model"])
+def test_a_keras_zip_of_any_name_is_a_model(tmp_path, models, name, capsys):
+    """`srcnn_v1.model` and `SRCNN.KERAS` used to be refused ("File format not supported") after their metadata
+    had been read fine."""
+    renamed = tmp_path / name
+    shutil.copy(models[2], renamed)
+    src = write(tmp_path / "a.png", photo(12, 14))
+    assert cli(["upscale", str(src), "-o", str(tmp_path / "ref.png"), "--model", str(models[2])]) == 0
+    assert cli(["upscale", str(src), "-o", str(tmp_path / "out.png"), "--model", str(renamed)]) == 0
+    assert (tmp_path / "out.png").read_bytes() == (tmp_path / "ref.png").read_bytes()
+    (tmp_path / "text.keras").write_text("not a model")
+    assert cli(["upscale", str(src), "-o", str(tmp_path / "x.png"), "--model", str(tmp_path / "text.keras")]) == 2
+    assert "text.keras" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
