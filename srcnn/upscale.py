@@ -243,8 +243,9 @@ def _is_image_suffix(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def plan_jobs(inputs: list[str], output: str) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(input, output) pairs, and error lines for inputs that do not exist or folders without images."""
+def plan_jobs(inputs: list[str], output: str, compare: bool = False) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(input, output) pairs, and error lines for inputs that do not exist, folders without images and inputs
+    whose output (or, with `compare`, its side-by-side picture) another input's would overwrite."""
     errors, files = [], []
     folder_input = False
     for name in inputs:
@@ -267,10 +268,12 @@ def plan_jobs(inputs: list[str], output: str) -> tuple[list[tuple[Path, Path]], 
         jobs, seen = [], {}
         for f in files:
             target = out / f.name
-            if target in seen:
-                errors.append(f"{f}: same output name as {seen[target]} ({target}); skipped")
+            written = [target, compare_path(target)] if compare else [target]
+            taken = next((t for t in written if t in seen), None)
+            if taken is not None:  # e.g. a/x.png and b/x.png, or x.png's x.compare.png and an input x.compare.png
+                errors.append(f"{f}: same output name as {seen[taken]} ({taken}); skipped")
                 continue
-            seen[target] = f
+            seen.update((t, f) for t in written)
             jobs.append((f, target))
         return jobs, errors
     if not _is_image_suffix(out):
@@ -319,8 +322,9 @@ def upscale_file(up: Upscaler, src: Path, dst: Path, compare: bool, overwrite: b
         for t in targets:
             if t.exists():
                 raise ImageError(f"{src}: output {t} exists; use --overwrite to replace it")
-    if dst.resolve() == src.resolve():
-        raise ImageError(f"{src}: output would replace the input itself; choose another -o")
+    if any(t.resolve() == src.resolve() for t in targets):
+        raise ImageError(f"{src}: an output ({', '.join(map(str, targets))}) would replace the input itself; "
+                         "choose another -o")
     image = read_image(src)
     if image.dtype == np.uint16 and dst.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
         raise ImageError(f"{src}: 16-bit image; {dst.suffix} cannot hold 16 bits, write .png or .tif instead")
@@ -337,7 +341,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.tile < 16:
             raise UsageError(f"--tile {args.tile}: use at least 16 pixels")
-        jobs, errors = plan_jobs(args.inputs, args.output)
+        jobs, errors = plan_jobs(args.inputs, args.output, args.compare)
         model, meta = load_checked_model(args.model, args.scale)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)

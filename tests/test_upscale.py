@@ -388,3 +388,24 @@ def test_a_keras_zip_of_any_name_is_a_model(tmp_path, models, name, capsys):
     (tmp_path / "text.keras").write_text("not a model")
     assert cli(["upscale", str(src), "-o", str(tmp_path / "x.png"), "--model", str(tmp_path / "text.keras")]) == 2
     assert "text.keras" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+def test_compare_pictures_never_overwrite_another_output_or_the_input(tmp_path, models, capsys):
+    """With --compare, x.png also writes x.compare.png: an input of that name must not be overwritten by it,
+    nor the input itself (`x.compare.png -o x.png --compare --overwrite` replaced its own input)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write(folder / "x.png", photo(10, 12))
+    write(folder / "x.compare.png", photo(11, 13))
+    out = tmp_path / "out"
+    assert cli(["upscale", str(folder), "-o", str(out), "--model", str(models[2]), "--compare"]) == 1
+    err = capsys.readouterr().err
+    assert f"{folder / 'x.png'}: same output name as {folder / 'x.compare.png'} ({out / 'x.compare.png'})" in err
+    assert read_rgb(out / "x.compare.png").shape == (22, 26, 3)  # x.compare.png's own output, not a comparison
+
+    single = write(tmp_path / "y.compare.png", photo(10, 10))
+    before = single.read_bytes()
+    assert cli(["upscale", str(single), "-o", str(tmp_path / "y.png"), "--model", str(models[2]), "--compare",
+                "--overwrite"]) == 1
+    assert "would replace the input itself" in capsys.readouterr().err
+    assert single.read_bytes() == before
