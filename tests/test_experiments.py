@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -145,7 +146,18 @@ def test_stage_inputs_are_tracked_by_git():
     spec = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
     produced = {next(iter(o)) if isinstance(o, dict) else o
                 for s in spec.values() for o in s.get("outs", []) + s.get("metrics", [])}
-    inputs = {d for s in spec.values() for d in s.get("deps", [])}
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+
+    def resolved(dep: str) -> str:  # `${download.train_dir}`: DVC interpolates it from params.yaml
+        match = re.fullmatch(r"\$\{([\w.]+)\}", dep)
+        if match is None:
+            return dep
+        value = params
+        for part in match.group(1).split("."):
+            value = value[part]
+        return value
+
+    inputs = {resolved(d) for s in spec.values() for d in s.get("deps", [])}
     inputs = {d for d in inputs if not any(d == p or d.startswith(p + "/") for p in produced)}
     inputs |= {"dvc.yaml", "params.yaml", "dvc.lock"}
     listed = subprocess.run(["git", "ls-files", "--", *sorted(inputs)], cwd=PROJECT, capture_output=True,
