@@ -82,11 +82,16 @@ CHANGED = {
 }
 
 
+def first_repro_file(repo: Path) -> Path:
+    return repo.parent / f"{repo.name}.first_repro.json"
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pipeline")
     first = project_repo(root, TINY)
-    root.joinpath(".first_repro.json").write_text(json.dumps({"stdout": first.stdout, "stderr": first.stderr}))
+    # Beside the repo, not in it: `restore` runs `git clean`, which would remove an untracked file.
+    first_repro_file(root).write_text(json.dumps({"stdout": first.stdout, "stderr": first.stderr}))
     return root
 
 
@@ -99,7 +104,7 @@ def restore(repo: Path) -> None:
 
 
 def first_repro(repo: Path) -> subprocess.CompletedProcess:
-    saved = json.loads((repo / ".first_repro.json").read_text())
+    saved = json.loads(first_repro_file(repo).read_text())
     return subprocess.CompletedProcess([], 0, saved["stdout"], saved["stderr"])
 
 
