@@ -108,8 +108,8 @@ def run(train_dir: str, extra: list[str], scales: tuple[int, ...] = SCALES) -> N
     if not Path(train_dir).is_dir():
         raise PaperError(f"{train_dir}: no such folder (the training images, e.g. T91; pass --train-dir)")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for command in commands(train_dir, sets, extra, stamp):
-        if int(command[4].split("-")[1][1:]) not in scales:
+    for scale, command in zip(SCALES, commands(train_dir, sets, extra, stamp)):
+        if scale not in scales:
             continue
         print("+ " + shlex.join(command), flush=True)
         if subprocess.run(command).returncode != 0:
