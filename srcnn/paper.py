@@ -8,8 +8,9 @@
 Each scale is one DVC experiment (`dvc exp run -n paper-x<scale>-<time> -S …`), so its params, model and
 metrics stay tied together in `dvc exp show`. The recipe (`RECIPE`) is written once, here; the README's
 copy of the commands is generated from it and checked by a test. `collect` keeps, for each scale, the
-newest experiment whose params match the recipe, and writes its params, metrics and time to
-`results/paper.json`, the committed record the README table is generated from.
+newest experiment named `paper-x<scale>-<time>` (or those given with `--experiments`), and writes its
+metrics, training time, validation curve and any departures from the recipe to `results/paper.json`,
+the committed record the README table is generated from.
 """
 
 from __future__ import annotations
