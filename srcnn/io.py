@@ -21,7 +21,9 @@ import math
 import os
 import re
 import shutil
+import struct
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,29 +186,52 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 MAX_IMAGE_PIXELS = 1 << 30  # OpenCV's default CV_IO_MAX_IMAGE_PIXELS: 1,073,741,824 (e.g. 32768×32768)
 
 
-def header_size(raw: np.ndarray) -> tuple[int, int] | None:
-    """(width, height) from an encoded image's header alone (Pillow reads no pixels), or None."""
+@contextlib.contextmanager
+def _pillow_header(source):
+    """Pillow's lazy view of an image file (header and metadata chunks only, no pixels), or None."""
     from PIL import Image
 
     bomb_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None  # Pillow refuses to even open a huge image; only its header is read here
     try:
-        with Image.open(io.BytesIO(raw.tobytes())) as image:
-            return image.size
-    except Exception:  # any unreadable header: the caller reports the decoder's failure instead
-        return None
+        try:
+            image = Image.open(source)
+        except Exception:  # any unreadable header: the caller reports the decoder's failure instead
+            image = None
+        try:
+            yield image
+        finally:
+            if image is not None:
+                image.close()
     finally:
         Image.MAX_IMAGE_PIXELS = bomb_limit
 
 
+def header_size(raw: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from an encoded image's header alone (Pillow reads no pixels), or None."""
+    with _pillow_header(io.BytesIO(raw.tobytes())) as image:
+        return None if image is None else image.size
+
+
+def read_icc_profile(path: str | os.PathLike) -> bytes | None:
+    """The ICC colour profile embedded in an image file (PNG iCCP, JPEG APP2, WebP ICCP, TIFF tag 34675), or None.
+
+    Read with Pillow from the header: OpenCV's own metadata reader misses TIFF profiles.
+    """
+    with _pillow_header(Path(path)) as image:
+        profile = None if image is None else image.info.get("icc_profile")
+    return profile or None
+
+
 def decode_image(
-    path: str | os.PathLike, depths: tuple = (np.uint8,), exif: bool = False, gray_alpha_to_gray: bool = False
+    path: str | os.PathLike, depths: tuple = (np.uint8,), exif: bool = False, gray_alpha: str = "bgra"
 ) -> np.ndarray:
     """Decode an image file as OpenCV gives it: gray (H, W), BGR or BGRA; every failure names the file.
 
     `depths`: the pixel dtypes accepted (others are refused, not truncated). `exif`: apply a JPEG's
     EXIF orientation (the outputs carry no EXIF, so a phone photo would otherwise come out sideways).
-    `gray_alpha_to_gray`: a gray + alpha PNG (which OpenCV decodes as BGRA) comes out as its gray plane.
+    `gray_alpha`: how a gray + alpha PNG (which OpenCV decodes as BGRA) comes out: "bgra" as OpenCV
+    gives it, "gray" its gray plane alone, "keep" (H, W, 2) gray and alpha.
     """
     path = Path(path)
     if path.is_dir():
@@ -247,8 +272,8 @@ def decode_image(
     if image.size == 0:
         raise ImageError(f"{path}: image has no pixels")
     is_gray_alpha_png = raw[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and raw.size > 25 and raw[25] == 4
-    if gray_alpha_to_gray and image.ndim == 3 and is_gray_alpha_png:
-        image = image[:, :, 0]
+    if gray_alpha != "bgra" and image.ndim == 3 and is_gray_alpha_png:
+        image = image[:, :, 0] if gray_alpha == "gray" else np.ascontiguousarray(image[:, :, [0, 3]])
     return image
 
 
@@ -259,21 +284,81 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     gray + alpha → gray. Palette images come out as RGB (the palette applied).
     16-bit images are refused rather than silently truncated.
     """
-    image = decode_image(path, gray_alpha_to_gray=True)
+    image = decode_image(path, gray_alpha="gray")
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, code)
     return image
 
 
-def write_opencv_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Encode an image in OpenCV's channel order (gray, BGR, BGRA) by the suffix and write it atomically."""
+# Output formats whose OpenCV encoder embeds an ICC profile (cv2.imencodeWithMetadata); TIFF and BMP do not.
+ICC_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode_png_gray_alpha(image: np.ndarray, icc_profile: bytes | None = None, band_rows: int = 256) -> bytes:
+    """PNG colour type 4 (gray + alpha) of an (H, W, 2) uint8 or uint16 image, with an iCCP chunk if given.
+
+    Written here because neither library can: OpenCV encodes 1, 3 or 4 channels only and Pillow
+    has no 16-bit gray + alpha mode. Every row uses PNG filter 2 ("Up", PNG spec 1.2 §6.3),
+    compressed in bands of `band_rows` so memory stays bounded by the compressed size.
+    """
+    h, w, _ = image.shape
+    depth = image.dtype.itemsize * 8
+    rows = image.astype(">u2" if depth == 16 else np.uint8).view(np.uint8).reshape(h, -1)
+    compressor = zlib.compressobj(6)
+    idat = []
+    previous = np.zeros((1, rows.shape[1]), np.uint8)
+    for r0 in range(0, h, band_rows):
+        band = rows[r0 : r0 + band_rows]
+        up = band - np.concatenate([previous, band[:-1]])  # uint8 arithmetic wraps modulo 256, as the spec says
+        previous = band[-1:]
+        idat.append(compressor.compress(np.concatenate([np.full((len(band), 1), 2, np.uint8), up], axis=1).data))
+    idat.append(compressor.flush())
+    chunks = [b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 4, 0, 0, 0))]
+    if icc_profile:
+        chunks.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
+    return b"".join([*chunks, _png_chunk(b"IDAT", b"".join(idat)), _png_chunk(b"IEND", b"")])
+
+
+def write_opencv_image(path: str | os.PathLike, image: np.ndarray, icc_profile: bytes | None = None) -> list[str]:
+    """Encode an image by the suffix and write it atomically; returns what the format could not keep.
+
+    `image`: gray (H, W), gray + alpha (H, W, 2), BGR or BGRA (OpenCV's channel order), uint8 or uint16.
+    `icc_profile`: embedded as is in PNG, JPEG and WebP outputs. Returned lines name each thing that
+    was not kept (an alpha channel in JPEG, a profile in TIFF or BMP, gray + alpha outside PNG), for the
+    caller to warn about: nothing is dropped silently.
+    """
     path = Path(path)
-    ok, encoded = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise ImageError(f"{path}: OpenCV could not encode a {image.dtype} image as {path.suffix}")
+    suffix = path.suffix.lower()
+    lost = []
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels == 2 and suffix == ".png":
+        encoded = np.frombuffer(encode_png_gray_alpha(image, icc_profile), np.uint8)
+    else:
+        if channels in (2, 4) and suffix in JPEG_SUFFIXES:
+            image = image[:, :, 0] if channels == 2 else np.ascontiguousarray(image[:, :, :3])
+            lost.append("the alpha channel (JPEG has none; write .png, .tif or .webp to keep it)")
+        elif channels == 2:
+            image = np.ascontiguousarray(image[:, :, [0, 0, 0, 1]])
+            lost.append(f"the gray + alpha colour type ({suffix} is written as colour + alpha; .png keeps it)")
+        if icc_profile and suffix not in ICC_SUFFIXES:
+            lost.append(f"the ICC colour profile ({suffix} is written without it; .png, .jpg or .webp keep it)")
+            icc_profile = None
+        if icc_profile:
+            profile = np.frombuffer(icc_profile, np.uint8)[None]
+            ok, encoded = cv2.imencodeWithMetadata(path.suffix, image, [cv2.IMAGE_METADATA_ICCP], [profile])
+        else:
+            ok, encoded = cv2.imencode(path.suffix, image)
+        if not ok:
+            raise ImageError(f"{path}: OpenCV could not encode a {image.dtype} image as {path.suffix}")
     with atomic_file(path, suffix=path.suffix) as tmp:
         encoded.tofile(tmp)
+    return lost
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:

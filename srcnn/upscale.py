@@ -4,9 +4,12 @@ Colour follows the paper: RGB → YCbCr (BT.601, MATLAB `rgb2ycbcr`), SRCNN on Y
 (bicubic-upsampled first with the model's own resize kernel, as in training),
 bicubic on Cb and Cr, back to RGB with the exact inverse (MATLAB `ycbcr2rgb`).
 Grayscale images stay grayscale (the gray level is used as Y, as in the
-pipeline); an alpha channel is resized bicubically and kept. 8-bit images give
-8-bit outputs and 16-bit images (PNG, TIFF) 16-bit outputs; everything in
-between is computed in float64 (the network in float32) and rounded once.
+pipeline) and gray + alpha stays gray + alpha; an alpha channel is resized
+bicubically and kept. 8-bit images give 8-bit outputs and 16-bit images (PNG,
+TIFF) 16-bit outputs; everything in between is computed in float64 (the network
+in float32) and rounded once. An embedded ICC colour profile is copied into PNG,
+JPEG and WebP outputs; EXIF is not copied (its orientation is applied to the
+pixels instead). What an output format cannot hold is named in a warning.
 
 Images of any size are processed in output tiles: each tile gathers only the
 low-resolution pixels its bicubic taps and the network's receptive field
@@ -31,7 +34,7 @@ import cv2
 import numpy as np
 
 from srcnn.imaging import RESIZE_KERNELS, _matlab_weights, round_to
-from srcnn.io import IMAGE_SUFFIXES, ImageError, decode_image, list_images, write_opencv_image
+from srcnn.io import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_icc_profile, write_opencv_image
 
 # --------------------------------------------------------------------------- colour
 
@@ -141,7 +144,8 @@ class Upscaler:
     def tiles(self, image: np.ndarray, bgr: bool = False, bicubic: bool = False):
         """Yield (r0, r1, c0, c1, srcnn, bicubic-or-None): float64 output tiles in the input's value range.
 
-        `image`: (h, w) gray, (h, w, 3) colour or (h, w, 4) colour + alpha, uint8 or uint16, RGB order or
+        `image`: (h, w) gray, (h, w, 2) gray + alpha, (h, w, 3) colour or (h, w, 4) colour + alpha, uint8 or
+        uint16, RGB order or
         OpenCV's BGR order with `bgr=True` (outputs keep the input's channel order).
         """
         from srcnn.model import mirror_indices, tile_starts
@@ -183,6 +187,8 @@ class Upscaler:
     @staticmethod
     def _assemble(y: np.ndarray, centre: np.ndarray, colour: bool, rgb_order: list[int], k: float) -> np.ndarray:
         if not colour:
+            if centre.shape[-1] == 2:  # gray + alpha: the alpha plane bicubic, as for colour + alpha
+                return np.stack([y, centre[..., 1]], axis=-1) / k
             return y / k
         out = np.empty(centre.shape, np.float64)
         ycc = np.stack([y, centre[..., 1], centre[..., 2]], axis=-1)
@@ -217,9 +223,9 @@ SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode any 8- or 16-bit image, channels as OpenCV gives them: gray (h, w), BGR or BGRA."""
-    image = decode_image(path, depths=(np.uint8, np.uint16), exif=True)
-    if image.ndim == 3 and image.shape[2] not in (3, 4):
+    """Decode any 8- or 16-bit image: gray (h, w), gray + alpha (h, w, 2), BGR or BGRA (OpenCV's order)."""
+    image = decode_image(path, depths=(np.uint8, np.uint16), exif=True, gray_alpha="keep")
+    if image.ndim == 3 and image.shape[2] not in (2, 3, 4):
         raise ImageError(f"{path}: {image.shape[2]} channels; expected gray, colour or colour + alpha")
     return image
 
@@ -315,8 +321,12 @@ def load_checked_model(path: str, scale: int | None):
     return model, meta
 
 
-def upscale_file(up: Upscaler, src: Path, dst: Path, compare: bool, overwrite: bool) -> tuple[int, int, float]:
-    """Upscale one file; returns output width, height and seconds of upscaling. ImageError names the file."""
+def upscale_file(
+    up: Upscaler, src: Path, dst: Path, compare: bool, overwrite: bool
+) -> tuple[int, int, float, list[str]]:
+    """Upscale one file; returns output width, height, seconds of upscaling and what the output format could
+    not keep (see `srcnn.io.write_opencv_image`). The colour type, bit depth and ICC profile are carried over.
+    ImageError names the file."""
     targets = [dst] + ([compare_path(dst)] if compare else [])
     if not overwrite:
         for t in targets:
@@ -331,10 +341,11 @@ def upscale_file(up: Upscaler, src: Path, dst: Path, compare: bool, overwrite: b
     start = time.perf_counter()
     out, bic = up.upscale(image, bgr=True, bicubic=compare)
     seconds = time.perf_counter() - start
-    write_opencv_image(dst, out)
+    profile = read_icc_profile(src)
+    lost = write_opencv_image(dst, out, profile)
     if compare:
-        write_opencv_image(compare_path(dst), side_by_side(bic, out))
-    return out.shape[1], out.shape[0], seconds
+        write_opencv_image(compare_path(dst), side_by_side(bic, out), profile)
+    return out.shape[1], out.shape[0], seconds, lost
 
 
 def main(args: argparse.Namespace) -> int:
@@ -369,13 +380,15 @@ def _run_jobs(up: Upscaler, jobs: list[tuple[Path, Path]], args: argparse.Namesp
     for src, dst in bar:
         bar.set_postfix_str(src.name, refresh=False)
         try:
-            w, h, seconds = upscale_file(up, src, dst, args.compare, args.overwrite)
+            w, h, seconds, lost = upscale_file(up, src, dst, args.compare, args.overwrite)
         except (ImageError, OSError, cv2.error, MemoryError) as err:
             failed += 1
             message = err if isinstance(err, ImageError) else f"{src}: {type(err).__name__}: {err}"
             tqdm.write(f"error: {message}", file=sys.stderr)
             continue
         done += 1
+        for what in lost:
+            tqdm.write(f"warning: {dst}: not kept from {src}: {what}", file=sys.stderr)
         if len(jobs) < 2:
             print(f"{src} → {dst} ({w}×{h}, ×{up.scale}; {seconds:.1f} s, {w * h / seconds / 1e6:.2f} output Mpix/s)")
     return done, failed

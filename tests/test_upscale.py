@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 import skimage.data
 
 from srcnn.__main__ import main as cli
+from srcnn.io import encode_png_gray_alpha
 from srcnn.imaging import imresize_matlab, resize, rgb_to_y
 from srcnn.model import (METADATA_NAME, build_srcnn, load_model, make_metadata, margin, predict_y, read_metadata,
                          save_model)
@@ -212,6 +214,142 @@ def test_sixteen_bit_kept_at_16_bits(tmp_path, models):
     # A format without 16 bits is refused for that file, with the reason.
     assert cli(["upscale", str(src), "-o", str(tmp_path / "out.jpg"), "--model", str(models[2])]) == 1
     assert not (tmp_path / "out.jpg").exists()
+
+
+# --------------------------------------------------------------------------- what the output keeps
+
+SHARED_CASES = Path(__file__).resolve().parents[1].parent / "shared/cases"
+
+
+def icc_profile() -> bytes:
+    """A real ICC profile (littleCMS's sRGB, 588 bytes, as in the shared icc.png and icc.jpg)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def profile_of(path: Path) -> bytes | None:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.info.get("icc_profile")
+
+
+@pytest.mark.parametrize("src_suffix", [".png", ".jpg", ".webp", ".tif"])
+@pytest.mark.parametrize("dst_suffix", [".png", ".jpg", ".webp"])
+def test_icc_profile_is_carried_over(tmp_path, models, capsys, src_suffix, dst_suffix):
+    """The shared icc.png and icc.jpg used to come out with no profile, silently (TIFF's is read by Pillow)."""
+    from PIL import Image
+
+    profile = icc_profile()
+    src = tmp_path / f"in{src_suffix}"
+    Image.fromarray(photo(20, 30)).save(src, icc_profile=profile, **({"quality": 95} if src_suffix == ".jpg" else {}))
+    out = tmp_path / f"out{dst_suffix}"
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2]), "--compare"]) == 0
+    assert profile_of(out) == profile
+    assert profile_of(tmp_path / f"out.compare{dst_suffix}") == profile
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dst_suffix", [".tif", ".bmp"])
+def test_a_profile_the_output_format_cannot_hold_is_warned_about(tmp_path, models, capsys, dst_suffix):
+    from PIL import Image
+
+    src = tmp_path / "in.png"
+    Image.fromarray(photo(20, 30)).save(src, icc_profile=icc_profile())
+    out = tmp_path / f"out{dst_suffix}"
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2])]) == 0
+    assert out.exists() and profile_of(out) is None
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {out}: not kept from {src}: the ICC colour profile ({dst_suffix} is written without it; "
+        ".png, .jpg or .webp keep it)"
+    ]
+
+
+def gray_alpha_png(path: Path, gray: np.ndarray, alpha: np.ndarray) -> Path:
+    """Write a PNG of colour type 4 with Pillow (8 bits) or with the package's own encoder (16 bits)."""
+    from PIL import Image
+
+    if gray.dtype == np.uint8:
+        Image.fromarray(np.dstack([gray, alpha]), "LA").save(path)
+    else:
+        path.write_bytes(encode_png_gray_alpha(np.dstack([gray, alpha])))
+    assert path.read_bytes()[25] == 4  # IHDR colour type: gray + alpha
+    return path
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_gray_alpha_png_stays_gray_alpha(tmp_path, models, dtype):
+    """The shared gray_alpha.png used to come out as RGBA, and its gray went through the colour path."""
+    peak = np.iinfo(dtype).max // 255
+    gray = cv2.cvtColor(photo(18, 26), cv2.COLOR_RGB2GRAY).astype(dtype) * peak
+    alpha = (np.linspace(0, 255, 26)[None, :].repeat(18, 0).round().astype(dtype)) * peak
+    src = gray_alpha_png(tmp_path / "in.png", gray, alpha)
+    out = tmp_path / "out.png"
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2]), "--compare"]) == 0
+    raw = out.read_bytes()
+    assert raw[25] == 4 and raw[24] == 8 * np.dtype(dtype).itemsize  # colour type and bit depth kept
+    assert (tmp_path / "out.compare.png").read_bytes()[25] == 4
+    written = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)  # OpenCV decodes gray + alpha as BGRA
+    up = Upscaler(load_model(models[2]), 2, "matlab")
+    gray_up, _ = up.upscale(gray)  # the gray plane exactly as a gray image is upscaled
+    rgba_up, _ = up.upscale(np.dstack([gray, gray, gray, alpha]))  # the alpha exactly as colour + alpha's
+    np.testing.assert_array_equal(written[..., 0], gray_up)
+    np.testing.assert_array_equal(written[..., 3], rgba_up[..., 3])
+
+
+@pytest.mark.parametrize("band_rows", [1, 5, 256])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_gray_alpha_png_encoder_round_trips(dtype, band_rows):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, np.iinfo(dtype).max + 1, size=(13, 7, 2), dtype=dtype)
+    encoded = encode_png_gray_alpha(image, icc_profile(), band_rows=band_rows)
+    decoded = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(decoded[..., [0, 3]], image)
+    with Image.open(io.BytesIO(encoded)) as pil:  # a second decoder: libpng via OpenCV, Pillow's own
+        assert pil.info["icc_profile"] == icc_profile()
+        if dtype == np.uint8:
+            np.testing.assert_array_equal(np.asarray(pil), image)
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_alpha_dropped_by_jpeg_is_warned_about(tmp_path, models, capsys, channels):
+    src = tmp_path / "in.png"
+    if channels == 4:
+        write(src, photo(20, 30, alpha=True))
+    else:
+        gray_alpha_png(src, np.full((20, 30), 90, np.uint8), np.full((20, 30), 128, np.uint8))
+    out = tmp_path / "out.jpg"
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2])]) == 0
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).ndim == (2 if channels == 2 else 3)  # gray stays gray
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {out}: not kept from {src}: the alpha channel (JPEG has none; write .png, .tif or .webp to keep it)"
+    ]
+
+
+@pytest.mark.parametrize("dst_suffix", [".tif", ".webp"])
+def test_gray_alpha_written_as_colour_alpha_is_warned_about(tmp_path, models, capsys, dst_suffix):
+    src = gray_alpha_png(tmp_path / "in.png", np.full((20, 30), 90, np.uint8), np.full((20, 30), 128, np.uint8))
+    out = tmp_path / f"out{dst_suffix}"
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2])]) == 0
+    written = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert written.shape == (40, 60, 4) and (written[..., 3] == 128).all()  # the alpha is kept
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {out}: not kept from {src}: the gray + alpha colour type ({dst_suffix} is written as colour + "
+        "alpha; .png keeps it)"
+    ]
+
+
+@pytest.mark.skipif(not SHARED_CASES.is_dir(), reason="../shared/cases (the issue's failing inputs) is not here")
+def test_shared_metadata_cases(tmp_path, models, capsys):
+    for name in ("icc.png", "icc.jpg", "gray_alpha.png"):
+        out = tmp_path / f"out_{name}"
+        assert cli(["upscale", str(SHARED_CASES / name), "-o", str(out), "--model", str(models[2])]) == 0
+        assert profile_of(out) == profile_of(SHARED_CASES / name)
+        assert out.read_bytes()[25] == 4 if name == "gray_alpha.png" else profile_of(out)
+    assert "warning" not in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- metadata
