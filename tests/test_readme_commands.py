@@ -1,0 +1,230 @@
+"""Every `dvc …` command line in the README's code blocks runs in a test exactly as written.
+
+The lines are read from README.md itself, so a command edited there is the command run here. Each runs with
+`bash -c` in a tiny copy of the project; only what cannot exist on a test machine is swapped, and the swaps
+are listed in SWAPS (a path outside the repo, a revision placeholder, host names). A README command that no
+test runs fails `test_every_readme_dvc_command_is_run`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from conftest import (
+    N_TRAIN,
+    N_VALID,
+    PROJECT,
+    STAGES,
+    TINY,
+    _crops,
+    _png,
+    _Server,
+    _sha,
+    _zip,
+    dvc,
+    env,
+    project_repo,
+    run,
+    stages_run,
+)
+
+from srcnn import div2k
+
+pytestmark = pytest.mark.slow  # the dvc CLI and training: `pytest -m "not slow"` skips it
+
+
+def readme_dvc_commands(text: str) -> list[str]:
+    """The README's command lines (inside ``` blocks) whose program, after any VAR=value prefixes, is `dvc`.
+
+    Continuation lines (`\\` at the end) are joined, a `$ ` prompt and a trailing `# comment` are removed.
+    """
+    commands = []
+    for block in re.findall(r"^[ \t]*```[\w-]*\n(.*?)^[ \t]*```", text, flags=re.S | re.M):
+        for line in re.sub(r"\\\n\s*", "", block).splitlines():
+            line = re.sub(r"\s+#.*$", "", line.strip().removeprefix("$ "))
+            try:
+                words = shlex.split(line)
+            except ValueError:
+                continue
+            while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+                words.pop(0)
+            if words[:1] == ["dvc"]:
+                commands.append(line)
+    return commands
+
+
+README_COMMANDS = readme_dvc_commands((PROJECT / "README.md").read_text())
+
+# Run by other tests, byte for byte from the README (each test names the block it reads).
+ELSEWHERE = {
+    # `make paper`'s loop, one `dvc exp run` per scale: tests/test_paper.py::test_readme_commands_run_as_written
+    "paper": re.compile(r'^dvc exp run -n "paper-x\$s-'),
+}
+
+# This module's run, in order; each command as the README writes it.
+WORKSPACE = [
+    "dvc dag",
+    "dvc repro",
+    "dvc exp run -S train.learning_rate=1e-4",
+    "dvc exp run -S resize=opencv",
+    "dvc exp show",
+    "dvc params diff",
+    "dvc metrics show",
+    "dvc metrics diff",
+    "dvc plots show",
+    "dvc plots diff <rev>",
+    "dvc exp run -S 'evaluate.benchmarks=[Set5]'",
+    "dvc exp run -S download.source=folder",
+    # From the folder source to DIV2K: download runs, with its cache in SRCNN_CACHE_DIR; the next line then
+    # finds the pipeline up to date, and a new URL reruns download alone (the same images).
+    "SRCNN_CACHE_DIR=/scratch/srcnn dvc exp run -S download.source=div2k",
+    "dvc exp run -S download.source=div2k",
+    "dvc exp run -S download.source=div2k -S download.div2k_url=file:///data/DIV2K/",
+    "dvc exp run -S download.source=div2k -S download.train_limit=100 -S download.valid_limit=10",
+]
+MULTIWORKER = [
+    """TF_CONFIG='{"cluster": {"worker": ["hostA:12345", "hostB:12345"]}, "task": {"type": "worker", "index": 0}}' """
+    "dvc repro",
+]
+
+
+def test_every_readme_dvc_command_is_run():
+    """Adding a `dvc` command to the README without running it here fails."""
+    covered = [c for c in README_COMMANDS if any(p.search(c) for p in ELSEWHERE.values())]
+    assert covered, "the paper block moved: update ELSEWHERE"
+    rest = [c for c in README_COMMANDS if c not in covered]
+    assert sorted(set(rest)) == sorted(set(WORKSPACE + MULTIWORKER))
+
+
+def test_extraction_joins_continuations_and_drops_prompts_and_comments():
+    text = "x\n```sh\n$ dvc repro   # note\nFOO=1 \\\n    dvc exp show\necho dvc\n```\n`dvc inline`\n"
+    assert readme_dvc_commands(text) == ["dvc repro", "FOO=1 dvc exp show"]
+
+
+def shell(repo, line: str, swaps: dict[str, str], **variables: str) -> subprocess.CompletedProcess:
+    for old, new in swaps.items():
+        line = line.replace(old, new)
+    result = subprocess.run(
+        ["bash", "-c", line], cwd=repo, env={**env(), **variables}, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_readme_workspace_commands_run_as_written(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    project_repo(repo, TINY)
+    # What the README's commands expect to find: a benchmark set, images for the folder source, DIV2K zips
+    # on a server (the params' URL swapped for it, as the official one is not reachable) and in a folder.
+    images = sorted((repo / "data/raw/valid").iterdir())
+    for folder, picked in (
+        (repo / "data/benchmarks/Set5", images),
+        (repo / "data/images/valid", images),
+        (repo / "data/images/train", sorted((repo / "data/raw/train").iterdir())),
+    ):
+        folder.mkdir(parents=True, exist_ok=True)
+        for image in picked:
+            shutil.copy(image, folder / image.name)
+    pngs = [_png(c) for c in _crops()]
+    zips = {
+        "train": _zip({f"DIV2K_train_HR/{i + 1:04d}.png": pngs[i] for i in range(N_TRAIN)}),
+        "valid": _zip({f"DIV2K_valid_HR/{801 + i:04d}.png": pngs[N_TRAIN + i] for i in range(N_VALID)}),
+    }
+    local = tmp_path / "DIV2K"
+    local.mkdir()
+    server = _Server()
+    for split, payload in zips.items():
+        server.add(div2k.ARCHIVES[split], payload)
+        (local / div2k.ARCHIVES[split]).write_bytes(payload)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["download"].update(div2k_url=server.base + "/", div2k_sha256={k: _sha(v) for k, v in zips.items()})
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "test data and the DIV2K server")
+    swaps = {"<rev>": "HEAD", "file:///data/DIV2K/": local.as_uri() + "/", "/scratch/srcnn": str(tmp_path / "scratch")}
+    try:
+        # XDG_CACHE_HOME: the download cache of the lines without SRCNN_CACHE_DIR, kept out of the user's home
+        out = {line: shell(repo, line, swaps, XDG_CACHE_HOME=str(tmp_path / "xdg")) for line in WORKSPACE}
+    finally:
+        server.close()
+
+    assert all(f"| {stage} |" in out["dvc dag"].stdout for stage in STAGES)
+    # The copies made above: data/images/* are download's deps whatever the source (the sample source ignores
+    # them, so data/raw is unchanged and patches and train do not run) and data/benchmarks is evaluate's.
+    assert stages_run(out["dvc repro"]) == {"download", "evaluate"}
+    assert {"train", "evaluate"} <= stages_run(out["dvc exp run -S train.learning_rate=1e-4"])
+    assert "patches" in stages_run(out["dvc exp run -S resize=opencv"])
+    assert "resize" in out["dvc params diff"].stdout and "0.0001" in out["dvc params diff"].stdout
+    assert "valid.psnr_srcnn" in out["dvc metrics show"].stdout
+    assert "valid.psnr_srcnn" in out["dvc metrics diff"].stdout
+    assert (repo / "dvc_plots/index.html").stat().st_size > 0
+    assert "Set5" in json.loads((repo / "metrics/evaluate.json").read_text())
+    assert sorted(p.name for p in (repo / "data/raw/train").iterdir()) == [f"{i + 1:04d}.png" for i in range(N_TRAIN)]
+    assert server.requests(div2k.ARCHIVES["train"]) == 1  # fetched once, into SRCNN_CACHE_DIR
+    assert {p.name for p in (tmp_path / "scratch").rglob("*.zip")} == set(div2k.ARCHIVES.values())
+    assert {p.name for p in (tmp_path / "xdg").rglob("*.zip")} == set(div2k.ARCHIVES.values())  # from file://
+    div2k_runs = [stages_run(out[line]) for line in WORKSPACE[-4:]]
+    assert div2k_runs == [set(STAGES), set(), {"download"}, {"download"}]
+    shown = out["dvc exp show"].stdout
+    assert "learning_rate" in shown or "1e-4" in shown or "0.0001" in shown
+
+
+def readme_block_after(heading_line: str) -> list[str]:
+    """The command lines (continuations joined, comments dropped) of the first ``` block after a README line."""
+    text = (PROJECT / "README.md").read_text()
+    block = re.search(r"```[\w-]*\n(.*?)```", text[text.index(heading_line) :], flags=re.S).group(1)
+    lines = (re.sub(r"\s+#.*$", "", line.strip()) for line in re.sub(r"\\\n\s*", "", block).splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_readme_multiworker_commands_run_as_written(tmp_path):
+    """The README's two-machine block: the chief's `dvc repro` in one clone, worker 1's `python stages/train.py`
+    in another that reproduced data/patches itself, both on 127.0.0.1 (host names swapped for ports)."""
+    from test_distributed import free_ports
+
+    chief_line, worker_line = readme_block_after("`multiworker`: `MultiWorkerMirroredStrategy` across machines")
+    assert chief_line == MULTIWORKER[0] and worker_line.endswith("python stages/train.py")
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    project_repo(a, TINY)
+    params = yaml.safe_load((a / "params.yaml").read_text())
+    params["train"]["strategy"] = "multiworker"  # "both machines: the same commit, with train.strategy: multiworker"
+    (a / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(a, "git", "commit", "-qam", "multiworker")
+    run(tmp_path, "git", "clone", "-q", str(a), str(b))
+    dvc(b, "repro", "patches")  # "data/patches reproduced or pulled"
+    ports = free_ports(2)
+    swaps = {"hostA:12345": f"127.0.0.1:{ports[0]}", "hostB:12345": f"127.0.0.1:{ports[1]}"}
+    procs = []
+    for repo, line in ((b, worker_line), (a, chief_line)):
+        for old, new in swaps.items():
+            line = line.replace(old, new)
+        procs.append(
+            subprocess.Popen(
+                ["bash", "-c", line],
+                cwd=repo,
+                env={**env(), "CUDA_VISIBLE_DEVICES": ""},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    outputs = []
+    for proc in procs:
+        try:
+            outputs.append(proc.communicate(timeout=600)[0])
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+        assert proc.returncode == 0, outputs[-1]
+    assert {"train", "evaluate"} <= stages_run(subprocess.CompletedProcess([], 0, outputs[1], ""))
+    assert f"Epoch {TINY['train']['epochs']}/{TINY['train']['epochs']}" in outputs[0]  # worker 1 trained too
+    assert (a / "models/srcnn.keras").exists() and not (b / "models/srcnn.keras").exists()  # only the chief writes
