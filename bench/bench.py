@@ -51,7 +51,7 @@ def spread(values: list[float]) -> str:
 def conv_macs(size: int, filters: list[int], kernels: list[int], padding: str) -> int:
     """Multiply-accumulates of one forward pass of the 9-1-5 stack on a size×size patch."""
     chans, side, macs = 1, size, 0
-    for n, k in zip(filters + [1], kernels):
+    for n, k in zip(filters + [1], kernels, strict=True):
         side = side - (k - 1) if padding == "valid" else side
         macs += side * side * k * k * chans * n
         chans = n
@@ -110,8 +110,13 @@ def bench_training(args, patch_file: Path) -> dict:
     crop = margin(model)
     plan = BatchPlan(n, args.batch_size, seed=0)
     rate = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=plan.steps_per_epoch * (args.epochs + 1))
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[PSNR()], jit_compile=args.jit,
-                  steps_per_execution=execution_steps(plan.steps_per_epoch))
+    model.compile(
+        optimizer=keras.optimizers.Adam(rate),
+        loss="mse",
+        metrics=[PSNR()],
+        jit_compile=args.jit,
+        steps_per_execution=execution_steps(plan.steps_per_epoch),
+    )
     data = distributed_batches(tf.distribute.get_strategy(), PatchFile(patch_file), plan, crop)
     ours = fit_rates(model, data, n, args.epochs, steps_per_epoch=plan.steps_per_epoch)
     out_px = (size - 2 * crop) ** 2
@@ -129,7 +134,7 @@ def bench_training(args, patch_file: Path) -> dict:
         else:  # the common recipe: 'same' padding everywhere, 33×33 labels (zero padding at the borders)
             inputs = keras.Input((None, None, 1))
             h = inputs
-            for f, k in zip(FILTERS, KERNELS):
+            for f, k in zip(FILTERS, KERNELS, strict=True):
                 h = keras.layers.Conv2D(f, k, padding="same", activation="relu")(h)
             base = keras.Model(inputs, keras.layers.Conv2D(1, KERNELS[-1], padding="same")(h))
             y = patches[:, 1, :, :, None].astype(np.float32) / 255.0
@@ -141,9 +146,11 @@ def bench_training(args, patch_file: Path) -> dict:
     if not args.no_determinism:
         tf_config.enable_op_determinism()
 
-    names = {"ours": "ours: pread uint8 batches via tf.data + fit",
-             "keras_valid": "plain Keras: float32 in RAM, same valid model",
-             "keras_same": "plain Keras recipe: 'same' padding, 33x33 labels"}
+    names = {
+        "ours": "ours: pread uint8 batches via tf.data + fit",
+        "keras_valid": "plain Keras: float32 in RAM, same valid model",
+        "keras_same": "plain Keras recipe: 'same' padding, 33x33 labels",
+    }
     for key, (rates, px, _) in results.items():
         med = statistics.median(rates)
         row("a", f"{names[key]} patches/s", med, "patches/s", spread(rates) + f"; batch {args.batch_size}")
@@ -155,11 +162,10 @@ def bench_training(args, patch_file: Path) -> dict:
 
 
 def bench_inference(args) -> None:
+    import keras
     import numpy as np
 
     from srcnn.model import build_srcnn, margin, predict_y, upscale_y
-
-    import keras
 
     keras.utils.set_random_seed(0)
     model = build_srcnn(FILTERS, KERNELS)
@@ -205,16 +211,28 @@ def bench_flops(args, training: dict | None) -> None:
         tf.linalg.matmul(a, b).numpy()
         rates.append(2 * n**3 / (time.perf_counter() - t) / 1e9)
     peak = max(rates)
-    row("c", f"float32 matmul {n}x{n} (tf.linalg.matmul)", statistics.median(rates), "GFLOP/s",
-        spread(rates) + f"; max {peak:.4g} used as peak")
-    useful = 2 * sum(k * k * c * f for c, f, k in zip([1] + FILTERS, FILTERS + [1], KERNELS))  # per output px
+    row(
+        "c",
+        f"float32 matmul {n}x{n} (tf.linalg.matmul)",
+        statistics.median(rates),
+        "GFLOP/s",
+        spread(rates) + f"; max {peak:.4g} used as peak",
+    )
+    useful = 2 * sum(
+        k * k * c * f for c, f, k in zip([1] + FILTERS, FILTERS + [1], KERNELS, strict=True)
+    )  # per output px
     row("c", "9-1-5 forward FLOPs per output pixel", useful, "FLOP", "2 x MACs; training ~3x forward")
     if not training:
         return
     for key, (rates_, px, macs) in training.items():
         executed = statistics.median(rates_) * 3 * 2 * macs / 1e9
-        row("c", f"training GFLOP/s executed, {key}", executed, "GFLOP/s",
-            f"{executed / peak:.1%} of matmul peak; {macs * 2 / px / useful:.2f}x useful work per output px")
+        row(
+            "c",
+            f"training GFLOP/s executed, {key}",
+            executed,
+            "GFLOP/s",
+            f"{executed / peak:.1%} of matmul peak; {macs * 2 / px / useful:.2f}x useful work per output px",
+        )
 
 
 # --------------------------------------------------------------------------- (d) peak RSS of the stages
@@ -268,26 +286,47 @@ def bench_rss(args, work: Path) -> None:
         folder.mkdir(parents=True)
         for i in range(count):
             # Random content; PNG level 1, since compression cannot shrink noise anyway (800 of them take minutes).
-            cv2.imwrite(str(folder / f"{i:04d}.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
-                        [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            cv2.imwrite(
+                str(folder / f"{i:04d}.png"),
+                rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
+                [cv2.IMWRITE_PNG_COMPRESSION, 1],
+            )
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for stage in ("patches", "train"):
-        cfg = {"stage": stage, "work": str(work), "per_image": args.per_image, "epochs": args.rss_epochs,
-               "batch_size": args.batch_size}
-        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg)], cwd=work, env=env,
-                              capture_output=True, text=True)
+        cfg = {
+            "stage": stage,
+            "work": str(work),
+            "per_image": args.per_image,
+            "epochs": args.rss_epochs,
+            "batch_size": args.batch_size,
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(cfg)], cwd=work, env=env, capture_output=True, text=True
+        )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             raise RuntimeError(f"{stage} subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
         res = json.loads(lines[-1][7:])
-        what = (f"{args.images} train + 1 valid random {w}x{h} PNGs, {args.per_image} patches/image"
-                if stage == "patches" else
-                f"{args.images * args.per_image} patches ({(work / 'patches/train.npy').stat().st_size / 2**20:.0f}"
-                f" MiB file), {args.rss_epochs} epoch(s), batch {args.batch_size}")
-        row("d", f"{stage} stage peak RSS (VmHWM)", res["hwm_kib"] / 2**20, "GiB",
-            what + f"; {res['seconds']:.1f} s; ru_maxrss {res['maxrss_kib'] / 2**20:.3g} GiB (*)")
-        row("d", f"{stage} stage peak anonymous RSS", res["anon_kib"] / 2**20, "GiB",
-            f"RssAnon sampled every 50 ms; peak file-backed RssFile {res['file_kib'] / 2**20:.3g} GiB")
+        what = (
+            f"{args.images} train + 1 valid random {w}x{h} PNGs, {args.per_image} patches/image"
+            if stage == "patches"
+            else f"{args.images * args.per_image} patches ({(work / 'patches/train.npy').stat().st_size / 2**20:.0f}"
+            f" MiB file), {args.rss_epochs} epoch(s), batch {args.batch_size}"
+        )
+        row(
+            "d",
+            f"{stage} stage peak RSS (VmHWM)",
+            res["hwm_kib"] / 2**20,
+            "GiB",
+            what + f"; {res['seconds']:.1f} s; ru_maxrss {res['maxrss_kib'] / 2**20:.3g} GiB (*)",
+        )
+        row(
+            "d",
+            f"{stage} stage peak anonymous RSS",
+            res["anon_kib"] / 2**20,
+            "GiB",
+            f"RssAnon sampled every 50 ms; peak file-backed RssFile {res['file_kib'] / 2**20:.3g} GiB",
+        )
 
 
 # --------------------------------------------------------------------------- (f) evaluate's peak memory
@@ -319,19 +358,30 @@ def bench_evaluate_rss(args, work: Path) -> None:
 
     w, h = args.evaluate_size
     (work / "valid").mkdir(parents=True)
-    cv2.imwrite(str(work / "valid/photo.png"), cv2.resize(skdata.astronaut()[..., ::-1], (w, h),
-                                                          interpolation=cv2.INTER_CUBIC))
+    cv2.imwrite(
+        str(work / "valid/photo.png"), cv2.resize(skdata.astronaut()[..., ::-1], (w, h), interpolation=cv2.INTER_CUBIC)
+    )
     build_srcnn(FILTERS, KERNELS).save(work / "model.keras")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for label, tile in (("in 512-pixel tiles (srcnn.model.EVALUATE_TILE)", 512), ("whole image (before)", None)):
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", EVALUATE_CHILD, json.dumps({"work": str(work), "tile": tile})],
-                              cwd=work, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", EVALUATE_CHILD, json.dumps({"work": str(work), "tile": tile})],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             raise RuntimeError(f"evaluate subprocess failed:\n{proc.stderr[-4000:]}")
-        row("f", f"evaluate peak RSS (VmHWM), {label}", json.loads(lines[-1][7:])["hwm_kib"] / 2**20, "GiB",
-            f"one {w}x{h} photo, valid-split protocol (PSNR, SSIM, crop); {time.perf_counter() - start:.0f} s")
+        row(
+            "f",
+            f"evaluate peak RSS (VmHWM), {label}",
+            json.loads(lines[-1][7:])["hwm_kib"] / 2**20,
+            "GiB",
+            f"one {w}x{h} photo, valid-split protocol (PSNR, SSIM, crop); {time.perf_counter() - start:.0f} s",
+        )
 
 
 # --------------------------------------------------------------------------- (e) quality of the fast layers
@@ -350,12 +400,25 @@ def bench_quality(args, work: Path) -> None:
     psnr = {}
     for fast in (True, False):
         out = work / ("fast" if fast else "plain")
-        summary = train(patches / "train.npy", patches / "valid.npy", out / "srcnn.keras", out / "log",
-                        out / "train.json", params, fast_layers=fast)
+        summary = train(
+            patches / "train.npy",
+            patches / "valid.npy",
+            out / "srcnn.keras",
+            out / "log",
+            out / "train.json",
+            params,
+            fast_layers=fast,
+        )
         psnr[fast] = summary["final_val_psnr"]
         label = "fast layers (default)" if fast else "plain Conv2D layers"
-        row("e", f"train(), {label}: final val PSNR", psnr[fast], "dB",
-            f"{args.quality_epochs} epochs x {summary['patches']} patches; {summary['patches_per_second']:.0f} patches/s")
+        row(
+            "e",
+            f"train(), {label}: final val PSNR",
+            psnr[fast],
+            "dB",
+            f"{args.quality_epochs} epochs x {summary['patches']} patches; "
+            f"{summary['patches_per_second']:.0f} patches/s",
+        )
     row("e", "fast minus plain, final val PSNR", psnr[True] - psnr[False], "dB", "target: within +-0.05 dB")
 
 
@@ -397,10 +460,19 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TF default)")
     p.add_argument("--ours-only", action="store_true", help="(a) without the plain-Keras baselines")
     p.add_argument("--plain-layers", action="store_true", help="(a) our loop with plain Conv2D layers")
-    p.add_argument("--evaluate-size", type=int, nargs=2, default=(4080, 2712), metavar=("W", "H"),
-                   help="the photo of (f) (default 4080 2712)")
-    p.add_argument("--kernel-sizes", default="9,1,5",
-                   help="the model of (a), (b), (c): 9,1,5 (ECCV 2014, default) or 9,5,5 (TPAMI 2016)")
+    p.add_argument(
+        "--evaluate-size",
+        type=int,
+        nargs=2,
+        default=(4080, 2712),
+        metavar=("W", "H"),
+        help="the photo of (f) (default 4080 2712)",
+    )
+    p.add_argument(
+        "--kernel-sizes",
+        default="9,1,5",
+        help="the model of (a), (b), (c): 9,1,5 (ECCV 2014, default) or 9,5,5 (TPAMI 2016)",
+    )
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = p.parse_args(argv)
     KERNELS[:] = [int(k) for k in args.kernel_sizes.split(",")]
@@ -415,8 +487,9 @@ def parse(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse(argv)
     start = time.perf_counter()
-    import srcnn.quiet_tensorflow  # noqa: F401  (TensorFlow without its start-up lines)
     import tensorflow as tf
+
+    import srcnn.quiet_tensorflow  # noqa: F401  (TensorFlow without its start-up lines)
 
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -445,18 +518,25 @@ def main(argv=None) -> None:
 
     flags = [f"model {'-'.join(map(str, KERNELS))}"]
     flags += [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism", "plain_layers") if getattr(args, f)]
-    print(f"\nmachine: {os.cpu_count()} CPUs, TF {tf.__version__}, threads {args.threads or 'default'}, "
-          f"flags {flags}, {time.perf_counter() - start:.0f} s in all")
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs, TF {tf.__version__}, threads {args.threads or 'default'}, "
+        f"flags {flags}, {time.perf_counter() - start:.0f} s in all"
+    )
     print("| section | measurement | value | unit | notes |")
     print("|---|---|---|---|---|")
     for section, name, value, unit, note in ROWS:
         print(f"| {section} | {name} | {value:.4g} | {unit} | {note} |")
     if "d" in args.sections:
-        print("(*) ru_maxrss of a child started by fork+exec also counts the parent's RSS at the fork (Linux keeps "
-              "the old image's high-water mark across exec), so VmHWM of the stage's own image is the figure to use.")
+        print(
+            "(*) ru_maxrss of a child started by fork+exec also counts the parent's RSS at the fork (Linux keeps "
+            "the old image's high-water mark across exec), so VmHWM of the stage's own image is the figure to use."
+        )
     if args.json:
-        args.json.write_text(json.dumps([dict(zip(("section", "name", "value", "unit", "note"), r)) for r in ROWS],
-                                        indent=1))
+        args.json.write_text(
+            json.dumps(
+                [dict(zip(("section", "name", "value", "unit", "note"), r, strict=True)) for r in ROWS], indent=1
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -32,14 +32,19 @@ def panels(model: Path) -> list[tuple[str, np.ndarray]]:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "chelsea_lr.png", Path(tmp) / "chelsea_x2.png"
         cv2.imwrite(str(src), cv2.cvtColor(low, cv2.COLOR_RGB2BGR))
-        subprocess.run([sys.executable, "-m", "srcnn", "upscale", str(src), "-o", str(dst), "--model", str(model)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "srcnn", "upscale", str(src), "-o", str(dst), "--model", str(model)],
+            check=True,
+            capture_output=True,
+        )
         srcnn = cv2.cvtColor(cv2.imread(str(dst)), cv2.COLOR_BGR2RGB)
     bicubic = round_to(imresize_matlab(low.astype(np.float64), 2))
     y = rgb_to_y(original)
-    return [(f"bicubic {psnr(y, rgb_to_y(bicubic), 2):.2f} dB", bicubic),
-            (f"SRCNN {psnr(y, rgb_to_y(srcnn), 2):.2f} dB", srcnn),
-            ("original", original)]
+    return [
+        (f"bicubic {psnr(y, rgb_to_y(bicubic), 2):.2f} dB", bicubic),
+        (f"SRCNN {psnr(y, rgb_to_y(srcnn), 2):.2f} dB", srcnn),
+        ("original", original),
+    ]
 
 
 def main() -> None:

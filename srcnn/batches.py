@@ -15,14 +15,13 @@ into float32 in [0, 1] one batch at a time: memory does not grow with the set.
 
 from __future__ import annotations
 
-import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
-
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
+import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
 from srcnn.patches import PatchFile
 
 
@@ -65,7 +64,11 @@ def to_model_arrays(pairs: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarra
 
 
 def replica_dataset(
-    patches: PatchFile, plan: BatchPlan, crop: int, replicas: Sequence[int], first_step: int = 0,
+    patches: PatchFile,
+    plan: BatchPlan,
+    crop: int,
+    replicas: Sequence[int],
+    first_step: int = 0,
     steps: int | None = None,
 ) -> tf.data.Dataset:
     """(inputs, labels) of `replicas`' slices for the steps from `first_step` on: `steps` of them, or without end.
@@ -83,7 +86,9 @@ def replica_dataset(
 
     out = s - 2 * crop
     last = 2**62 if steps is None else (first_step + steps) * k
-    dataset = tf.data.Dataset.range(first_step * k, last).map(
-        lambda e: tf.numpy_function(load, [e], (tf.float32, tf.float32), stateful=False)
-    ).map(lambda x, y: (tf.ensure_shape(x, (None, s, s, 1)), tf.ensure_shape(y, (None, out, out, 1))))
+    dataset = (
+        tf.data.Dataset.range(first_step * k, last)
+        .map(lambda e: tf.numpy_function(load, [e], (tf.float32, tf.float32), stateful=False))
+        .map(lambda x, y: (tf.ensure_shape(x, (None, s, s, 1)), tf.ensure_shape(y, (None, out, out, 1))))
+    )
     return dataset.prefetch(2)  # the next batches are read while the model trains on this one

@@ -136,9 +136,7 @@ def fetch_archive(url: str, dest: Path, sha256: str, progress: bool = True) -> P
             found = _download(url, part, desc=dest.name, progress=progress)
         if found != expected:
             part.unlink(missing_ok=True)
-            raise DownloadError(
-                f"checksum mismatch for {url}: expected sha256 {expected}, found {found}"
-            )
+            raise DownloadError(f"checksum mismatch for {url}: expected sha256 {expected}, found {found}")
         os.replace(part, dest)
     except OSError as exc:  # disk full, permissions, ...: still one line, still our type
         raise DownloadError(f"{dest}: {exc.strerror or exc}") from exc
@@ -148,18 +146,17 @@ def fetch_archive(url: str, dest: Path, sha256: str, progress: bool = True) -> P
 def _download(url: str, part: Path, desc: str, progress: bool) -> str:
     """Stream `url` into `part` with retries and resume; return the file's sha256."""
     attempt = 0
-    with requests.Session() as session, tqdm(
-        desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress, leave=False
-    ) as bar:
+    with (
+        requests.Session() as session,
+        tqdm(desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress, leave=False) as bar,
+    ):
         while True:
             try:
                 return _stream_once(session, url, part, bar)
             except _Transient as exc:
                 attempt += 1
                 if attempt > RETRIES:
-                    raise DownloadError(
-                        f"{url}: giving up after {attempt} attempts; last error: {exc}"
-                    ) from None
+                    raise DownloadError(f"{url}: giving up after {attempt} attempts; last error: {exc}") from None
                 time.sleep(BACKOFF_S * 2 ** (attempt - 1))
 
 
@@ -171,10 +168,19 @@ def _copy_local(url: str, src: Path, part: Path, desc: str, progress: bool) -> s
         raise DownloadError(f"{url}: {exc.strerror or exc}") from None
     hasher = hashlib.sha256()
     try:
-        with fh_src, open(part, "wb") as dst, tqdm(
-            desc=desc, total=os.fstat(fh_src.fileno()).st_size, unit="B", unit_scale=True, unit_divisor=1024,
-            disable=not progress, leave=False,
-        ) as bar:
+        with (
+            fh_src,
+            open(part, "wb") as dst,
+            tqdm(
+                desc=desc,
+                total=os.fstat(fh_src.fileno()).st_size,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             while block := fh_src.read(CHUNK_BYTES):
                 dst.write(block)
                 hasher.update(block)
@@ -367,7 +373,7 @@ def plan_zip(
         for info in infos
         if not info.is_dir()
         and info.filename.startswith(prefix)
-        and "/" not in info.filename[len(prefix):]  # direct children only: output is flat
+        and "/" not in info.filename[len(prefix) :]  # direct children only: output is flat
         and Path(info.filename).suffix.lower() in IMAGE_SUFFIXES
     }
     if not members:

@@ -36,8 +36,12 @@ def detail_window(image: np.ndarray, side: int) -> tuple[int, int]:
     best, corner = -1.0, (0, 0)
     for top in range(0, h - side + 1, step):
         for left in range(0, w - side + 1, step):
-            total = (integral[top + side, left + side] - integral[top, left + side]
-                     - integral[top + side, left] + integral[top, left])
+            total = (
+                integral[top + side, left + side]
+                - integral[top, left + side]
+                - integral[top + side, left]
+                + integral[top, left]
+            )
             if total > best:
                 best, corner = total, (top, left)
     return corner
@@ -62,12 +66,16 @@ def score_image(model, path: Path, scale: int, kernel: str, border: int, crop_pa
     """PSNR/SSIM of bicubic and SRCNN on one image; writes its side-by-side crop."""
     bicubic, label = degraded_pair(path, scale, kernel)
     if min(label.shape) - 2 * border < 11:  # SSIM's 11×11 window must fit after the shave
-        raise ImageError(f"{path}: {label.shape[1]}x{label.shape[0]} is too small to score with a "
-                         f"{border}-pixel border shave (at least {11 + 2 * border} pixels a side)")
+        raise ImageError(
+            f"{path}: {label.shape[1]}x{label.shape[0]} is too small to score with a "
+            f"{border}-pixel border shave (at least {11 + 2 * border} pixels a side)"
+        )
     sr = upscale_y(model, bicubic)
     if np.array_equal(label, bicubic):
-        raise ImageError(f"{path}: bicubic reproduces this image exactly (e.g. a flat colour), so its PSNR is "
-                         "infinite and would make the set's mean infinite; leave it out of the set")
+        raise ImageError(
+            f"{path}: bicubic reproduces this image exactly (e.g. a flat colour), so its PSNR is "
+            "infinite and would make the set's mean infinite; leave it out of the set"
+        )
     row = {
         "image": path.stem,
         "width": label.shape[1],
@@ -80,11 +88,16 @@ def score_image(model, path: Path, scale: int, kernel: str, border: int, crop_pa
     side = min(CROP, *label.shape)
     top, left = detail_window(label, side)
     window = np.s_[top : top + side, left : left + side]
-    write_image(crop_path, side_by_side([
-        ("HR", label[window]),
-        (f"bicubic {row['psnr_bicubic']:.2f} dB", bicubic[window]),
-        (f"SRCNN {row['psnr_srcnn']:.2f} dB", sr[window]),
-    ]))
+    write_image(
+        crop_path,
+        side_by_side(
+            [
+                ("HR", label[window]),
+                (f"bicubic {row['psnr_bicubic']:.2f} dB", bicubic[window]),
+                (f"SRCNN {row['psnr_srcnn']:.2f} dB", sr[window]),
+            ]
+        ),
+    )
     return row
 
 
@@ -101,7 +114,12 @@ def summarise(table: pd.DataFrame) -> dict:
 
 
 def evaluate(
-    model_path: Path, valid_dir: Path, params, json_path: Path, csv_path: Path, crops_dir: Path,
+    model_path: Path,
+    valid_dir: Path,
+    params,
+    json_path: Path,
+    csv_path: Path,
+    crops_dir: Path,
     benchmarks_dir: Path = Path(BENCHMARKS_DIR),
 ) -> dict[str, dict]:
     """Score the valid split (pipeline protocol) and each benchmark set (literature protocol).
@@ -123,8 +141,10 @@ def evaluate(
         stems: dict[str, Path] = {}
         for path in found:  # rows and crops are named by stem: a.png and a.jpg would overwrite each other
             if path.stem in stems:
-                raise ImageError(f"evaluate set {name}: {stems[path.stem].name} and {path.name} in {sets[name][0]} "
-                                 f"would share the crop {name}_{path.stem}.png and one CSV row name; rename one")
+                raise ImageError(
+                    f"evaluate set {name}: {stems[path.stem].name} and {path.name} in {sets[name][0]} "
+                    f"would share the crop {name}_{path.stem}.png and one CSV row name; rename one"
+                )
             stems[path.stem] = path
 
     model = load_model(model_path)

@@ -151,7 +151,9 @@ def ssim(reference: np.ndarray, test: np.ndarray, border: int = 0) -> float:
         raise ValueError(f"shape mismatch: {reference.shape} vs {test.shape}")
     x_all, y_all = shave(reference, border), shave(test, border)
     if min(x_all.shape) < 11:
-        raise ValueError(f"SSIM needs at least 11x11 pixels after shaving {border}; got {x_all.shape[1]}x{x_all.shape[0]}")
+        raise ValueError(
+            f"SSIM needs at least 11x11 pixels after shaving {border}; got {x_all.shape[1]}x{x_all.shape[0]}"
+        )
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     kernel = cv2.getGaussianKernel(11, 1.5)
     window = kernel @ kernel.T

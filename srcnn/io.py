@@ -79,7 +79,7 @@ def sweep_stale_temps(path: str | os.PathLike) -> list[Path]:
     for entry in path.parent.iterdir():
         if not entry.name.startswith(prefix):
             continue
-        match = _TEMP_TAIL.fullmatch(entry.name[len(prefix):])
+        match = _TEMP_TAIL.fullmatch(entry.name[len(prefix) :])
         if match is None or _pid_alive(int(match.group(1))):
             continue
         if entry.is_dir() and not entry.is_symlink():
@@ -257,8 +257,10 @@ def decode_image(
         size = header_size(raw)
         if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
             w, h = size
-            raise ImageError(f"{path}: {w}x{h} = {w * h:,} pixels, above the decoder's limit of {MAX_IMAGE_PIXELS:,} "
-                             "(OpenCV's CV_IO_MAX_IMAGE_PIXELS); split it into tiles or downscale it first") from None
+            raise ImageError(
+                f"{path}: {w}x{h} = {w * h:,} pixels, above the decoder's limit of {MAX_IMAGE_PIXELS:,} "
+                "(OpenCV's CV_IO_MAX_IMAGE_PIXELS); split it into tiles or downscale it first"
+            ) from None
         raise ImageError(f"{path}: the image decoder failed ({str(err).strip().splitlines()[-1]})") from None
     finally:
         cv2.utils.logging.setLogLevel(level)

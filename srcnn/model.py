@@ -16,12 +16,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
-
 import keras  # noqa: I001
 import numpy as np
 import tensorflow as tf
 
+import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
 from srcnn.errors import UserError
 from srcnn.imaging import round_to
 from srcnn.params import margin_of, receptive_field
@@ -33,7 +32,8 @@ def build_srcnn(filters: list[int], kernel_sizes: list[int], fast_layers: bool =
     plain Conv2D layers)."""
     inputs = keras.Input(shape=(None, None, 1), name="y_bicubic")
     x = inputs
-    for i, (n, k) in enumerate(zip(filters, kernel_sizes), start=1):
+    # kernel_sizes has one more entry than filters: the last one is the output layer's, built below
+    for i, (n, k) in enumerate(zip(filters, kernel_sizes[:-1], strict=True), start=1):
         conv = (PointwiseConv2D if k == 1 else ReluConv2D) if fast_layers else keras.layers.Conv2D
         x = conv(n, k, padding="valid", activation="relu", name=f"conv{i}")(x)
     last = ShiftAddConv2D if fast_layers else keras.layers.Conv2D
@@ -73,8 +73,10 @@ def load_model(path: str | os.PathLike) -> keras.Model:
             model = keras.saving.load_model(link, compile=False, safe_mode=True)
     bad = [w.path for w in model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
     if bad:
-        raise ModelError(f"{path}: weights hold NaN or Infinity ({', '.join(bad)}), as a diverged training run "
-                         "leaves them; retrain it (e.g. with a lower train.learning_rate)")
+        raise ModelError(
+            f"{path}: weights hold NaN or Infinity ({', '.join(bad)}), as a diverged training run "
+            "leaves them; retrain it (e.g. with a lower train.learning_rate)"
+        )
     return model
 
 
@@ -137,8 +139,10 @@ def _renumber_shared_ids(config, ids: dict | None = None):
     """
     ids = {} if ids is None else ids
     if isinstance(config, dict):
-        return {k: (ids.setdefault(v, len(ids) + 1) if k == "shared_object_id" else _renumber_shared_ids(v, ids))
-                for k, v in config.items()}
+        return {
+            k: (ids.setdefault(v, len(ids) + 1) if k == "shared_object_id" else _renumber_shared_ids(v, ids))
+            for k, v in config.items()
+        }
     if isinstance(config, list):
         return [_renumber_shared_ids(v, ids) for v in config]
     return config
@@ -215,8 +219,9 @@ def shift_add_conv(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor):
         dy_padded = tf.pad(dy, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]])
         flipped = tf.reverse(tf.transpose(kernel, [0, 1, 3, 2]), [0, 1])  # (kh, kw, 1, C)
         dx = tf.nn.conv2d(dy_padded, flipped, 1, "VALID")
-        dflipped = tf.raw_ops.Conv2DBackpropFilter(input=dy_padded, filter_sizes=tf.shape(flipped), out_backprop=x,
-                                                   strides=[1, 1, 1, 1], padding="VALID")
+        dflipped = tf.raw_ops.Conv2DBackpropFilter(
+            input=dy_padded, filter_sizes=tf.shape(flipped), out_backprop=x, strides=[1, 1, 1, 1], padding="VALID"
+        )
         dkernel = tf.transpose(tf.reverse(dflipped, [0, 1]), [0, 1, 3, 2])
         return dx, dkernel, tf.reshape(tf.reduce_sum(dy), tf.shape(bias))
 

@@ -57,14 +57,18 @@ RECIPE: dict[str, object] = {
 # the VDSR paper (Kim et al., CVPR 2016: BSD100, Urban100); SRCNN 9-1-5 from Dong et al., ECCV 2014; bicubic
 # as in those papers.
 PAPER_SRCNN_955 = {
-    "Set5": (36.66, 32.75, 30.49), "Set14": (32.45, 29.30, 27.50),
-    "BSD100": (31.36, 28.41, 26.90), "Urban100": (29.50, 26.24, 24.52),
+    "Set5": (36.66, 32.75, 30.49),
+    "Set14": (32.45, 29.30, 27.50),
+    "BSD100": (31.36, 28.41, 26.90),
+    "Urban100": (29.50, 26.24, 24.52),
 }
 PAPER_SRCNN_915 = {("Set5", 2): 36.34}
 PAPER_BICUBIC_SSIM = {("Set5", 2): 0.9299}  # Set5's reference figures (../shared/benchmarks/README.md)
 PAPER_BICUBIC = {
-    "Set5": (33.66, 30.39, 28.42), "Set14": (30.23, 27.54, 26.00),
-    "BSD100": (29.56, 27.21, 25.96), "Urban100": (26.88, 24.46, 23.14),
+    "Set5": (33.66, 30.39, 28.42),
+    "Set14": (30.23, 27.54, 26.00),
+    "BSD100": (29.56, 27.21, 25.96),
+    "Urban100": (26.88, 24.46, 23.14),
 }
 
 
@@ -95,8 +99,17 @@ def overrides(scale: int, train_dir: str, sets: list[str], extra: list[str] = ()
 
 
 def commands(train_dir: str, sets: list[str], extra: list[str] = (), stamp: str = "<time>") -> list[list[str]]:
-    return [["dvc", "exp", "run", "-n", f"paper-x{scale}-{stamp}",
-             *[a for kv in overrides(scale, train_dir, sets, extra) for a in ("-S", kv)]] for scale in SCALES]
+    return [
+        [
+            "dvc",
+            "exp",
+            "run",
+            "-n",
+            f"paper-x{scale}-{stamp}",
+            *[a for kv in overrides(scale, train_dir, sets, extra) for a in ("-S", kv)],
+        ]
+        for scale in SCALES
+    ]
 
 
 def run(train_dir: str, extra: list[str], scales: tuple[int, ...] = SCALES) -> None:
@@ -104,12 +117,14 @@ def run(train_dir: str, extra: list[str], scales: tuple[int, ...] = SCALES) -> N
     visible there, unlike in queued runs), then `collect`."""
     sets = benchmark_sets()
     if "Set5" not in sets:
-        raise PaperError(f"{BENCHMARKS_DIR}/Set5: missing; the recipe validates and reports on Set5 "
-                         f"(copy its 5 PNGs there; add Set14, BSD100, … beside it for more rows)")
+        raise PaperError(
+            f"{BENCHMARKS_DIR}/Set5: missing; the recipe validates and reports on Set5 "
+            f"(copy its 5 PNGs there; add Set14, BSD100, … beside it for more rows)"
+        )
     if not Path(train_dir).is_dir():
         raise PaperError(f"{train_dir}: no such folder (the training images, e.g. T91; pass --train-dir)")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for scale, command in zip(SCALES, commands(train_dir, sets, extra, stamp)):
+    for scale, command in zip(SCALES, commands(train_dir, sets, extra, stamp), strict=True):
         if scale not in scales:
             continue
         print("+ " + shlex.join(command), flush=True)
@@ -138,8 +153,15 @@ def experiments(exp_show: list[dict]) -> list[dict]:
                 params = data.get("params", {}).get("params.yaml", {}).get("data")
                 metrics = {path: entry.get("data") for path, entry in (data.get("metrics") or {}).items()}
                 if params and metrics.get("metrics/evaluate.json"):
-                    found.append({"name": rev.get("name") or data.get("name"), "rev": rev.get("rev"),
-                                  "timestamp": data.get("timestamp"), "params": params, "metrics": metrics})
+                    found.append(
+                        {
+                            "name": rev.get("name") or data.get("name"),
+                            "rev": rev.get("rev"),
+                            "timestamp": data.get("timestamp"),
+                            "params": params,
+                            "metrics": metrics,
+                        }
+                    )
     return found
 
 
@@ -163,8 +185,9 @@ def validation_curve(rev: str, train: dict) -> list[list[float]]:
         return []
     rows = list(csv.DictReader(io.StringIO(shown.stdout), delimiter="\t"))
     per_epoch = train["seconds"] / train["epochs"]
-    return [[int(r["step"]) + 1, round((int(r["step"]) + 1) * per_epoch / 60, 1), round(float(r["psnr"]), 3)]
-            for r in rows]
+    return [
+        [int(r["step"]) + 1, round((int(r["step"]) + 1) * per_epoch / 60, 1), round(float(r["psnr"]), 3)] for r in rows
+    ]
 
 
 def collect(out: Path = RESULTS, names: list[str] = ()) -> dict:
@@ -184,10 +207,13 @@ def collect(out: Path = RESULTS, names: list[str] = ()) -> dict:
         train = exp["metrics"].get("metrics/train.json") or {}
         curve = validation_curve(exp["rev"], train)
         record["scales"][str(scale)] = {
-            "experiment": exp["name"], "rev": exp["rev"], "timestamp": exp["timestamp"],
+            "experiment": exp["name"],
+            "rev": exp["rev"],
+            "timestamp": exp["timestamp"],
             "train_dir": exp["params"]["download"]["train_dir"],
             "recipe_changes": deviations(exp["params"]),
-            "train_seconds": train.get("seconds"), "patches": train.get("patches"),
+            "train_seconds": train.get("seconds"),
+            "patches": train.get("patches"),
             "evaluate": exp["metrics"]["metrics/evaluate.json"],
             "curve": curve,
         }
@@ -197,11 +223,17 @@ def collect(out: Path = RESULTS, names: list[str] = ()) -> dict:
     return record
 
 
+def fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 def render_table(record: dict) -> str:
     """The README table: ours (PSNR / SSIM, from the record) beside the published figures, per set and scale."""
-    rows = ["| set | scale | bicubic: ours / paper | SRCNN (ours, recipe below): PSNR / SSIM | SRCNN 9-5-5 "
-            "(TPAMI 2016) | SRCNN 9-1-5 (ECCV 2014) | ours − 9-5-5 | training time (2-core CPU) |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| set | scale | bicubic: ours / paper | SRCNN (ours, recipe below): PSNR / SSIM | SRCNN 9-5-5 "
+        "(TPAMI 2016) | SRCNN 9-1-5 (ECCV 2014) | ours − 9-5-5 | training time (2-core CPU) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     scales = record["scales"]
     names = []
     for entry in scales.values():
@@ -214,21 +246,26 @@ def render_table(record: dict) -> str:
             paper = PAPER_SRCNN_955.get(name, (None,) * 3)[scale - 2]
             bicubic = PAPER_BICUBIC.get(name, (None,) * 3)[scale - 2]
             eccv = PAPER_SRCNN_915.get((name, scale))
-            fmt = (lambda v: "—" if v is None else f"{v:.2f}")
             if ours is None:
                 if paper is None:
                     continue
-                rows.append(f"| {name} | ×{scale} | — / {fmt(bicubic)} | not run | {fmt(paper)} | {fmt(eccv)} | — | — |")
+                rows.append(
+                    f"| {name} | ×{scale} | — / {fmt(bicubic)} | not run | {fmt(paper)} | {fmt(eccv)} | — | — |"
+                )
                 continue
             gap = "—" if paper is None else f"{ours['psnr_srcnn'] - paper:+.2f}"
             minutes = entry.get("train_seconds")
             rows.append(
                 f"| {name} | ×{scale} | {ours['psnr_bicubic']:.2f} / {fmt(bicubic)} "
                 f"| {ours['psnr_srcnn']:.2f} / {ours['ssim_srcnn']:.4f} | {fmt(paper)} | {fmt(eccv)} | {gap} "
-                f"| {'—' if minutes is None else f'{minutes / 60:.0f} min'} |")
+                f"| {'—' if minutes is None else f'{minutes / 60:.0f} min'} |"
+            )
     experiments_line = ", ".join(f"×{s}: `{e['experiment']}`" for s, e in scales.items())
-    changes = [f"×{s}: " + ", ".join(f"`{k}={_format(v)}`" for k, v in e["recipe_changes"].items())
-               for s, e in scales.items() if e["recipe_changes"]]
+    changes = [
+        f"×{s}: " + ", ".join(f"`{k}={_format(v)}`" for k, v in e["recipe_changes"].items())
+        for s, e in scales.items()
+        if e["recipe_changes"]
+    ]
     note = f"\n\nRun with changes to the recipe: {'; '.join(changes)}." if changes else ""
     curves = []
     for scale, entry in scales.items():
@@ -236,18 +273,25 @@ def render_table(record: dict) -> str:
             points = ", ".join(f"{minutes:g} min {psnr:.2f}" for _, minutes, psnr in entry["curve"])
             curves.append(f"- ×{scale}, validation PSNR on Set5 patches by training time: {points}")
     curve_text = ("\n\n" + "\n".join(curves)) if curves else ""
-    return (f"From `{RESULTS}` (written by `make paper` from `dvc exp show`; experiments {experiments_line}):\n\n"
-            + "\n".join(rows) + note + curve_text)
+    return (
+        f"From `{RESULTS}` (written by `make paper` from `dvc exp show`; experiments {experiments_line}):\n\n"
+        + "\n".join(rows)
+        + note
+        + curve_text
+    )
 
 
 def render_commands(train_dir: str = "data/T91", sets: list[str] = ("Set5",)) -> str:
     """What `run` does, as shell commands that run as written (the README shows them)."""
     args = [kv for kv in overrides(0, train_dir, list(sets)) if not kv.startswith("scale=")]
-    lines = ['for s in 2 3 4; do', '  dvc exp run -n "paper-x$s-$(date +%Y%m%d-%H%M%S)" -S "scale=$s" \\']
+    lines = ["for s in 2 3 4; do", '  dvc exp run -n "paper-x$s-$(date +%Y%m%d-%H%M%S)" -S "scale=$s" \\']
     lines += [f"    -S {shlex.quote(kv)} \\" for kv in args]
     lines[-1] = lines[-1][: -len(" \\")]
-    lines += ["done", "python -m srcnn.paper collect        # results/paper.json from dvc exp show",
-              "python -m srcnn.paper table --write  # the table below"]
+    lines += [
+        "done",
+        "python -m srcnn.paper collect        # results/paper.json from dvc exp show",
+        "python -m srcnn.paper table --write  # the table below",
+    ]
     return "```sh\n" + "\n".join(lines) + "\n```"
 
 
@@ -261,17 +305,30 @@ def replace_block(text: str, markers: tuple[str, str], body: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m srcnn.paper", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m srcnn.paper", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="train and evaluate ×2, ×3, ×4 with the recipe, then collect")
     p_run.add_argument("--train-dir", default="data/T91", help="training images (default data/T91)")
     p_run.add_argument("--scales", type=int, nargs="+", default=list(SCALES), choices=SCALES)
-    p_run.add_argument("-S", "--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
-                       help="one more `dvc exp run -S` override (e.g. train.epochs=5); repeatable")
+    p_run.add_argument(
+        "-S",
+        "--set",
+        dest="extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one more `dvc exp run -S` override (e.g. train.epochs=5); repeatable",
+    )
     p_collect = sub.add_parser("collect", help=f"write {RESULTS} from dvc exp show")
-    p_collect.add_argument("--experiments", nargs="+", default=[], metavar="NAME",
-                           help="these experiments instead of the newest paper-x<scale>-<time> ones")
+    p_collect.add_argument(
+        "--experiments",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="these experiments instead of the newest paper-x<scale>-<time> ones",
+    )
     p_table = sub.add_parser("table", help=f"the README table from {RESULTS}")
     mode = p_table.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="replace the README block")
@@ -289,12 +346,16 @@ def main(argv: list[str] | None = None) -> int:
             if not RESULTS.is_file():
                 raise PaperError(f"{RESULTS}: no such file; run `make paper` (or `python -m srcnn.paper collect`)")
             readme = README.read_text()
-            fresh = replace_block(replace_block(readme, TABLE, render_table(json.loads(RESULTS.read_text()))),
-                                  COMMANDS, render_commands())
+            fresh = replace_block(
+                replace_block(readme, TABLE, render_table(json.loads(RESULTS.read_text()))), COMMANDS, render_commands()
+            )
             if args.check:
                 if fresh != readme:
-                    print(f"{README}: the paper table or commands differ from {RESULTS} and srcnn.paper.RECIPE; "
-                          "run `make paper-table`", file=sys.stderr)
+                    print(
+                        f"{README}: the paper table or commands differ from {RESULTS} and srcnn.paper.RECIPE; "
+                        "run `make paper-table`",
+                        file=sys.stderr,
+                    )
                     return 1
             elif args.write:
                 README.write_text(fresh)

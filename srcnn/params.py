@@ -177,8 +177,10 @@ RESERVED_SET_NAMES = ("valid",)  # evaluate's own split: a benchmark of that nam
 
 
 def _benchmark_names() -> Key:
-    allowed = (f"a list of distinct set names (letters, digits, _ . -; not {', '.join(RESERVED_SET_NAMES)}), "
-               f"each a folder {BENCHMARKS_DIR}/<name>, e.g. [Set5, Set14]")
+    allowed = (
+        f"a list of distinct set names (letters, digits, _ . -; not {', '.join(RESERVED_SET_NAMES)}), "
+        f"each a folder {BENCHMARKS_DIR}/<name>, e.g. [Set5, Set14]"
+    )
 
     def check(name: str, value: Any) -> list[str]:
         # A list, not a mapping: `dvc exp run -S evaluate.benchmarks=[Set5]` replaces a list, while Hydra's
@@ -188,8 +190,12 @@ def _benchmark_names() -> Key:
         if not isinstance(value, list) or len(set(map(str, value))) != len(value):
             _fail(name, value, allowed)
         for set_name in value:
-            if (not isinstance(set_name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", set_name)
-                    or set_name in (".", "..") or set_name in RESERVED_SET_NAMES):
+            if (
+                not isinstance(set_name, str)
+                or not re.fullmatch(r"[A-Za-z0-9_.-]+", set_name)
+                or set_name in (".", "..")
+                or set_name in RESERVED_SET_NAMES
+            ):
                 _fail(name, value, allowed)
         return list(value)
 
@@ -235,12 +241,39 @@ SCHEMA: dict[str, Key] = _named(
 
 # The keys each stage reads. dvc.yaml's `params:` lists must match (tested).
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
-    "download": ("download.source", "download.div2k_url", "download.div2k_sha256", "download.train_limit",
-                 "download.valid_limit", "download.train_dir", "download.valid_dir"),
-    "patches": ("seed", "scale", "resize", "patches.size", "patches.per_image", "patches.valid_per_image",
-                "patches.stride", "patches.flips_rotations", "patches.hr_scales"),
-    "train": ("seed", "scale", "resize", "model.filters", "model.kernel_sizes", "train.epochs", "train.batch_size",
-              "train.learning_rate", "train.lr_schedule", "train.strategy", "train.mixed_precision"),
+    "download": (
+        "download.source",
+        "download.div2k_url",
+        "download.div2k_sha256",
+        "download.train_limit",
+        "download.valid_limit",
+        "download.train_dir",
+        "download.valid_dir",
+    ),
+    "patches": (
+        "seed",
+        "scale",
+        "resize",
+        "patches.size",
+        "patches.per_image",
+        "patches.valid_per_image",
+        "patches.stride",
+        "patches.flips_rotations",
+        "patches.hr_scales",
+    ),
+    "train": (
+        "seed",
+        "scale",
+        "resize",
+        "model.filters",
+        "model.kernel_sizes",
+        "train.epochs",
+        "train.batch_size",
+        "train.learning_rate",
+        "train.lr_schedule",
+        "train.strategy",
+        "train.mixed_precision",
+    ),
     "evaluate": ("scale", "resize", "evaluate.crop_border", "evaluate.benchmarks"),
 }
 

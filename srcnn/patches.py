@@ -22,8 +22,8 @@ import numpy as np
 from numpy.lib import format as npy
 from tqdm import tqdm
 
-from srcnn.imaging import bicubic_degrade, imresize_matlab, modcrop, rgb_to_y, round_to
 from srcnn.errors import UserError
+from srcnn.imaging import bicubic_degrade, imresize_matlab, modcrop, rgb_to_y, round_to
 from srcnn.io import ImageError, atomic_file, list_images, read_image
 
 
@@ -47,27 +47,38 @@ def dihedral(pairs: np.ndarray) -> np.ndarray:
     return np.stack(views, axis=1).reshape(-1, *pairs.shape[1:])
 
 
-def crop_corners(h: int, w: int, size: int, *, stride: int | None, count: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def crop_corners(
+    h: int, w: int, size: int, *, stride: int | None, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-left corners of the size×size patches of an h×w image: every `stride` pixels from the
     top-left (the paper's sub-images: 33×33, stride 14), or `count` random ones when stride is None."""
     if stride is not None:
-        tops, lefts = np.meshgrid(np.arange(0, h - size + 1, stride), np.arange(0, w - size + 1, stride),
-                                  indexing="ij")
+        tops, lefts = np.meshgrid(np.arange(0, h - size + 1, stride), np.arange(0, w - size + 1, stride), indexing="ij")
         return tops.ravel(), lefts.ravel()
     return rng.integers(0, h - size + 1, count), rng.integers(0, w - size + 1, count)
 
 
 def _header(count: int, size: int) -> bytes:
     buffer = io.BytesIO()
-    npy.write_array_header_1_0(buffer, {"descr": npy.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
-                                        "shape": (count, 2, size, size)})
+    npy.write_array_header_1_0(
+        buffer,
+        {"descr": npy.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": (count, 2, size, size)},
+    )
     return buffer.getvalue()
 
 
 def write_patches(
-    images: list[Path], out_path: Path, *, size: int, per_image: int, scale: int, kernel: str, seed: int,
-    stride: int | None = None, flips_rotations: bool = False, hr_scales: tuple[float, ...] = (1.0,),
+    images: list[Path],
+    out_path: Path,
+    *,
+    size: int,
+    per_image: int,
+    scale: int,
+    kernel: str,
+    seed: int,
+    stride: int | None = None,
+    flips_rotations: bool = False,
+    hr_scales: tuple[float, ...] = (1.0,),
     chunk: int = 4096,
 ) -> int:
     """Write training pairs from `images` into `out_path`; return their number.
@@ -98,7 +109,7 @@ def write_patches(
                     raise ImageError(f"{path}{copy}: {w}x{h} after modcrop is smaller than a {size}x{size} patch")
                 tops, lefts = crop_corners(h, w, size, stride=stride, count=per_image, rng=rng)
                 for first in range(0, len(tops), chunk):
-                    corners = list(zip(tops[first : first + chunk], lefts[first : first + chunk]))
+                    corners = list(zip(tops[first : first + chunk], lefts[first : first + chunk], strict=True))
                     block = np.empty((len(corners), 2, size, size), np.uint8)
                     for j, (top, left) in enumerate(corners):
                         block[j, 0] = degraded[top : top + size, left : left + size]
@@ -125,11 +136,23 @@ def make_patch_sets(raw_dir: Path, out_dir: Path, params) -> dict[str, int]:
     train_seed, valid_seed = (np.random.SeedSequence([params.seed, stream]).generate_state(1)[0] for stream in (0, 1))
     common = dict(size=p.size, scale=params.scale, kernel=params.resize)
     return {
-        "train": write_patches(list_images(raw_dir / "train"), out_dir / "train.npy", per_image=p.per_image,
-                               seed=train_seed, stride=p.stride, flips_rotations=p.flips_rotations,
-                               hr_scales=tuple(p.hr_scales), **common),
-        "valid": write_patches(list_images(raw_dir / "valid"), out_dir / "valid.npy", per_image=p.valid_per_image,
-                               seed=valid_seed, **common),
+        "train": write_patches(
+            list_images(raw_dir / "train"),
+            out_dir / "train.npy",
+            per_image=p.per_image,
+            seed=train_seed,
+            stride=p.stride,
+            flips_rotations=p.flips_rotations,
+            hr_scales=tuple(p.hr_scales),
+            **common,
+        ),
+        "valid": write_patches(
+            list_images(raw_dir / "valid"),
+            out_dir / "valid.npy",
+            per_image=p.valid_per_image,
+            seed=valid_seed,
+            **common,
+        ),
     }
 
 
@@ -173,7 +196,7 @@ class PatchFile:
 
     def read(self, indices: np.ndarray) -> np.ndarray:
         out = np.empty((len(indices), *self.shape[1:]), np.uint8)
-        for row, i in zip(out, indices):
+        for row, i in zip(out, indices, strict=True):
             os.preadv(self._fd, [row.data], self._offset + int(i) * self._record)
         return out
 

@@ -1,8 +1,8 @@
 """The README's results table, generated from metrics/evaluate.json (never typed by hand).
 
-    python -m srcnn.report            # print the table
-    python -m srcnn.report --write    # replace the block between the markers in README.md
-    python -m srcnn.report --check    # exit 1 if README.md's block differs from the metrics
+python -m srcnn.report            # print the table
+python -m srcnn.report --write    # replace the block between the markers in README.md
+python -m srcnn.report --check    # exit 1 if README.md's block differs from the metrics
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import yaml
 from srcnn.paper import PAPER_BICUBIC, PAPER_BICUBIC_SSIM, PAPER_SRCNN_915, PAPER_SRCNN_955
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
 
 def paper_figures(name: str, scale: int) -> dict[str, str]:
     """Published figures of set `name` at `scale` (srcnn.paper holds them, with their sources), as table text."""
@@ -47,8 +48,10 @@ def render(metrics: dict, scale: int) -> str:
     for name in PAPER_SRCNN_955:
         if name not in metrics:
             paper = paper_figures(name, scale)
-            rows.append(f"| {name} | not in this run | — | — | — | {paper.get('bicubic', '—')} "
-                        f"| {paper.get('9-1-5', '—')} | {paper.get('9-5-5', '—')} |")
+            rows.append(
+                f"| {name} | not in this run | — | — | — | {paper.get('bicubic', '—')} "
+                f"| {paper.get('9-1-5', '—')} | {paper.get('9-5-5', '—')} |"
+            )
     return f"×{scale}, from `metrics/evaluate.json` by `make results`:\n\n" + "\n".join([header, *rows])
 
 

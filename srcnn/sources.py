@@ -19,9 +19,21 @@ from srcnn.io import IMAGE_SUFFIXES, ImageError, atomic_dir, read_image, write_i
 # Real photos shipped inside the scikit-image wheel (no network needed).
 # Train and valid scenes are disjoint; the stereo pair is one scene, in train.
 SAMPLE_TRAIN = (
-    "astronaut", "brick", "cell", "clock", "grass", "gravel", "hubble_deep_field",
-    "immunohistochemistry", "microaneurysms", "moon", "page", "retina", "rocket",
-    "stereo_motorcycle", "text",
+    "astronaut",
+    "brick",
+    "cell",
+    "clock",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "stereo_motorcycle",
+    "text",
 )
 SAMPLE_VALID = ("camera", "chelsea", "coffee", "coins")
 
@@ -91,7 +103,8 @@ def copy_folder(folder: Path, out_dir: Path, key: str) -> int:
         write_image(out_dir / name, read_image(path))
     if skipped:
         shown = ", ".join(str(p.relative_to(folder)) for p in skipped[:3])
-        print(f"download: skipped {len(skipped)} non-image file(s) in {folder}: {shown}{', …' if len(skipped) > 3 else ''}")
+        more = ", …" if len(skipped) > 3 else ""
+        print(f"download: skipped {len(skipped)} non-image file(s) in {folder}: {shown}{more}")
     return len(names)
 
 
@@ -99,10 +112,14 @@ def write_folders(train_dir: Path, valid_dir: Path, out_dir: Path) -> dict[str, 
     """Copy the images of two folders into out_dir/{train,valid}; the folders must not overlap."""
     train, valid = train_dir.resolve(), valid_dir.resolve()
     if train == valid or train in valid.parents or valid in train.parents:
-        raise ImageError(f"download.train_dir {str(train_dir)!r} and download.valid_dir {str(valid_dir)!r} overlap: "
-                         "validation images would also be trained on; allowed: two separate folders")
-    return {"train": copy_folder(train_dir, out_dir / "train", "download.train_dir"),
-            "valid": copy_folder(valid_dir, out_dir / "valid", "download.valid_dir")}
+        raise ImageError(
+            f"download.train_dir {str(train_dir)!r} and download.valid_dir {str(valid_dir)!r} overlap: "
+            "validation images would also be trained on; allowed: two separate folders"
+        )
+    return {
+        "train": copy_folder(train_dir, out_dir / "train", "download.train_dir"),
+        "valid": copy_folder(valid_dir, out_dir / "valid", "download.valid_dir"),
+    }
 
 
 def default_cache_dir() -> Path:

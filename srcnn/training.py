@@ -24,8 +24,6 @@
 
 from __future__ import annotations
 
-import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
-
 import hashlib
 import json
 import math
@@ -39,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 from dvclive import Live
 
+import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
 from srcnn.batches import BatchPlan, replica_dataset, to_model_arrays
 from srcnn.errors import UserError
 from srcnn.io import atomic_dir, atomic_file, sha256_of, write_json
@@ -94,8 +93,10 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     """The tf.distribute strategy for `train.strategy`; call before any other TensorFlow work."""
     if name == "multiworker":
         if not os.environ.get("TF_CONFIG"):
-            raise ParamsError("params.yaml: train.strategy = 'multiworker' needs the TF_CONFIG environment variable "
-                              "(the cluster's workers and this process's task)")
+            raise ParamsError(
+                "params.yaml: train.strategy = 'multiworker' needs the TF_CONFIG environment variable "
+                "(the cluster's workers and this process's task)"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()  # all-reduce chosen by TF: ring on CPUs, NCCL on GPUs
     if name == "mirrored" or (name == "auto" and len(tf.config.list_logical_devices("GPU")) > 1):
         return tf.distribute.MirroredStrategy()
@@ -112,8 +113,14 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().jobs
 
 
-def distributed_batches(strategy: tf.distribute.Strategy, patches: PatchFile, plan: BatchPlan, crop: int,
-                        first_step: int = 0, steps: int | None = None):
+def distributed_batches(
+    strategy: tf.distribute.Strategy,
+    patches: PatchFile,
+    plan: BatchPlan,
+    crop: int,
+    first_step: int = 0,
+    steps: int | None = None,
+):
     """The dataset for model.fit (`steps` steps, or endless): each worker's pipeline reads only its own
     replicas' slices."""
 
@@ -141,8 +148,9 @@ def precision_policy(mixed: bool) -> str:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def checkpoint_key(params, train_path: Path, valid_path: Path, replicas: int, policy: str,
-                   fast_layers: bool = True) -> str:
+def checkpoint_key(
+    params, train_path: Path, valid_path: Path, replicas: int, policy: str, fast_layers: bool = True
+) -> str:
     """Hash of everything a checkpoint's weights depend on: only a run with the same key may resume from it."""
     settings = {
         "seed": params.seed,
@@ -230,8 +238,10 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = float(np.squeeze((logs or {}).get("loss", 0.0)))
         if not math.isfinite(loss):
-            raise TrainingDiverged(f"train: the loss became {loss} in epoch {self.epoch + 1}, by step {batch + 1}; "
-                                   f"no model was written. Lower train.learning_rate (now {self.learning_rate})")
+            raise TrainingDiverged(
+                f"train: the loss became {loss} in epoch {self.epoch + 1}, by step {batch + 1}; "
+                f"no model was written. Lower train.learning_rate (now {self.learning_rate})"
+            )
 
 
 def write_curves(log_dir: Path, rows: list[dict]) -> None:
@@ -257,8 +267,16 @@ def bicubic_psnr(patches: PatchFile, plan: BatchPlan, crop: int) -> float:
     return float(metric.result())
 
 
-def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, metrics_path: Path, params,
-          checkpoint_root: Path | None = None, fast_layers: bool = True) -> dict:
+def train(
+    train_path: Path,
+    valid_path: Path,
+    model_path: Path,
+    log_dir: Path,
+    metrics_path: Path,
+    params,
+    checkpoint_root: Path | None = None,
+    fast_layers: bool = True,
+) -> dict:
     """Fit SRCNN; write the model, DVCLive curves under log_dir, and summary metrics (on the chief only).
 
     `checkpoint_root`: where per-epoch checkpoints live (None: no checkpoints). `fast_layers`: train
@@ -275,9 +293,11 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
     train_patches, valid_patches = PatchFile(train_path), PatchFile(valid_path)
     crop = margin_of(params.model.kernel_sizes)
     if train_patches.size <= 2 * crop:
-        raise PatchFileError(f"{train_path}: {train_patches.size}-pixel patches leave no output for a model whose "
-                             f"receptive field is {2 * crop + 1} pixels (model.kernel_sizes "
-                             f"{params.model.kernel_sizes}); rerun patches with patches.size >= {2 * crop + 1}")
+        raise PatchFileError(
+            f"{train_path}: {train_patches.size}-pixel patches leave no output for a model whose "
+            f"receptive field is {2 * crop + 1} pixels (model.kernel_sizes "
+            f"{params.model.kernel_sizes}); rerun patches with patches.size >= {2 * crop + 1}"
+        )
     train_plan = BatchPlan(len(train_patches), p.batch_size, params.seed, replicas)
     valid_plan = BatchPlan(len(valid_patches), p.batch_size, None, replicas)
 
@@ -298,13 +318,15 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
             if p.lr_schedule == "cosine":
                 # Anneal to zero over the run: with far fewer steps than the paper's 10^8, the final
                 # decay removes most of Adam's end-of-run noise (worth tenths of a dB here).
-                rate = keras.optimizers.schedules.CosineDecay(p.learning_rate,
-                                                              decay_steps=train_plan.steps_per_epoch * p.epochs)
+                rate = keras.optimizers.schedules.CosineDecay(
+                    p.learning_rate, decay_steps=train_plan.steps_per_epoch * p.epochs
+                )
             # Several steps per call, except across workers: there Keras 3.15's multi-step loop fails
             # ("You must feed a value for placeholder tensor") with MultiWorkerMirroredStrategy.
             per_call = 1 if multiworker else execution_steps(train_plan.steps_per_epoch)
-            model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[PSNR()],
-                          steps_per_execution=per_call)
+            model.compile(
+                optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[PSNR()], steps_per_execution=per_call
+            )
 
         first_epoch, rows = 0, []
         checkpoint = None
@@ -325,11 +347,14 @@ def train(train_path: Path, valid_path: Path, model_path: Path, log_dir: Path, m
         start = time.perf_counter()
         with strategy.scope():
             model.fit(
-                distributed_batches(strategy, train_patches, train_plan, crop, first_epoch * train_plan.steps_per_epoch),
+                distributed_batches(
+                    strategy, train_patches, train_plan, crop, first_epoch * train_plan.steps_per_epoch
+                ),
                 steps_per_epoch=train_plan.steps_per_epoch,
                 # Finite, so that each validation reads its batches exactly once, whatever steps_per_execution.
-                validation_data=distributed_batches(strategy, valid_patches, valid_plan, crop,
-                                                    steps=valid_plan.steps_per_epoch),
+                validation_data=distributed_batches(
+                    strategy, valid_patches, valid_plan, crop, steps=valid_plan.steps_per_epoch
+                ),
                 initial_epoch=first_epoch,
                 epochs=p.epochs,
                 callbacks=[StopOnNonFiniteLoss(p.learning_rate), EpochLog(rows, folder)],

@@ -39,9 +39,10 @@ from srcnn.io import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read
 # --------------------------------------------------------------------------- colour
 
 # MATLAB rgb2ycbcr / ycbcr2rgb (ITU-R BT.601, studio swing), on values in [0, 255].
-YCBCR_MATRIX = np.array(
-    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=np.float64
-) / 255.0  # per unit of RGB in [0, 255]
+YCBCR_MATRIX = (
+    np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=np.float64)
+    / 255.0
+)  # per unit of RGB in [0, 255]
 YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
 RGB_MATRIX = np.linalg.inv(YCBCR_MATRIX)
 
@@ -55,7 +56,7 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     m = YCBCR_MATRIX * 255.0
     return np.stack(
-        [o + (row[0] * r + row[1] * g + row[2] * b) / 255.0 for o, row in zip(YCBCR_OFFSET, m)], axis=-1
+        [o + (row[0] * r + row[1] * g + row[2] * b) / 255.0 for o, row in zip(YCBCR_OFFSET, m, strict=True)], axis=-1
     )
 
 
@@ -180,8 +181,13 @@ class Upscaler:
                 sr_y = self._run(window[None, :, :, None])[0, :, :, 0].astype(np.float64)
                 sr_y = sr_y[:th, :tw] * 255.0  # the model's valid convolutions already removed the margin
                 centre = up[m : m + th, m : m + tw]
-                yield r0, r1, c0, c1, self._assemble(sr_y, centre, colour, rgb_order, k), (
-                    self._assemble(centre[..., 0], centre, colour, rgb_order, k) if bicubic else None
+                yield (
+                    r0,
+                    r1,
+                    c0,
+                    c1,
+                    self._assemble(sr_y, centre, colour, rgb_order, k),
+                    (self._assemble(centre[..., 0], centre, colour, rgb_order, k) if bicubic else None),
                 )
 
     @staticmethod
@@ -304,11 +310,14 @@ def load_checked_model(path: str, scale: int | None):
             "and resize kernel); retrain it with `dvc repro train`"
         )
     if meta.get("scale") not in (2, 3, 4) or meta.get("resize") not in RESIZE_KERNELS:
-        raise UsageError(f"--model {path}: metadata has no valid scale/resize: {meta.get('scale')!r}, "
-                         f"{meta.get('resize')!r}")
+        raise UsageError(
+            f"--model {path}: metadata has no valid scale/resize: {meta.get('scale')!r}, {meta.get('resize')!r}"
+        )
     if scale is not None and scale != meta["scale"]:
-        raise UsageError(f"--scale {scale} does not match the model: {path} was trained for ×{meta['scale']} "
-                         f"(leave out --scale, or use a ×{scale} model)")
+        raise UsageError(
+            f"--scale {scale} does not match the model: {path} was trained for ×{meta['scale']} "
+            f"(leave out --scale, or use a ×{scale} model)"
+        )
     try:
         model = load_model(p)
     except ModelError as err:
@@ -316,8 +325,9 @@ def load_checked_model(path: str, scale: int | None):
     except Exception as err:  # Keras raises many types for a damaged or unsafe file
         raise UsageError(f"--model {path}: cannot be loaded safely ({type(err).__name__}: {err})") from None
     if meta.get("margin") not in (None, margin(model)):
-        raise UsageError(f"--model {path}: metadata says receptive-field radius {meta['margin']}, "
-                         f"the network has {margin(model)}")
+        raise UsageError(
+            f"--model {path}: metadata says receptive-field radius {meta['margin']}, the network has {margin(model)}"
+        )
     return model, meta
 
 
@@ -333,8 +343,9 @@ def upscale_file(
             if t.exists():
                 raise ImageError(f"{src}: output {t} exists; use --overwrite to replace it")
     if any(t.resolve() == src.resolve() for t in targets):
-        raise ImageError(f"{src}: an output ({', '.join(map(str, targets))}) would replace the input itself; "
-                         "choose another -o")
+        raise ImageError(
+            f"{src}: an output ({', '.join(map(str, targets))}) would replace the input itself; choose another -o"
+        )
     image = read_image(src)
     if image.dtype == np.uint16 and dst.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
         raise ImageError(f"{src}: 16-bit image; {dst.suffix} cannot hold 16 bits, write .png or .tif instead")
@@ -367,8 +378,10 @@ def main(args: argparse.Namespace) -> int:
         print("interrupted; outputs already written are complete, no partial file was kept", file=sys.stderr)
         return 130
     total = done + failed
-    print(f"upscaled {done} of {total} image{'s' if total != 1 else ''} ×{up.scale}"
-          + (f"; {failed} failed" if failed else ""))
+    print(
+        f"upscaled {done} of {total} image{'s' if total != 1 else ''} ×{up.scale}"
+        + (f"; {failed} failed" if failed else "")
+    )
     return 1 if failed else 0
 
 
@@ -402,12 +415,20 @@ def add_parser(sub) -> None:
         "written, 1 some files failed (each named on stderr), 2 usage error (nothing done).",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (not recursive)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="output folder (created), or a file name when INPUT is one file; its suffix sets the format")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="output folder (created), or a file name when INPUT is one file; its suffix sets the format",
+    )
     p.add_argument("--model", default="models/srcnn.keras", help="trained .keras model (default: %(default)s)")
-    p.add_argument("--scale", type=int, default=None,
-                   help="expected factor; refused unless it is the model's (default: the model's)")
+    p.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        help="expected factor; refused unless it is the model's (default: the model's)",
+    )
     p.add_argument("--tile", type=int, default=512, help="output tile side in pixels, bounds memory (default: 512)")
     p.add_argument("--compare", action="store_true", help="also write NAME.compare.EXT: bicubic | SRCNN side by side")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-

@@ -37,13 +37,6 @@ TINY = {
 }
 
 
-# Small enough for seconds per stage; the model stays the paper's 9-1-5.
-TINY = {
-    "patches": {"per_image": 8, "valid_per_image": 2},
-    "train": {"epochs": 2, "batch_size": 32},
-}
-
-
 # --------------------------------------------------------------------------- the project as a DVC repo
 
 
@@ -51,8 +44,12 @@ def env() -> dict[str, str]:
     """Subprocess environment: this venv's `python` and `dvc` first on PATH, a fixed git identity."""
     e = dict(os.environ)
     e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e['PATH']}"
-    e.update(GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
-             GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost")
+    e.update(
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@localhost",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@localhost",
+    )
     return e
 
 
@@ -102,7 +99,9 @@ def project_repo(root: Path, overrides: dict) -> subprocess.CompletedProcess:
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(PROJECT / name, root / name)
     for folder in ("stages", "srcnn", "data/benchmarks", "data/images"):
-        shutil.copytree(PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+        shutil.copytree(
+            PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True
+        )
     write_params(root, overrides)
     run(root, "git", "init", "-q", "-b", "main")
     dvc(root, "init", "-q")

@@ -36,8 +36,13 @@ EXPECTED = [
 
 
 def test_bench_smoke_prints_the_whole_table(tmp_path):
-    result = subprocess.run([sys.executable, str(PROJECT / "bench" / "bench.py"), "--smoke"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "bench" / "bench.py"), "--smoke"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {}
     for line in result.stdout.splitlines():

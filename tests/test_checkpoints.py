@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from conftest import dvc, env, project_repo
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
@@ -40,8 +39,14 @@ def kill_after(repo: Path, epochs: int) -> str:
     """`dvc repro -f -s train`, SIGKILLed (the whole process group) once `epochs` checkpoints are saved."""
     log = repo / "killed.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "dvc"), "repro", "-f", "-s", "train"], cwd=repo,
-                                env=env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dvc"), "repro", "-f", "-s", "train"],
+            cwd=repo,
+            env=env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 120
         while done_epochs(repo) < epochs:
@@ -89,8 +94,9 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(repo):
         np.testing.assert_array_equal(a, b)
     metrics = json.loads((repo / "metrics/train.json").read_text())
     assert metrics["resumed_from_epoch"] == resumed
-    assert {k: v for k, v in metrics.items() if k not in TIMING} == \
-        {k: v for k, v in reference_metrics.items() if k not in TIMING}
+    assert {k: v for k, v in metrics.items() if k not in TIMING} == {
+        k: v for k, v in reference_metrics.items() if k not in TIMING
+    }
     assert {p.relative_to(repo): p.read_bytes() for p in sorted((repo / "metrics/train_log").rglob("*.tsv"))} == curves
     assert not any((repo / CHECKPOINTS).glob("*/epoch-*")), "the checkpoint is removed once the model is written"
 
@@ -103,12 +109,17 @@ def test_checkpoint_key_changes_with_what_the_weights_depend_on(tmp_path):
     np.save(b, np.ones((4, 2, 5, 5), np.uint8))
 
     def params(**train):
-        t = dict(epochs=3, batch_size=8, learning_rate=1e-3, lr_schedule="cosine", strategy="auto",
-                 mixed_precision=False)
+        t = dict(
+            epochs=3, batch_size=8, learning_rate=1e-3, lr_schedule="cosine", strategy="auto", mixed_precision=False
+        )
         t.update(train)
-        return SimpleNamespace(seed=1, scale=2, resize="matlab",
-                               model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
-                               train=SimpleNamespace(**t))
+        return SimpleNamespace(
+            seed=1,
+            scale=2,
+            resize="matlab",
+            model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
+            train=SimpleNamespace(**t),
+        )
 
     base = checkpoint_key(params(), a, a, 1, "float32")
     assert checkpoint_key(params(), a, a, 1, "float32") == base

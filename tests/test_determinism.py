@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import dvc, project_repo
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
@@ -34,8 +33,13 @@ def snapshot(repo: Path) -> dict:
     from srcnn.model import load_model
 
     snap = {}
-    for name in ("data/patches/train.npy", "data/patches/valid.npy", "models/srcnn.keras",
-                 "metrics/evaluate.json", "metrics/evaluate_per_image.csv"):
+    for name in (
+        "data/patches/train.npy",
+        "data/patches/valid.npy",
+        "models/srcnn.keras",
+        "metrics/evaluate.json",
+        "metrics/evaluate_per_image.csv",
+    ):
         snap[name] = sha256(repo / name)
     for png in sorted((repo / "metrics/crops").glob("*.png")):
         snap[str(png.relative_to(repo))] = sha256(png)
@@ -47,8 +51,9 @@ def snapshot(repo: Path) -> dict:
             rows = [{k: v for k, v in r.items() if k != "timestamp"} for r in csv.DictReader(f, delimiter="\t")]
         snap[str(tsv.relative_to(repo))] = rows
     with zipfile.ZipFile(repo / "models/srcnn.keras") as zf:  # names the entry when the file hash differs
-        snap["models/srcnn.keras entries"] = {i.filename: (i.date_time, hashlib.sha256(zf.read(i)).hexdigest())
-                                             for i in zf.infolist()}
+        snap["models/srcnn.keras entries"] = {
+            i.filename: (i.date_time, hashlib.sha256(zf.read(i)).hexdigest()) for i in zf.infolist()
+        }
     snap["weights"] = [w.copy() for w in load_model(repo / "models/srcnn.keras").get_weights()]
     return snap
 

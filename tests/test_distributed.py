@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import PROJECT, save_patch_files
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
@@ -55,15 +54,22 @@ def patch_files(tmp_path_factory) -> tuple[Path, Path]:
     return save_patch_files(tmp_path_factory.mktemp("patches"), 64, 16)
 
 
-def start(out: Path, strategy: str, patch_files, seed: int = 0, tf_config: dict | None = None,
-          epochs: int = 3) -> subprocess.Popen:
+def start(
+    out: Path, strategy: str, patch_files, seed: int = 0, tf_config: dict | None = None, epochs: int = 3
+) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(PROJECT), CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
     out.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-c", RUN, str(out), strategy, str(seed), *map(str, patch_files),
-                             str(epochs)], cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN, str(out), strategy, str(seed), *map(str, patch_files), str(epochs)],
+        cwd=out,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen) -> str:
@@ -89,8 +95,15 @@ def test_two_workers_train_the_model_one_process_trains(tmp_path, patch_files):
 
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    workers = [start(tmp_path / f"worker{i}", "multiworker", patch_files,
-                     tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(2)]
+    workers = [
+        start(
+            tmp_path / f"worker{i}",
+            "multiworker",
+            patch_files,
+            tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}},
+        )
+        for i in range(2)
+    ]
     logs = [finish(w) for w in workers]
 
     # Only the chief (worker 0) writes outputs; both trained all steps of every epoch.
@@ -121,8 +134,10 @@ def saved(out: Path, worker: int) -> list[int]:
 def test_killed_cluster_resumes_from_the_epoch_every_worker_saved(tmp_path, patch_files):
     epochs = 40
     outs = [tmp_path / f"worker{i}" for i in range(2)]
-    workers = [start(out, "multiworker", patch_files, tf_config=config, epochs=epochs)
-               for out, config in zip(outs, cluster_of_two())]
+    workers = [
+        start(out, "multiworker", patch_files, tf_config=config, epochs=epochs)
+        for out, config in zip(outs, cluster_of_two(), strict=True)
+    ]
     try:
         deadline = time.monotonic() + 180
         while not all(len(saved(out, i)) >= 2 and saved(out, i)[-1] >= 3 for i, out in enumerate(outs)):
@@ -137,8 +152,10 @@ def test_killed_cluster_resumes_from_the_epoch_every_worker_saved(tmp_path, patc
     assert all(saved(out, i)[-1] < epochs for i, out in enumerate(outs))
     assert all(len(saved(out, i)) <= 2 for i, out in enumerate(outs))  # the last two kept
 
-    restarted = [start(out, "multiworker", patch_files, tf_config=config, epochs=epochs)
-                 for out, config in zip(outs, cluster_of_two())]  # new ports: a new cluster, same work
+    restarted = [
+        start(out, "multiworker", patch_files, tf_config=config, epochs=epochs)
+        for out, config in zip(outs, cluster_of_two(), strict=True)
+    ]  # new ports: a new cluster, same work
     logs = [finish(w) for w in restarted]
     resumed = []
     for log in logs:

@@ -17,12 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import N_TRAIN, N_VALID, _crops, _png, _Server, _sha, _symlink_entry, _zip
+
 from srcnn import div2k
 from srcnn.div2k import DownloadError, download_div2k, extract_images, fetch_archive
-
-
 
 # --------------------------------------------------------------------------- fixtures: data
 
@@ -326,12 +324,14 @@ def test_extract_skips_non_images_and_nested_entries(dataset, tmp_path):
     png = dataset["pngs"]["DIV2K_train_HR/0001.png"]
     archive = tmp_path / "mixed.zip"
     archive.write_bytes(
-        _zip({
-            "DIV2K_train_HR/0001.png": png,
-            "DIV2K_train_HR/notes.txt": b"x",
-            "DIV2K_train_HR/sub/0002.png": png,
-            "DIV2K_train_HR_extra/0003.png": png,
-        })
+        _zip(
+            {
+                "DIV2K_train_HR/0001.png": png,
+                "DIV2K_train_HR/notes.txt": b"x",
+                "DIV2K_train_HR/sub/0002.png": png,
+                "DIV2K_train_HR_extra/0003.png": png,
+            }
+        )
     )
     got = extract_images(archive, "DIV2K_train_HR", tmp_path / "out", ids=div2k.CONSECUTIVE)
     assert got == [tmp_path / "out" / "0001.png"]
@@ -366,8 +366,12 @@ def test_download_stage_fetches_div2k_from_params(server, dataset, tmp_path):
 
     first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    assert sorted(p.name for p in (tmp_path / "data/raw/train").iterdir()) == ["0001.png", "0002.png", "0003.png",
-                                                                              "0004.png"]
+    assert sorted(p.name for p in (tmp_path / "data/raw/train").iterdir()) == [
+        "0001.png",
+        "0002.png",
+        "0003.png",
+        "0004.png",
+    ]
     assert sorted(p.name for p in (tmp_path / "data/raw/valid").iterdir()) == ["0801.png", "0802.png"]
     assert server.requests(TRAIN_ZIP) == 1
 

@@ -22,12 +22,12 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+# pytest puts tests/ on sys.path: reuse the loopback server and real-image builders.
+from conftest import _crops, _png, _Server, _sha, _symlink_entry, _zip
+
 from srcnn import div2k, params, sources
 from srcnn.div2k import DownloadError
 from srcnn.io import ImageError
-
-# pytest puts tests/ on sys.path: reuse the loopback server and real-image builders.
-from conftest import _crops, _png, _Server, _sha, _symlink_entry, _zip
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
@@ -78,8 +78,11 @@ def env(tmp_path, monkeypatch):
 def make_params(url: str, sha: dict[str, str], train_limit=None, valid_limit=None) -> SimpleNamespace:
     """The namespace the stage gets from params.for_stage("download").download."""
     return SimpleNamespace(
-        source="div2k", div2k_url=url, div2k_sha256=SimpleNamespace(**sha),
-        train_limit=train_limit, valid_limit=valid_limit,
+        source="div2k",
+        div2k_url=url,
+        div2k_sha256=SimpleNamespace(**sha),
+        train_limit=train_limit,
+        valid_limit=valid_limit,
     )
 
 
@@ -145,7 +148,7 @@ def _hostile(pngs, entry: str) -> bytes:
 def _flip_byte_inside(payload: bytes, member: bytes) -> bytes:
     """Corrupt one byte in the middle of a stored member: the zip opens, the CRC fails."""
     at = payload.index(member) + len(member) // 2
-    return payload[:at] + bytes([payload[at] ^ 0xFF]) + payload[at + 1:]
+    return payload[:at] + bytes([payload[at] ^ 0xFF]) + payload[at + 1 :]
 
 
 def fault(name, ctx):
@@ -191,8 +194,14 @@ def fault(name, ctx):
         return srv.base, sha, DownloadError, [VALID_ZIP, "holds no DIV2K_valid_HR/ folder"]
     if name == "gap in ids":  # non-official checksums: ids must be consecutive
         entries = split_entries(pngs, "valid")
-        serve_valid(_zip({"DIV2K_valid_HR/0801.png": entries["DIV2K_valid_HR/0801.png"],
-                          "DIV2K_valid_HR/0803.png": entries["DIV2K_valid_HR/0802.png"]}))
+        serve_valid(
+            _zip(
+                {
+                    "DIV2K_valid_HR/0801.png": entries["DIV2K_valid_HR/0801.png"],
+                    "DIV2K_valid_HR/0803.png": entries["DIV2K_valid_HR/0802.png"],
+                }
+            )
+        )
         return srv.base, sha, DownloadError, [f"{VALID_ZIP}: 2 of 3 images; missing 0802.png"]
     if name == "official count short":
         # The official-checksum path, scaled down: these zips play the official release of 4 + 3 images.
@@ -234,10 +243,23 @@ def fault(name, ctx):
 
 
 FAULTS = [
-    "404", "persistent 503", "checksum mismatch", "truncated zip", "corrupt member", "../evil.png",
-    "absolute path", "symlink", "missing valid folder", "gap in ids", "official count short",
-    "interrupted extraction", "file:// no such folder", "file:// neither zip nor folder",
-    "file:// zip checksum mismatch", "file:// folder corrupt png", "file:// folder gap",
+    "404",
+    "persistent 503",
+    "checksum mismatch",
+    "truncated zip",
+    "corrupt member",
+    "../evil.png",
+    "absolute path",
+    "symlink",
+    "missing valid folder",
+    "gap in ids",
+    "official count short",
+    "interrupted extraction",
+    "file:// no such folder",
+    "file:// neither zip nor folder",
+    "file:// zip checksum mismatch",
+    "file:// folder corrupt png",
+    "file:// folder gap",
 ]
 
 
@@ -278,11 +300,14 @@ def test_normal_download_replaces_previous_data(server, zips, pngs, tmp_path):
     assert_cache_clean(tmp_path / "cache")
 
 
-@pytest.mark.parametrize("script, resent", [
-    (["drop"], "only what was in flight"),  # resumed with Range: about one file's worth served
-    (["500"], "nothing"),
-    (["drop", "ignore_range"], "the whole file"),  # server ignores Range: start over, not append
-])
+@pytest.mark.parametrize(
+    "script, resent",
+    [
+        (["drop"], "only what was in flight"),  # resumed with Range: about one file's worth served
+        (["500"], "nothing"),
+        (["drop", "ignore_range"], "the whole file"),  # server ignores Range: start over, not append
+    ],
+)
 def test_transient_faults_end_in_the_same_data(script, resent, server, zips, pngs, tmp_path):
     raw = tmp_path / "data" / "raw"
     size = len(zips["train"])
@@ -446,14 +471,16 @@ def test_stage_script_reports_a_corrupt_png_in_one_line(pngs, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     # Not the official checksums, so the folder need not hold all 800 + 100 images.
-    tree = _download_tree(source="div2k", div2k_url=src.as_uri(), train_limit=3,
-                          div2k_sha256={"train": "a" * 64, "valid": "b" * 64})
+    tree = _download_tree(
+        source="div2k", div2k_url=src.as_uri(), train_limit=3, div2k_sha256={"train": "a" * 64, "valid": "b" * 64}
+    )
     (work / "params.yaml").write_text(yaml.safe_dump(tree))
     write_previous(work / "data" / "raw")
     before = snapshot(work / "data")
     env = {**os.environ, "SRCNN_CACHE_DIR": str(tmp_path / "cache")}
-    result = subprocess.run([sys.executable, str(PROJECT / "stages/download.py")], cwd=work, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "stages/download.py")], cwd=work, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 2
     bad = src / "DIV2K_train_HR" / "0003.png"
     assert f"error in stage download: {bad}: not a readable image" in result.stderr

@@ -56,11 +56,20 @@ def params(resize: str, benchmarks: list, crop_border=None) -> SimpleNamespace:
 
 def test_valid_uses_pipeline_protocol_and_benchmarks_the_literature_one(tmp_path, tiny_model):
     valid = [write_png(tmp_path / "valid/astro.png", skdata.astronaut()[:101, :90])]
-    bench = [write_png(tmp_path / "data/benchmarks/B/cam.png", skdata.camera()[10:75, 20:97]),
-             write_png(tmp_path / "data/benchmarks/B/coffee.png", skdata.coffee()[:64, :80])]
+    bench = [
+        write_png(tmp_path / "data/benchmarks/B/cam.png", skdata.camera()[10:75, 20:97]),
+        write_png(tmp_path / "data/benchmarks/B/coffee.png", skdata.coffee()[:64, :80]),
+    ]
     out = tmp_path / "out"
-    summary = evaluate(tiny_model, tmp_path / "valid", params("opencv", ["B"], 3),
-                       out / "evaluate.json", out / "per_image.csv", out / "crops", tmp_path / "data/benchmarks")
+    summary = evaluate(
+        tiny_model,
+        tmp_path / "valid",
+        params("opencv", ["B"], 3),
+        out / "evaluate.json",
+        out / "per_image.csv",
+        out / "crops",
+        tmp_path / "data/benchmarks",
+    )
 
     def bicubic_psnr(path: Path, kernel: str, border: int) -> float:
         y = modcrop(rgb_to_y(read_image(path)), 2)
@@ -75,8 +84,16 @@ def test_valid_uses_pipeline_protocol_and_benchmarks_the_literature_one(tmp_path
     on_disk = json.loads((out / "evaluate.json").read_text())
     assert on_disk == summary
     table = pd.read_csv(out / "per_image.csv")
-    assert list(table.columns) == ["set", "image", "width", "height", "psnr_bicubic", "psnr_srcnn", "ssim_bicubic",
-                                   "ssim_srcnn"]
+    assert list(table.columns) == [
+        "set",
+        "image",
+        "width",
+        "height",
+        "psnr_bicubic",
+        "psnr_srcnn",
+        "ssim_bicubic",
+        "ssim_srcnn",
+    ]
     assert list(table["set"]) == ["valid", "B", "B"]
     assert sorted(p.name for p in (out / "crops").iterdir()) == ["B_cam.png", "B_coffee.png", "valid_astro.png"]
     crop = cv2.imread(str(out / "crops/valid_astro.png"), cv2.IMREAD_UNCHANGED)
@@ -87,8 +104,15 @@ def test_empty_benchmark_folder_is_named(tmp_path, tiny_model):
     write_png(tmp_path / "valid/a.png", skdata.camera()[:40, :40])
     (tmp_path / "data/benchmarks/Empty").mkdir(parents=True)
     with pytest.raises(ImageError, match="Empty.*data/benchmarks/Empty"):
-        evaluate(tiny_model, tmp_path / "valid", params("matlab", ["Empty"]),
-                 tmp_path / "e.json", tmp_path / "e.csv", tmp_path / "crops", tmp_path / "data/benchmarks")
+        evaluate(
+            tiny_model,
+            tmp_path / "valid",
+            params("matlab", ["Empty"]),
+            tmp_path / "e.json",
+            tmp_path / "e.csv",
+            tmp_path / "crops",
+            tmp_path / "data/benchmarks",
+        )
     assert not (tmp_path / "e.json").exists() and not (tmp_path / "crops").exists()
 
 
@@ -114,8 +138,9 @@ def test_peak_memory_follows_the_largest_image_not_the_set_size(tmp_path, tiny_m
         root = tmp_path / f"set{count}"
         for i in range(count):
             write_png(root / f"valid/{i}.png", np.roll(big, 37 * i, axis=1))
-        result = subprocess.run([sys.executable, "-c", PEAK_RSS, str(root), str(tiny_model)],
-                                capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS, str(root), str(tiny_model)], capture_output=True, text=True, check=True
+        )
         peaks[count] = int(result.stdout.split()[-1]) / 1024  # MiB
     # Sixteen images cost no more than one, give or take allocator noise. Holding the set would
     # cost ≥ 48 MiB more as RGB uint8, 128 MiB more as float64 Y.
@@ -126,8 +151,18 @@ def test_two_images_with_one_stem_in_a_set_are_refused_not_overwritten(tmp_path,
     write_png(tmp_path / "valid/a.png", skdata.camera()[:40, :40])
     write_png(tmp_path / "data/benchmarks/B/x.png", skdata.camera()[:48, :48])
     write_png(tmp_path / "data/benchmarks/B/x.bmp", skdata.camera()[48:96, :48])
-    with pytest.raises(ImageError, match=r"evaluate set B: x\.(bmp|png) and x\.(bmp|png) in .*B would share the crop "
-                                         r"B_x\.png"):
-        evaluate(tiny_model, tmp_path / "valid", params("matlab", ["B"]), tmp_path / "e.json", tmp_path / "e.csv",
-                 tmp_path / "crops", tmp_path / "data/benchmarks")
+    with pytest.raises(
+        ImageError,
+        match=r"evaluate set B: x\.(bmp|png) and x\.(bmp|png) in .*B would share the crop "
+        r"B_x\.png",
+    ):
+        evaluate(
+            tiny_model,
+            tmp_path / "valid",
+            params("matlab", ["B"]),
+            tmp_path / "e.json",
+            tmp_path / "e.csv",
+            tmp_path / "crops",
+            tmp_path / "data/benchmarks",
+        )
     assert not (tmp_path / "e.json").exists() and not (tmp_path / "crops").exists()

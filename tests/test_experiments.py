@@ -144,8 +144,11 @@ def test_two_queued_experiments_run_in_parallel_with_their_own_params(repo):
 def test_stage_inputs_are_tracked_by_git():
     """Queued experiments run in a copy holding only tracked files: every input no stage writes must be in git."""
     spec = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
-    produced = {next(iter(o)) if isinstance(o, dict) else o
-                for s in spec.values() for o in s.get("outs", []) + s.get("metrics", [])}
+    produced = {
+        next(iter(o)) if isinstance(o, dict) else o
+        for s in spec.values()
+        for o in s.get("outs", []) + s.get("metrics", [])
+    }
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
 
     def resolved(dep: str) -> str:  # `${download.train_dir}`: DVC interpolates it from params.yaml
@@ -160,8 +163,7 @@ def test_stage_inputs_are_tracked_by_git():
     inputs = {resolved(d) for s in spec.values() for d in s.get("deps", [])}
     inputs = {d for d in inputs if not any(d == p or d.startswith(p + "/") for p in produced)}
     inputs |= {"dvc.yaml", "params.yaml", "dvc.lock"}
-    listed = subprocess.run(["git", "ls-files", "--", *sorted(inputs)], cwd=PROJECT, capture_output=True,
-                            text=True)
+    listed = subprocess.run(["git", "ls-files", "--", *sorted(inputs)], cwd=PROJECT, capture_output=True, text=True)
     if listed.returncode != 0:
         pytest.skip("not a git checkout")
     tracked = listed.stdout.splitlines()

@@ -3,7 +3,8 @@
 Kills: each of the four stages is started by `dvc repro` in a temporary git +
 DVC repo (tiny params, the killed stage made long enough to be caught at work)
 and its process group gets SIGINT (Ctrl-C) or SIGKILL once a temporary output
-has appeared (train: once an epoch's checkpoint is saved, i.e. mid-training). Afterwards every output the stage declares in dvc.yaml is absent
+has appeared (train: once an epoch's checkpoint is saved, i.e. mid-training).
+Afterwards every output the stage declares in dvc.yaml is absent
 or byte for byte what it was before (DVC itself deletes a stage's outputs
 before running it), no temporary name sits inside a directory output, any left
 beside an output (SIGKILL only) is git-ignored, and a following `dvc repro`
@@ -19,8 +20,8 @@ import hashlib
 import json
 import os
 import re
-import signal
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -33,10 +34,10 @@ import numpy as np
 import pytest
 import yaml
 
-from srcnn.io import atomic_dir, atomic_file, sweep_stale_temps
-
 # pytest puts tests/ on sys.path: the temp-repo helpers of the pipeline test.
 from conftest import PROJECT, TINY, dvc, env, project_repo, run, write_params
+
+from srcnn.io import atomic_dir, atomic_file, sweep_stale_temps
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
@@ -47,8 +48,7 @@ CHECKPOINTS = "data/checkpoints/train"  # the train stage's cache: not an output
 
 def where_allowed(repo: Path, path: Path, outputs: list[str]) -> bool:
     """A temporary left by SIGKILL may sit beside an output, or in the checkpoint cache."""
-    return (any(path.parent == (repo / name).parent for name in outputs)
-            or (repo / CHECKPOINTS) in path.parents)
+    return any(path.parent == (repo / name).parent for name in outputs) or (repo / CHECKPOINTS) in path.parents
 
 
 # --------------------------------------------------------------------------- helpers
@@ -68,8 +68,11 @@ def snapshot(path: Path) -> dict[str, str] | None:
     if path.is_file():
         return {"": hashlib.sha256(path.read_bytes()).hexdigest()}
     if path.is_dir():
-        return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(path.rglob("*")) if p.is_file()}
+        return {
+            str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*"))
+            if p.is_file()
+        }
     return None
 
 
@@ -156,11 +159,21 @@ def start_and_kill(repo: Path, stage: str, sig: int, direct: bool = False) -> tu
     # A checkpoint left by an earlier kill of the same params would read as "this run is training" at once
     # (and would be resumed from: tests/test_checkpoints.py covers that).
     shutil.rmtree(repo / CHECKPOINTS, ignore_errors=True)
-    command = ([sys.executable, f"stages/{stage}.py"] if direct
-               else [str(Path(sys.executable).parent / "dvc"), "repro", "-f", "-s", stage])
+    command = (
+        [sys.executable, f"stages/{stage}.py"]
+        if direct
+        else [str(Path(sys.executable).parent / "dvc"), "repro", "-f", "-s", stage]
+    )
     with open(log, "w") as out:
-        proc = subprocess.Popen(command, cwd=repo, env=env(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=default_sigint)
+        proc = subprocess.Popen(
+            command,
+            cwd=repo,
+            env=env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=default_sigint,
+        )
     try:
         deadline = time.monotonic() + 120
         while not writing(repo, stage):
@@ -263,8 +276,11 @@ def dead_pid() -> int:
 def test_next_write_sweeps_temporaries_of_dead_processes(tmp_path):
     target, folder = tmp_path / "train.npy", tmp_path / "crops"
     pid = dead_pid()
-    stale = [tmp_path / f".train.npy.{pid}.k3j_x.tmp.npy", tmp_path / f".crops.{pid}.ab12.tmp",
-             tmp_path / f".crops.{pid}.old.tmp"]
+    stale = [
+        tmp_path / f".train.npy.{pid}.k3j_x.tmp.npy",
+        tmp_path / f".crops.{pid}.ab12.tmp",
+        tmp_path / f".crops.{pid}.old.tmp",
+    ]
     stale[0].write_bytes(b"half")
     for d in stale[1:]:
         d.mkdir()
@@ -288,8 +304,13 @@ def test_next_write_sweeps_temporaries_of_dead_processes(tmp_path):
 
 
 def test_git_ignores_temporary_names(repo):
-    names = ["data/.raw.123.ab_c.tmp", "data/patches/.train.npy.123.x1.tmp.npy", "models/.srcnn.keras.9.q.tmp.keras",
-             "metrics/.crops.77.old.tmp", "metrics/.train.json.5.z.tmp"]
+    names = [
+        "data/.raw.123.ab_c.tmp",
+        "data/patches/.train.npy.123.x1.tmp.npy",
+        "models/.srcnn.keras.9.q.tmp.keras",
+        "metrics/.crops.77.old.tmp",
+        "metrics/.train.json.5.z.tmp",
+    ]
     result = run(repo, "git", "check-ignore", "--no-index", *names, check=False)
     assert sorted(result.stdout.split()) == sorted(names)
     kept = run(repo, "git", "check-ignore", "--no-index", "metrics/train.json", "data/raw.tmp.md", check=False)
@@ -303,8 +324,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def png_bytes(pixels: np.ndarray, colour_type: int, palette: np.ndarray | None = None,
-              alpha: np.ndarray | None = None) -> bytes:
+def png_bytes(
+    pixels: np.ndarray, colour_type: int, palette: np.ndarray | None = None, alpha: np.ndarray | None = None
+) -> bytes:
     """An 8-bit PNG built by hand (OpenCV writes neither palette nor gray + alpha)."""
     h, w = pixels.shape[:2]
     rows = pixels.reshape(h, -1).astype(np.uint8)
@@ -348,8 +370,8 @@ REFUSED = {
     "truncated": (GOOD[: len(GOOD) // 2], "not a readable image"),
     "empty": (b"", "empty file"),
     "text": (b"these are my notes, not a picture\n", "not a readable image"),
-    "deep16": (encode((photo().astype(np.uint16) * 257)), "uint16"),
-    "gray16": (encode((photo()[:, :, 0].astype(np.uint16) * 257)), "uint16"),
+    "deep16": (encode(photo().astype(np.uint16) * 257), "uint16"),
+    "gray16": (encode(photo()[:, :, 0].astype(np.uint16) * 257), "uint16"),
 }
 
 
@@ -369,8 +391,14 @@ def scratch(tmp_path: Path, train: dict[str, bytes], valid: dict[str, bytes], mo
 
 
 def stage(folder: Path, name: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(PROJECT / "stages" / f"{name}.py")], cwd=folder, env=env(),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(PROJECT / "stages" / f"{name}.py")],
+        cwd=folder,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:
@@ -431,8 +459,12 @@ def unusual_images() -> dict[str, tuple[bytes, bytes]]:
     rgba = np.dstack([rgb, np.linspace(0, 255, rgb.shape[1], dtype=np.uint8)[None, :].repeat(rgb.shape[0], 0)])
     p_png, p_rgb = palette_image()
     rng = np.random.default_rng(5)
-    p_alpha = png_bytes((photo()[:, :, 0] // 16).astype(np.uint8), 3, palette=rng.integers(0, 256, (16, 3)),
-                        alpha=rng.integers(0, 256, 16))
+    p_alpha = png_bytes(
+        (photo()[:, :, 0] // 16).astype(np.uint8),
+        3,
+        palette=rng.integers(0, 256, (16, 3)),
+        alpha=rng.integers(0, 256, 16),
+    )
     p_alpha_rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(p_alpha, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     gray_alpha = np.dstack([gray, np.full_like(gray, 128)])
     return {
@@ -474,8 +506,9 @@ def test_unusual_images_are_evaluated_like_their_plain_twins(tmp_path, model):
 
 
 def test_files_without_an_image_suffix_are_ignored(tmp_path):
-    folder = scratch(tmp_path, {"a.png": GOOD, "README.txt": b"notes", "a.png.bak": b"junk", "noext": GOOD},
-                     {"v.png": GOOD})
+    folder = scratch(
+        tmp_path, {"a.png": GOOD, "README.txt": b"notes", "a.png.bak": b"junk", "noext": GOOD}, {"v.png": GOOD}
+    )
     result = stage(folder, "patches")
     assert result.returncode == 0, result.stderr
     assert len(np.load(folder / "data/patches/train.npy")) == TINY["patches"]["per_image"]
@@ -485,8 +518,10 @@ PATCH_FILE_FAULTS = {
     "truncated": (lambda good: good[:-100], "data/patches/train.npy: 17452 bytes, expected 17552 for (8, 2, 33, 33)"),
     "not numpy": (lambda good: b"this is not a patch file", "data/patches/train.npy: not a NumPy .npy patch file"),
     "float32": (None, "data/patches/train.npy: expected uint8 patches of shape (N, 2, S, S), found float32"),
-    "too small for the model": (None, "data/patches/train.npy: 9-pixel patches leave no output for a model whose "
-                                      "receptive field is 13 pixels"),
+    "too small for the model": (
+        None,
+        "data/patches/train.npy: 9-pixel patches leave no output for a model whose receptive field is 13 pixels",
+    ),
 }
 
 
@@ -560,20 +595,38 @@ def test_image_above_the_decoder_limit_is_named_with_its_size(tmp_path, huge_png
     result = stage(folder, "patches")
     assert result.returncode == 2
     [line] = error_lines(result)
-    assert line == ("error in stage patches: data/raw/train/big_gray.png: 32769x32769 = 1,073,807,361 pixels, above "
-                    "the decoder's limit of 1,073,741,824 (OpenCV's CV_IO_MAX_IMAGE_PIXELS); split it into tiles "
-                    "or downscale it first")
+    assert line == (
+        "error in stage patches: data/raw/train/big_gray.png: 32769x32769 = 1,073,807,361 pixels, above "
+        "the decoder's limit of 1,073,741,824 (OpenCV's CV_IO_MAX_IMAGE_PIXELS); split it into tiles "
+        "or downscale it first"
+    )
     assert "Assertion failed" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_srcnn_upscale_names_an_image_above_the_decoder_limit(tmp_path, model, huge_png):
     (tmp_path / "big_gray.png").write_bytes(huge_png)
-    result = subprocess.run([sys.executable, "-m", "srcnn", "upscale", str(tmp_path / "big_gray.png"), "-o",
-                             str(tmp_path / "out.png"), "--model", str(model)], env=env(), capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "srcnn",
+            "upscale",
+            str(tmp_path / "big_gray.png"),
+            "-o",
+            str(tmp_path / "out.png"),
+            "--model",
+            str(model),
+        ],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
-    assert errors == [f"error: {tmp_path / 'big_gray.png'}: 32769x32769 = 1,073,807,361 pixels, above the decoder's "
-                      "limit of 1,073,741,824 (OpenCV's CV_IO_MAX_IMAGE_PIXELS); split it into tiles or downscale "
-                      "it first"]
+    assert errors == [
+        f"error: {tmp_path / 'big_gray.png'}: 32769x32769 = 1,073,807,361 pixels, above the decoder's "
+        "limit of 1,073,741,824 (OpenCV's CV_IO_MAX_IMAGE_PIXELS); split it into tiles or downscale "
+        "it first"
+    ]
     assert "Assertion failed" not in result.stderr and not (tmp_path / "out.png").exists()

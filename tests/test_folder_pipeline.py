@@ -12,9 +12,8 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from skimage import data as skdata
-
 from conftest import STAGES, TINY, dvc, project_repo, stages_run
+from skimage import data as skdata
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 

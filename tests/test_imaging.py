@@ -199,9 +199,9 @@ def test_imresize_matches_separable_definition(scale, shape):
 def test_imresize_opencv_equals_cv2():
     image = np.random.default_rng(2).random((9, 14))
     np.testing.assert_array_equal(
-        imresize_opencv(image, 2.0), cv2.resize(image, (28, 18), interpolation=cv2.INTER_CUBIC))
-    np.testing.assert_array_equal(
-        imresize_opencv(image, 0.5), cv2.resize(image, (7, 4), interpolation=cv2.INTER_CUBIC))
+        imresize_opencv(image, 2.0), cv2.resize(image, (28, 18), interpolation=cv2.INTER_CUBIC)
+    )
+    np.testing.assert_array_equal(imresize_opencv(image, 0.5), cv2.resize(image, (7, 4), interpolation=cv2.INTER_CUBIC))
     np.testing.assert_array_equal(resize(image, 2.0, "opencv"), imresize_opencv(image, 2.0))
 
 
@@ -286,8 +286,7 @@ def test_ssim_matches_skimage(noise):
     else:
         b = np.clip(a.astype(int) + rng.integers(-noise, noise + 1, a.shape), 0, 255).astype(np.uint8)
     ours = ssim(a, b)
-    theirs = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                   data_range=255)
+    theirs = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)
     # Same window (11×11 Gaussian, sigma 1.5: skimage's truncate 3.5 gives radius 5), same constants,
     # and skimage also averages over the map with (11 - 1) // 2 = 5 pixels cropped from each side,
     # which is exactly our 'valid' [5:-5, 5:-5] region; the border mode of the filter (reflect vs

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
-
 from conftest import save_patch_files
+
 from srcnn import training
 from srcnn.model import build_srcnn, load_model, margin, upscale_y
 
@@ -101,8 +101,9 @@ def tiny_params(seed: int = 0) -> SimpleNamespace:
         scale=2,
         resize="matlab",
         model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
-        train=SimpleNamespace(epochs=2, batch_size=16, learning_rate=1e-3, lr_schedule="cosine",
-                              strategy="auto", mixed_precision=False),
+        train=SimpleNamespace(
+            epochs=2, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy="auto", mixed_precision=False
+        ),
     )
 
 
@@ -142,8 +143,17 @@ def in_tmp(tmp_path, monkeypatch):
 def test_train_writes_outputs_and_is_deterministic(in_tmp, patch_files):
     tmp_path = in_tmp
     summary, root = run_train(tmp_path / "run1", patch_files)
-    keys = {"epochs", "patches", "seconds", "patches_per_second", "output_mpix_per_second",
-            "final_loss", "final_psnr", "final_val_loss", "final_val_psnr"}
+    keys = {
+        "epochs",
+        "patches",
+        "seconds",
+        "patches_per_second",
+        "output_mpix_per_second",
+        "final_loss",
+        "final_psnr",
+        "final_val_loss",
+        "final_val_psnr",
+    }
     assert keys <= set(summary)
     assert summary["epochs"] == 2 and summary["patches"] == 40
     assert json.loads((root / "metrics" / "train.json").read_text()) == summary
@@ -223,8 +233,9 @@ def test_psnr_is_of_the_set_mse_and_does_not_move_with_the_batch_size(in_tmp):
         model = load_model(root / "models" / "srcnn.keras")
         mse = float(np.mean((np.asarray(model(pairs[:, 0, :, :, None] / 255.0))[..., 0] - labels) ** 2))
         assert summaries[batch]["final_val_psnr"] == pytest.approx(-10 * np.log10(mse), abs=1e-4)
-        assert summaries[batch]["final_val_psnr"] == pytest.approx(-10 * np.log10(summaries[batch]["final_val_loss"]),
-                                                                   abs=1e-4)
+        assert summaries[batch]["final_val_psnr"] == pytest.approx(
+            -10 * np.log10(summaries[batch]["final_val_loss"]), abs=1e-4
+        )
 
 
 def test_psnr_metric_accumulates_over_batches():
@@ -248,8 +259,13 @@ def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
 
     keras.utils.set_random_seed(5)
     model = build_srcnn([8, 4], [9, 1, 5])
-    params = SimpleNamespace(seed=5, scale=2, resize="matlab", model=SimpleNamespace(filters=[8, 4],
-                             kernel_sizes=[9, 1, 5]), train=SimpleNamespace(epochs=1))
+    params = SimpleNamespace(
+        seed=5,
+        scale=2,
+        resize="matlab",
+        model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
+        train=SimpleNamespace(epochs=1),
+    )
     save_model(model, tmp_path / "a.keras", make_metadata(model, params))
     time.sleep(2.1)  # zip timestamps have a 2-second resolution
     save_model(model, tmp_path / "b.keras", make_metadata(model, params))
@@ -314,8 +330,9 @@ def test_fast_layers_compute_the_same_outputs_and_gradients(filters, kernels):
     keras.utils.set_random_seed(3)
     plain = build_srcnn(filters, kernels)
     fast = build_srcnn(filters, kernels, fast_layers=True)
-    assert [type(layer).__name__ for layer in fast.layers if layer.weights] != \
-        [type(layer).__name__ for layer in plain.layers if layer.weights]  # really other layers
+    assert [type(layer).__name__ for layer in fast.layers if layer.weights] != [
+        type(layer).__name__ for layer in plain.layers if layer.weights
+    ]  # really other layers
     rng = np.random.default_rng(4)
     weights = [w + rng.normal(0, 0.05, w.shape).astype(np.float32) for w in plain.get_weights()]  # biases ≠ 0
     plain.set_weights(weights)
@@ -344,8 +361,11 @@ def test_a_nan_loss_stops_fit_with_a_clear_error():
     model.layers[-1].set_weights([np.full_like(kernel, np.nan), bias])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     x, y = np.zeros((8, 9, 9, 1), np.float32), np.zeros((8, 5, 5, 1), np.float32)
-    with pytest.raises(training.TrainingDiverged, match=r"train: the loss became nan in epoch 1, by step 1; no model "
-                                                        r"was written. Lower train.learning_rate \(now 0.5\)"):
+    with pytest.raises(
+        training.TrainingDiverged,
+        match=r"train: the loss became nan in epoch 1, by step 1; no model "
+        r"was written. Lower train.learning_rate \(now 0.5\)",
+    ):
         model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[training.StopOnNonFiniteLoss(0.5)])
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import TINY, dvc, env, project_repo
 from skimage import data as skdata
 
 from srcnn import paper
-from conftest import TINY, dvc, env, project_repo
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def crops(seed: int, n: int, shape=(64, 72)) -> list[np.ndarray]:
 def test_commands_carry_the_whole_recipe_per_scale():
     commands = paper.commands("data/T91", ["Set5", "Set14"], stamp="T")
     assert [c[4] for c in commands] == ["paper-x2-T", "paper-x3-T", "paper-x4-T"]
-    for scale, command in zip(paper.SCALES, commands):
+    for scale, command in zip(paper.SCALES, commands, strict=True):
         sets = dict(command[i + 1].split("=", 1) for i, a in enumerate(command) if a == "-S")
         assert sets["scale"] == str(scale)
         assert sets["patches.hr_scales"] == "[1.0,0.9,0.8,0.7,0.6]" and sets["patches.flips_rotations"] == "true"
@@ -41,10 +41,20 @@ def test_commands_carry_the_whole_recipe_per_scale():
 
 def record(set5_x2: float, with_x3: bool = True) -> dict:
     def entry(scale, psnr):
-        return {"experiment": f"paper-x{scale}-20260101-000000", "rev": "abc", "timestamp": "t",
-                "train_dir": "data/T91", "recipe_changes": {}, "train_seconds": 1800.0, "patches": 553224,
-                "evaluate": {"valid": {"psnr_bicubic": 1, "psnr_srcnn": 2, "ssim_srcnn": 0.5},
-                             "Set5": {"psnr_bicubic": 33.6612, "psnr_srcnn": psnr, "ssim_srcnn": 0.9512}}}
+        return {
+            "experiment": f"paper-x{scale}-20260101-000000",
+            "rev": "abc",
+            "timestamp": "t",
+            "train_dir": "data/T91",
+            "recipe_changes": {},
+            "train_seconds": 1800.0,
+            "patches": 553224,
+            "evaluate": {
+                "valid": {"psnr_bicubic": 1, "psnr_srcnn": 2, "ssim_srcnn": 0.5},
+                "Set5": {"psnr_bicubic": 33.6612, "psnr_srcnn": psnr, "ssim_srcnn": 0.9512},
+            },
+        }
+
     scales = {"2": entry(2, set5_x2)}
     if with_x3:
         scales["3"] = entry(3, 32.5)
@@ -96,9 +106,23 @@ def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
     project_repo(repo, TINY)
     tiny = ["train.epochs=1", "train.batch_size=32", "patches.stride=24", "patches.hr_scales=[1.0,0.8]"]
     result = subprocess.run(
-        [sys.executable, "-m", "srcnn.paper", "run", "--train-dir", "mytrain", "--scales", "2", "3",
-         *[a for kv in tiny for a in ("-S", kv)]],
-        cwd=repo, env=env(), capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "srcnn.paper",
+            "run",
+            "--train-dir",
+            "mytrain",
+            "--scales",
+            "2",
+            "3",
+            *[a for kv in tiny for a in ("-S", kv)],
+        ],
+        cwd=repo,
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     shown = dvc(repo, "exp", "show", "--json").stdout
     recorded = json.loads((repo / paper.RESULTS).read_text())
@@ -107,24 +131,32 @@ def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
         assert entry["experiment"] in shown and entry["experiment"].startswith(f"paper-x{scale}-")
         assert set(entry["evaluate"]) == {"valid", "Set5"} and entry["evaluate"]["Set5"]["images"] == 5
         # Each scale's own model: the bicubic baseline differs between ×2 and ×3.
-        assert entry["recipe_changes"] == {"patches.hr_scales": [1.0, 0.8], "patches.stride": 24,
-                                           "train.batch_size": 32, "train.epochs": 1}
+        assert entry["recipe_changes"] == {
+            "patches.hr_scales": [1.0, 0.8],
+            "patches.stride": 24,
+            "train.batch_size": 32,
+            "train.epochs": 1,
+        }
     for entry in recorded["scales"].values():  # one point per epoch: [epoch, minutes, validation PSNR]
         assert [point[0] for point in entry["curve"]] == [1] and 0 < entry["curve"][0][2] < 60
-    assert recorded["scales"]["2"]["evaluate"]["Set5"]["psnr_bicubic"] > recorded["scales"]["3"]["evaluate"]["Set5"][
-        "psnr_bicubic"]
+    assert (
+        recorded["scales"]["2"]["evaluate"]["Set5"]["psnr_bicubic"]
+        > recorded["scales"]["3"]["evaluate"]["Set5"]["psnr_bicubic"]
+    )
     table = paper.render_table(recorded)
     assert "| Set5 | ×2 |" in table and "Run with changes to the recipe" in table
     assert "- ×3, validation PSNR on Set5 patches by training time: " in table
 
 
 def test_run_without_set5_says_what_to_do(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "srcnn.paper", "run"], cwd=tmp_path, env=env(),
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "srcnn.paper", "run"], cwd=tmp_path, env=env(), capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: data/benchmarks/Set5: missing; the recipe validates and reports on Set5 (copy its 5 PNGs there; "
-        "add Set14, BSD100, … beside it for more rows)"]
+        "add Set14, BSD100, … beside it for more rows)"
+    ]
 
 
 def test_an_extra_override_replaces_the_recipe_value_instead_of_repeating_the_key():
@@ -148,8 +180,9 @@ def test_readme_commands_run_as_written(tmp_path_factory):
             assert cv2.imwrite(str(path), image)
     project_repo(repo, TINY)
     (repo / "README.md").write_text(readme)
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=repo, env=env(), capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=repo, env=env(), capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     recorded = json.loads((repo / paper.RESULTS).read_text())
     assert sorted(recorded["scales"]) == ["2", "3", "4"]

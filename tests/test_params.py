@@ -29,11 +29,23 @@ VALID = {
         "train_dir": "data/images/train",
         "valid_dir": "/abs/valid",
     },
-    "patches": {"size": 33, "per_image": 500, "valid_per_image": 32, "stride": None, "flips_rotations": False,
-                "hr_scales": [1.0]},
+    "patches": {
+        "size": 33,
+        "per_image": 500,
+        "valid_per_image": 32,
+        "stride": None,
+        "flips_rotations": False,
+        "hr_scales": [1.0],
+    },
     "model": {"filters": [64, 32], "kernel_sizes": [9, 1, 5]},
-    "train": {"epochs": 3, "batch_size": 128, "learning_rate": 0.001, "lr_schedule": "cosine",
-              "strategy": "auto", "mixed_precision": False},
+    "train": {
+        "epochs": 3,
+        "batch_size": 128,
+        "learning_rate": 0.001,
+        "lr_schedule": "cosine",
+        "strategy": "auto",
+        "mixed_precision": False,
+    },
     "evaluate": {"crop_border": None, "benchmarks": []},
 }
 
@@ -104,10 +116,17 @@ def test_for_stage_returns_only_its_keys(tmp_path, stage):
         assert any(name == d or name.startswith(d + ".") for name in names), d
 
 
-@pytest.mark.parametrize("stage, undeclared", [
-    ("evaluate", "train"), ("evaluate", "seed"), ("train", "download"), ("train", "patches"),
-    ("patches", "model"), ("download", "seed"),
-])
+@pytest.mark.parametrize(
+    "stage, undeclared",
+    [
+        ("evaluate", "train"),
+        ("evaluate", "seed"),
+        ("train", "download"),
+        ("train", "patches"),
+        ("patches", "model"),
+        ("download", "seed"),
+    ],
+)
 def test_for_stage_undeclared_key_raises(tmp_path, stage, undeclared):
     ns = for_stage(stage, write_yaml(tmp_path / "params.yaml", VALID))
     with pytest.raises(AttributeError):
@@ -143,30 +162,33 @@ def test_dvc_yaml_params_match_stage_keys():
 # --------------------------------------------------------------------------- invalid values
 
 
-@pytest.mark.parametrize("key, value, fragments", [
-    ("scale", 5, ["scale", "5", "one of 2, 3, 4"]),
-    ("resize", "bilinear", ["resize", "bilinear", "'matlab', 'opencv'"]),
-    ("download.source", "foo", ["download.source", "foo", "'sample', 'div2k'"]),
-    ("model.kernel_sizes", [9, 2, 5], ["model.kernel_sizes", "odd integers"]),
-    ("model.filters", [64], ["model.filters", "1 entries", "= 2"]),
-    ("model.filters", [64, 32, 16], ["model.filters", "3 entries", "= 2"]),
-    ("train.learning_rate", 0, ["train.learning_rate", "greater than 0"]),
-    ("train.learning_rate", -0.1, ["train.learning_rate", "greater than 0"]),
-    ("train.learning_rate", "fast", ["train.learning_rate", "fast"]),
-    ("train.learning_rate", float("nan"), ["train.learning_rate"]),
-    ("train.learning_rate", "inf", ["train.learning_rate"]),
-    ("train.learning_rate", 1.5, ["train.learning_rate", "at most 1"]),
-    ("train.epochs", 0, ["train.epochs", "an integer from 1 to"]),
-    ("train.epochs", 2.5, ["train.epochs", "an integer from 1 to"]),
-    ("train.batch_size", "abc", ["train.batch_size", "abc", "an integer from 1 to"]),
-    ("train.epochs", True, ["train.epochs", "True", "an integer"]),  # bool is an int subclass, value 1
-    ("seed", False, ["seed", "an integer"]),
-    ("download.div2k_url", "ftp://example.org/DIV2K/", ["download.div2k_url", "http:// or https://"]),
-    ("download.div2k_url", "data.vision.ee.ethz.ch/cvl", ["download.div2k_url", "http:// or https://"]),
-    ("download.div2k_sha256.train", "abc123", ["download.div2k_sha256.train", "SHA-256"]),
-    ("download.div2k_sha256.valid", "g" * 64, ["download.div2k_sha256.valid", "SHA-256"]),
-    ("evaluate.crop_border", -1, ["evaluate.crop_border", "null"]),
-])
+@pytest.mark.parametrize(
+    "key, value, fragments",
+    [
+        ("scale", 5, ["scale", "5", "one of 2, 3, 4"]),
+        ("resize", "bilinear", ["resize", "bilinear", "'matlab', 'opencv'"]),
+        ("download.source", "foo", ["download.source", "foo", "'sample', 'div2k'"]),
+        ("model.kernel_sizes", [9, 2, 5], ["model.kernel_sizes", "odd integers"]),
+        ("model.filters", [64], ["model.filters", "1 entries", "= 2"]),
+        ("model.filters", [64, 32, 16], ["model.filters", "3 entries", "= 2"]),
+        ("train.learning_rate", 0, ["train.learning_rate", "greater than 0"]),
+        ("train.learning_rate", -0.1, ["train.learning_rate", "greater than 0"]),
+        ("train.learning_rate", "fast", ["train.learning_rate", "fast"]),
+        ("train.learning_rate", float("nan"), ["train.learning_rate"]),
+        ("train.learning_rate", "inf", ["train.learning_rate"]),
+        ("train.learning_rate", 1.5, ["train.learning_rate", "at most 1"]),
+        ("train.epochs", 0, ["train.epochs", "an integer from 1 to"]),
+        ("train.epochs", 2.5, ["train.epochs", "an integer from 1 to"]),
+        ("train.batch_size", "abc", ["train.batch_size", "abc", "an integer from 1 to"]),
+        ("train.epochs", True, ["train.epochs", "True", "an integer"]),  # bool is an int subclass, value 1
+        ("seed", False, ["seed", "an integer"]),
+        ("download.div2k_url", "ftp://example.org/DIV2K/", ["download.div2k_url", "http:// or https://"]),
+        ("download.div2k_url", "data.vision.ee.ethz.ch/cvl", ["download.div2k_url", "http:// or https://"]),
+        ("download.div2k_sha256.train", "abc123", ["download.div2k_sha256.train", "SHA-256"]),
+        ("download.div2k_sha256.valid", "g" * 64, ["download.div2k_sha256.valid", "SHA-256"]),
+        ("evaluate.crop_border", -1, ["evaluate.crop_border", "null"]),
+    ],
+)
 def test_invalid_value_refused(key, value, fragments):
     with pytest.raises(ParamsError) as info:
         validate(tree_with(key, value))
@@ -264,8 +286,9 @@ def test_load_missing_file_and_bad_yaml(tmp_path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "srcnn", "check-params", *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "srcnn", "check-params", *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
 
 
 def test_cli_good_file(tmp_path):
@@ -291,13 +314,20 @@ def test_benchmarks_list_of_names_accepted(tmp_path):
     assert validate(tree_with("evaluate.benchmarks", None))["evaluate.benchmarks"] == []
 
 
-@pytest.mark.parametrize("names", [
-    ["valid"],  # evaluate's own split: it would overwrite the validation metrics, CSV rows and crops
-    ["Set5", "Set5"],  # the same set twice
-    ["../raw"], [".."], ["a/b"], [""], [5],
-    {"Set5": "data/benchmarks/Set5"},  # the old mapping form, which `dvc exp run -S` cannot set or clear
-    "Set5",
-])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["valid"],  # evaluate's own split: it would overwrite the validation metrics, CSV rows and crops
+        ["Set5", "Set5"],  # the same set twice
+        ["../raw"],
+        [".."],
+        ["a/b"],
+        [""],
+        [5],
+        {"Set5": "data/benchmarks/Set5"},  # the old mapping form, which `dvc exp run -S` cannot set or clear
+        "Set5",
+    ],
+)
 def test_benchmark_names_reserved_duplicate_or_not_a_folder_name_refused(names):
     with pytest.raises(ParamsError, match=r"evaluate\.benchmarks.*list of distinct set names.*not valid"):
         validate(tree_with("evaluate.benchmarks", names))

@@ -75,7 +75,8 @@ def test_patches_are_crops_of_source(tmp_path, images, sources, kernel):
             tops, lefts = np.nonzero((windows == patch[1]).all(axis=(2, 3)))
             assert len(tops) >= 1, f"patch {i * PER_IMAGE + j} is not a crop of image {i}"
             assert any(
-                np.array_equal(patch[0], degraded_full[t : t + SIZE, x : x + SIZE]) for t, x in zip(tops, lefts)
+                np.array_equal(patch[0], degraded_full[t : t + SIZE, x : x + SIZE])
+                for t, x in zip(tops, lefts, strict=True)
             ), f"input plane of patch {i * PER_IMAGE + j} is not the matching crop of the degraded image"
 
 
@@ -135,12 +136,15 @@ def test_load_patches_memory_maps(tmp_path, images):
     np.testing.assert_array_equal(loaded, np.load(out))
 
 
-@pytest.mark.parametrize("array", [
-    np.zeros((4, 2, 5, 5), np.float32),
-    np.zeros((4, 3, 5, 5), np.uint8),
-    np.zeros((4, 2, 5, 6), np.uint8),
-    np.zeros((2, 5, 5), np.uint8),
-])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros((4, 2, 5, 5), np.float32),
+        np.zeros((4, 3, 5, 5), np.uint8),
+        np.zeros((4, 2, 5, 6), np.uint8),
+        np.zeros((2, 5, 5), np.uint8),
+    ],
+)
 def test_load_patches_refuses_wrong_layout(tmp_path, array):
     path = tmp_path / "bad.npy"
     np.save(path, array)
@@ -197,23 +201,28 @@ def test_stride_gives_every_window_of_the_grid_in_order(tmp_path, images, source
 def test_flips_rotations_store_each_pair_in_its_8_orientations(tmp_path, images):
     plain, augmented = tmp_path / "plain.npy", tmp_path / "aug.npy"
     write_patches(images, plain, size=SIZE, per_image=4, scale=SCALE, kernel="matlab", seed=2)
-    n = write_patches(images, augmented, size=SIZE, per_image=4, scale=SCALE, kernel="matlab", seed=2,
-                      flips_rotations=True)
+    n = write_patches(
+        images, augmented, size=SIZE, per_image=4, scale=SCALE, kernel="matlab", seed=2, flips_rotations=True
+    )
     base, aug = np.load(plain), np.load(augmented)
     assert n == len(aug) == 8 * len(base)
     for i, pair in enumerate(base):
         group = aug[8 * i : 8 * i + 8]
         np.testing.assert_array_equal(group[0], pair)  # the original first, then the other 7
-        views = {np.ascontiguousarray(v).tobytes() for k in range(4) for v in
-                 (np.rot90(pair, k, axes=(1, 2)), np.rot90(pair, k, axes=(1, 2))[..., ::-1])}
+        views = {
+            np.ascontiguousarray(v).tobytes()
+            for k in range(4)
+            for v in (np.rot90(pair, k, axes=(1, 2)), np.rot90(pair, k, axes=(1, 2))[..., ::-1])
+        }
         assert {np.ascontiguousarray(g).tobytes() for g in group} == views
         assert len(views) == 8  # a real crop has 8 distinct orientations
 
 
 def test_hr_scales_add_shrunk_copies_degraded_like_the_original(tmp_path, images, sources):
     out = tmp_path / "scales.npy"
-    write_patches(images[:1], out, size=SIZE, per_image=0, scale=SCALE, kernel="matlab", seed=0, stride=5,
-                  hr_scales=(1.0, 0.8))
+    write_patches(
+        images[:1], out, size=SIZE, per_image=0, scale=SCALE, kernel="matlab", seed=0, stride=5, hr_scales=(1.0, 0.8)
+    )
     array = np.load(out)
     y = rgb_to_y(sources["a_astronaut"])
     # An independent path: MATLAB imresize of Y / 255 by 0.8, rounded, then modcrop and the usual degradation.
@@ -248,8 +257,16 @@ def test_grid_file_does_not_depend_on_the_seed(tmp_path, images):
 
 def test_shrunk_copy_smaller_than_a_patch_is_named_with_its_factor(tmp_path, images):
     with pytest.raises(ImageError, match=r"b_camera.png shrunk by patches.hr_scales 0.3: 16x14 after modcrop"):
-        write_patches(images, tmp_path / "p.npy", size=SIZE, per_image=2, scale=SCALE, kernel="matlab", seed=0,
-                      hr_scales=(1.0, 0.3))
+        write_patches(
+            images,
+            tmp_path / "p.npy",
+            size=SIZE,
+            per_image=2,
+            scale=SCALE,
+            kernel="matlab",
+            seed=0,
+            hr_scales=(1.0, 0.3),
+        )
     assert not (tmp_path / "p.npy").exists()
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import STAGES, TINY, dvc, flatten, project_repo, run, set_key, stages_run
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
@@ -167,8 +166,9 @@ def test_exp_run_with_learning_rate_in_exponent_notation(repo):
     assert float(yaml.safe_load((repo / "params.yaml").read_text())["train"]["learning_rate"]) == 1e-4
     # Written by hand (or by dvc in some versions) as `3e-4`, PyYAML reads a string: the stage must accept it.
     text = (repo / "params.yaml").read_text()
-    lines = [("  learning_rate: 3e-4" if line.strip().startswith("learning_rate:") else line) for line in
-             text.splitlines()]
+    lines = [
+        ("  learning_rate: 3e-4" if line.strip().startswith("learning_rate:") else line) for line in text.splitlines()
+    ]
     (repo / "params.yaml").write_text("\n".join(lines) + "\n")
     assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["learning_rate"] == "3e-4"
     result = dvc(repo, "exp", "run")

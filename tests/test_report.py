@@ -17,10 +17,24 @@ def test_readme_results_block_matches_committed_metrics():
 
 
 def test_render_puts_paper_numbers_beside_ours():
-    metrics = {"valid": {"images": 4, "psnr_bicubic": 30.7946, "psnr_srcnn": 31.8601, "psnr_gain": 1.0655,
-                         "ssim_bicubic": 0.8757, "ssim_srcnn": 0.8999},
-               "Set5": {"images": 5, "psnr_bicubic": 33.6614, "psnr_srcnn": 35.493, "psnr_gain": 1.8316,
-                        "ssim_bicubic": 0.9299, "ssim_srcnn": 0.9454}}
+    metrics = {
+        "valid": {
+            "images": 4,
+            "psnr_bicubic": 30.7946,
+            "psnr_srcnn": 31.8601,
+            "psnr_gain": 1.0655,
+            "ssim_bicubic": 0.8757,
+            "ssim_srcnn": 0.8999,
+        },
+        "Set5": {
+            "images": 5,
+            "psnr_bicubic": 33.6614,
+            "psnr_srcnn": 35.493,
+            "psnr_gain": 1.8316,
+            "ssim_bicubic": 0.9299,
+            "ssim_srcnn": 0.9454,
+        },
+    }
     table = report.render(metrics, scale=2)
     assert "| Set5 | 5 | 33.66 / 0.9299 | 35.49 / 0.9454 | +1.83 dB | 33.66 / 0.9299 | 36.34 | 36.66 |" in table
     assert "| valid | 4 | 30.79 / 0.8757 | 31.86 / 0.8999 | +1.07 dB | — | — | — |" in table
@@ -30,8 +44,20 @@ def test_render_puts_paper_numbers_beside_ours():
 
 def test_write_and_check(tmp_path):
     metrics = tmp_path / "evaluate.json"
-    metrics.write_text(json.dumps({"valid": {"images": 1, "psnr_bicubic": 30.0, "psnr_srcnn": 31.0,
-                                             "psnr_gain": 1.0, "ssim_bicubic": 0.8, "ssim_srcnn": 0.9}}))
+    metrics.write_text(
+        json.dumps(
+            {
+                "valid": {
+                    "images": 1,
+                    "psnr_bicubic": 30.0,
+                    "psnr_srcnn": 31.0,
+                    "psnr_gain": 1.0,
+                    "ssim_bicubic": 0.8,
+                    "ssim_srcnn": 0.9,
+                }
+            }
+        )
+    )
     params = tmp_path / "params.yaml"
     params.write_text("scale: 2\n")
     readme = tmp_path / "README.md"

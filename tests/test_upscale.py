@@ -18,19 +18,30 @@ import pytest
 import skimage.data
 
 from srcnn.__main__ import main as cli
-from srcnn.io import encode_png_gray_alpha
 from srcnn.imaging import imresize_matlab, resize, rgb_to_y
-from srcnn.model import (METADATA_NAME, build_srcnn, load_model, make_metadata, margin, predict_y, read_metadata,
-                         save_model)
+from srcnn.io import encode_png_gray_alpha
+from srcnn.model import (
+    METADATA_NAME,
+    build_srcnn,
+    load_model,
+    make_metadata,
+    margin,
+    predict_y,
+    read_metadata,
+    save_model,
+)
 from srcnn.upscale import Upscaler, _gather_resize, axis_weights, read_image, rgb_to_ycbcr, ycbcr_to_rgb
 
 
 def tiny_params(scale: int = 2, resize: str = "matlab", filters=(8, 4), kernels=(9, 1, 5)) -> SimpleNamespace:
     return SimpleNamespace(
-        seed=0, scale=scale, resize=resize,
+        seed=0,
+        scale=scale,
+        resize=resize,
         model=SimpleNamespace(filters=list(filters), kernel_sizes=list(kernels)),
-        train=SimpleNamespace(epochs=1, batch_size=16, learning_rate=1e-3, lr_schedule="cosine",
-                              strategy="auto", mixed_precision=False),
+        train=SimpleNamespace(
+            epochs=1, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy="auto", mixed_precision=False
+        ),
     )
 
 
@@ -129,7 +140,16 @@ def test_predict_y_tiled_equals_whole_image():
     y = np.random.default_rng(0).random((101, 83))  # several 16-pixel tiles, ragged last row and column
     whole = np.asarray(model(np.pad(y, m, mode="symmetric").astype(np.float32)[None, :, :, None]))[0, :, :, 0]
     # overlap 120: wider than the image, so the context mirrors more than once (np.pad and mirror_indices alike)
-    for tile, overlap in [(16, m), (16, m + 3), (37, None), (7, None), (1000, None), (None, m + 3), (None, 120), (16, 120)]:
+    for tile, overlap in [
+        (16, m),
+        (16, m + 3),
+        (37, None),
+        (7, None),
+        (1000, None),
+        (None, m + 3),
+        (None, 120),
+        (16, 120),
+    ]:
         np.testing.assert_allclose(predict_y(model, y, tile=tile, overlap=overlap), whole, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="radius"):
         predict_y(model, y, tile=16, overlap=m - 1)
@@ -386,8 +406,14 @@ def test_train_stage_embeds_metadata_atomically(tmp_path, monkeypatch):
     training.train(tmp_path / "p.npy", tmp_path / "p.npy", model_path, tmp_path / "log", tmp_path / "t.json", params)
     meta = read_metadata(model_path)
     assert meta["scale"] == 3 and meta["resize"] == "opencv" and meta["params"]["seed"] == 0
-    assert meta["params"]["train"] == {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "lr_schedule": "cosine",
-                                       "strategy": "auto", "mixed_precision": False}
+    assert meta["params"]["train"] == {
+        "epochs": 1,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "lr_schedule": "cosine",
+        "strategy": "auto",
+        "mixed_precision": False,
+    }
     assert [p.name for p in model_path.parent.iterdir()] == ["srcnn.keras"]  # no temporaries left
     load_model(model_path)
 
@@ -458,8 +484,9 @@ def test_usage_errors(tmp_path, models, capsys):
     assert cli(["upscale", str(a), str(b), "-o", str(tmp_path / "file.png"), "--model", str(models[2])]) == 2
     assert cli(["upscale", str(a), "-o", str(tmp_path / "x.gif"), "--model", str(models[2])]) == 2
     assert ".gif" in capsys.readouterr().err
-    assert cli(["upscale", str(a), str(tmp_path / "nope.png"), "-o", str(tmp_path / "o"),
-                "--model", str(models[2])]) == 1
+    assert (
+        cli(["upscale", str(a), str(tmp_path / "nope.png"), "-o", str(tmp_path / "o"), "--model", str(models[2])]) == 1
+    )
     assert "nope.png" in capsys.readouterr().err
     assert (tmp_path / "o" / "a.png").exists()
 
@@ -543,7 +570,20 @@ def test_compare_pictures_never_overwrite_another_output_or_the_input(tmp_path, 
 
     single = write(tmp_path / "y.compare.png", photo(10, 10))
     before = single.read_bytes()
-    assert cli(["upscale", str(single), "-o", str(tmp_path / "y.png"), "--model", str(models[2]), "--compare",
-                "--overwrite"]) == 1
+    assert (
+        cli(
+            [
+                "upscale",
+                str(single),
+                "-o",
+                str(tmp_path / "y.png"),
+                "--model",
+                str(models[2]),
+                "--compare",
+                "--overwrite",
+            ]
+        )
+        == 1
+    )
     assert "would replace the input itself" in capsys.readouterr().err
     assert single.read_bytes() == before
