@@ -21,9 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
+from srcnn.colour import round_to
 from srcnn.errors import UserError
-from srcnn.imaging import round_to
 from srcnn.params import margin_of, receptive_field
+from srcnn.resize import symmetric_indices
 
 
 def build_srcnn(filters: list[int], kernel_sizes: list[int], fast_layers: bool = False) -> keras.Model:
@@ -323,16 +324,6 @@ def forward(model: keras.Model) -> Forward:
     return model._srcnn_forward
 
 
-def mirror_indices(start: int, stop: int, length: int) -> np.ndarray:
-    """Indices of positions start..stop-1 of an axis of `length` padded symmetrically (np.pad 'symmetric').
-
-    Positions outside [0, length) reflect with the edge pixel repeated (…, 1, 0 | 0, 1, …, n-1 | n-1, …),
-    periodically, so any pad width (even wider than the axis) maps as np.pad does.
-    """
-    mirror = np.concatenate([np.arange(length), np.arange(length)[::-1]])
-    return mirror[np.mod(np.arange(start, stop), 2 * length)]
-
-
 def tile_starts(length: int, tile: int) -> list[tuple[int, int]]:
     """(start, stop) of consecutive tiles covering [0, length); the last one may be shorter."""
     return [(s, min(s + tile, length)) for s in range(0, length, tile)]
@@ -362,9 +353,9 @@ def predict_y(model: keras.Model, y: np.ndarray, tile: int | None = None, overla
         return np.ascontiguousarray(pred[trim : trim + h, trim : trim + w])
     out = np.empty((h, w), np.float32)
     for r0, r1 in tile_starts(h, tile):
-        rows = mirror_indices(r0 - overlap, r1 + overlap, h)
+        rows = symmetric_indices(np.arange(r0 - overlap, r1 + overlap), h)
         for c0, c1 in tile_starts(w, tile):
-            cols = mirror_indices(c0 - overlap, c1 + overlap, w)
+            cols = symmetric_indices(np.arange(c0 - overlap, c1 + overlap), w)
             window = np.asarray(np.take(np.take(y, rows, 0), cols, 1), dtype=np.float32)  # ~3× faster than np.ix_
             pred = run(window[None, :, :, None])[0, :, :, 0]
             out[r0:r1, c0:c1] = pred[trim : trim + r1 - r0, trim : trim + c1 - c0]

@@ -22,9 +22,11 @@ import numpy as np
 from numpy.lib import format as npy
 from tqdm import tqdm
 
+from srcnn.colour import rgb_to_y, round_to
 from srcnn.errors import UserError
-from srcnn.imaging import bicubic_degrade, imresize_matlab, modcrop, rgb_to_y, round_to
+from srcnn.imaging import bicubic_degrade, modcrop
 from srcnn.io import ImageError, atomic_file, list_images, read_image
+from srcnn.resize import imresize_matlab
 
 
 def degraded_pair(path: Path, scale: int, kernel: str, hr_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

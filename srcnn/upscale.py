@@ -33,91 +33,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from srcnn.imaging import RESIZE_KERNELS, _matlab_weights, round_to
+from srcnn.colour import rgb_to_ycbcr, round_to, ycbcr_to_rgb
 from srcnn.io import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_icc_profile, write_opencv_image
-
-# --------------------------------------------------------------------------- colour
-
-# MATLAB rgb2ycbcr / ycbcr2rgb (ITU-R BT.601, studio swing), on values in [0, 255].
-YCBCR_MATRIX = (
-    np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=np.float64)
-    / 255.0
-)  # per unit of RGB in [0, 255]
-YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
-RGB_MATRIX = np.linalg.inv(YCBCR_MATRIX)
-
-
-def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) RGB in [0, 255] → float64 YCbCr: Y in [16, 235], Cb and Cr in [16, 240]. Not rounded.
-
-    Computed term by term in the order of `srcnn.imaging.rgb_to_y`, so rounding this Y gives its bytes.
-    """
-    rgb = np.asarray(rgb, dtype=np.float64)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    m = YCBCR_MATRIX * 255.0
-    return np.stack(
-        [o + (row[0] * r + row[1] * g + row[2] * b) / 255.0 for o, row in zip(YCBCR_OFFSET, m, strict=True)], axis=-1
-    )
-
-
-def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
-    """The exact inverse of `rgb_to_ycbcr` (float64, not rounded or clipped)."""
-    return (np.asarray(ycbcr, dtype=np.float64) - YCBCR_OFFSET) @ RGB_MATRIX.T
-
-
-# --------------------------------------------------------------------------- resize by gathering
-
-
-def _opencv_weights(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Taps and weights of `cv2.resize` INTER_CUBIC (a = -0.75, edge pixels replicated), in float64."""
-    a = -0.75
-    fx = (np.arange(out_len, dtype=np.float64) + 0.5) / scale - 0.5
-    sx = np.floor(fx)
-    t = fx - sx
-    weights = np.stack(
-        [
-            ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
-            ((a + 2) * t - (a + 3)) * t * t + 1,
-            ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
-        ],
-        axis=1,
-    )
-    weights = np.concatenate([weights, 1.0 - weights.sum(axis=1, keepdims=True)], axis=1)
-    indices = np.clip(sx.astype(np.int64)[:, None] + np.arange(-1, 3)[None, :], 0, in_len - 1)
-    return indices, weights
-
-
-def axis_weights(in_len: int, scale: int, kernel: str) -> tuple[np.ndarray, np.ndarray]:
-    """(out_len, taps) input indices and weights of an upscaling by `scale` along one axis.
-
-    The same taps as `srcnn.imaging.resize` with that kernel; taps whose weight is zero for every output
-    pixel are dropped (adding 0 × x changes no sum).
-    """
-    out_len = in_len * scale
-    if kernel == "matlab":
-        indices, weights = _matlab_weights(in_len, out_len, float(scale))
-    elif kernel == "opencv":
-        indices, weights = _opencv_weights(in_len, out_len, float(scale))
-    else:
-        raise ValueError(f"unknown resize kernel {kernel!r}; expected one of {RESIZE_KERNELS}")
-    used = np.any(weights != 0, axis=0)
-    return np.ascontiguousarray(indices[:, used]), np.ascontiguousarray(weights[:, used])
-
-
-def _gather_resize(block: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]):
-    """Rows first, then columns (as MATLAB imresize with equal scales), on (h, w[, c]) float64."""
-    r_idx, r_w = rows
-    c_idx, c_w = cols
-    extra = (None,) * (block.ndim - 1)
-    tmp = np.zeros((r_idx.shape[0],) + block.shape[1:], np.float64)
-    for t in range(r_idx.shape[1]):
-        tmp += r_w[:, t][(slice(None),) + extra] * block[r_idx[:, t]]
-    out = np.zeros((r_idx.shape[0], c_idx.shape[0]) + block.shape[2:], np.float64)
-    extra = (None,) * (block.ndim - 2)
-    for t in range(c_idx.shape[1]):
-        out += c_w[:, t][(None, slice(None)) + extra] * tmp[:, c_idx[:, t]]
-    return out
-
+from srcnn.resize import RESIZE_KERNELS, apply_taps, axis_taps, symmetric_indices
 
 # --------------------------------------------------------------------------- the upscaler
 
@@ -149,7 +67,7 @@ class Upscaler:
         uint16, RGB order or
         OpenCV's BGR order with `bgr=True` (outputs keep the input's channel order).
         """
-        from srcnn.model import mirror_indices, tile_starts
+        from srcnn.model import tile_starts
 
         h, w = image.shape[:2]
         s, m = self.scale, self.margin
@@ -159,13 +77,13 @@ class Upscaler:
         channels = 1 if image.ndim == 2 else image.shape[2]
         colour = channels >= 3
         rgb_order = [2, 1, 0] if bgr else [0, 1, 2]
-        rows_all, cols_all = axis_weights(h, s, self.resize), axis_weights(w, s, self.resize)
+        rows_all, cols_all = axis_taps(h, s, self.resize), axis_taps(w, s, self.resize)
         for r0, r1 in tile_starts(H, self.tile):
-            hr_rows = mirror_indices(r0 - m, r1 + m, H)  # the symmetric padding of the whole HR image
+            hr_rows = symmetric_indices(np.arange(r0 - m, r1 + m), H)  # the symmetric padding of the whole HR image
             r_idx, r_w = rows_all[0][hr_rows], rows_all[1][hr_rows]
             lo_r, hi_r = int(r_idx.min()), int(r_idx.max()) + 1
             for c0, c1 in tile_starts(W, self.tile):
-                hr_cols = mirror_indices(c0 - m, c1 + m, W)
+                hr_cols = symmetric_indices(np.arange(c0 - m, c1 + m), W)
                 c_idx, c_w = cols_all[0][hr_cols], cols_all[1][hr_cols]
                 lo_c, hi_c = int(c_idx.min()), int(c_idx.max()) + 1
                 block = image[lo_r:hi_r, lo_c:hi_c].astype(np.float64) * k
@@ -175,7 +93,7 @@ class Upscaler:
                         planes = np.concatenate([planes, block[..., 3:]], axis=2)
                 else:
                     planes = block[..., None] if block.ndim == 2 else block
-                up = _gather_resize(planes, (r_idx - lo_r, r_w), (c_idx - lo_c, c_w))
+                up = apply_taps(planes, (r_idx - lo_r, r_w), (c_idx - lo_c, c_w))
                 th, tw = r1 - r0, c1 - c0
                 window = (up[..., 0] / 255.0).astype(np.float32)
                 sr_y = self._run(window[None, :, :, None])[0, :, :, 0].astype(np.float64)

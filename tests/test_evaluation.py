@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 from skimage import data as skdata
 
+from srcnn.colour import rgb_to_y
 from srcnn.evaluation import evaluate
-from srcnn.imaging import bicubic_degrade, modcrop, psnr, rgb_to_y
+from srcnn.imaging import bicubic_degrade, modcrop, psnr
 from srcnn.io import ImageError, read_image
 from srcnn.model import build_srcnn
 

@@ -11,18 +11,10 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from srcnn.imaging import (
-    bicubic_degrade,
-    imresize_matlab,
-    imresize_opencv,
-    modcrop,
-    psnr,
-    resize,
-    rgb_to_y,
-    round_to,
-    ssim,
-)
+from srcnn.colour import rgb_to_y, round_to
+from srcnn.imaging import bicubic_degrade, modcrop, psnr, ssim
 from srcnn.io import ImageError, atomic_dir, atomic_file, read_image
+from srcnn.resize import imresize_matlab, resize, symmetric_indices
 
 SET5 = Path(__file__).resolve().parents[1].parent / "shared/benchmarks/Set5"
 
@@ -196,13 +188,23 @@ def test_imresize_matches_separable_definition(scale, shape):
     np.testing.assert_allclose(imresize_matlab(image, scale), expected, rtol=0, atol=1e-12)
 
 
-def test_imresize_opencv_equals_cv2():
-    image = np.random.default_rng(2).random((9, 14))
-    np.testing.assert_array_equal(
-        imresize_opencv(image, 2.0), cv2.resize(image, (28, 18), interpolation=cv2.INTER_CUBIC)
-    )
-    np.testing.assert_array_equal(imresize_opencv(image, 0.5), cv2.resize(image, (7, 4), interpolation=cv2.INTER_CUBIC))
-    np.testing.assert_array_equal(resize(image, 2.0, "opencv"), imresize_opencv(image, 2.0))
+@pytest.mark.parametrize("scale", [2.0, 3.0, 4.0, 0.5, 1 / 3, 0.25, 0.7])
+@pytest.mark.parametrize("shape", [(9, 14), (37, 41), (13, 21, 2)])
+def test_resize_opencv_matches_cv2(shape, scale):
+    """The `opencv` kernel, computed from OpenCV's formulas in float64, against cv2.resize itself (which keeps
+    its tap weights in float32), including sizes that round (37 × 0.5 → 18: positions follow 18/37)."""
+    image = np.random.default_rng(2).random(shape)
+    out = resize(image, scale, "opencv")
+    size = (int(round(shape[1] * scale)), int(round(shape[0] * scale)))
+    reference = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC).reshape(out.shape)
+    np.testing.assert_allclose(out, reference, rtol=0, atol=1e-5)
+
+
+def test_symmetric_indices_pad_as_numpy():
+    for length in (1, 2, 5):
+        for pad in (0, 3, 12):  # wider than the axis: the mirror repeats
+            padded = np.pad(np.arange(length), pad, mode="symmetric")
+            np.testing.assert_array_equal(symmetric_indices(np.arange(-pad, length + pad), length), padded)
 
 
 def test_resize_unknown_kernel():

@@ -10,7 +10,8 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from skimage import data as skdata
 
-from srcnn.imaging import bicubic_degrade, modcrop, rgb_to_y
+from srcnn.colour import rgb_to_y
+from srcnn.imaging import bicubic_degrade, modcrop
 from srcnn.io import ImageError
 from srcnn.patches import PatchFile, degraded_pair, load_patches, write_patches
 
@@ -226,7 +227,8 @@ def test_hr_scales_add_shrunk_copies_degraded_like_the_original(tmp_path, images
     array = np.load(out)
     y = rgb_to_y(sources["a_astronaut"])
     # An independent path: MATLAB imresize of Y / 255 by 0.8, rounded, then modcrop and the usual degradation.
-    from srcnn.imaging import imresize_matlab, round_to
+    from srcnn.colour import round_to
+    from srcnn.resize import imresize_matlab
 
     shrunk = modcrop(round_to(imresize_matlab(y / 255.0, 0.8) * 255.0), SCALE)  # 61x72 -> 49x58 -> 48x58
     assert shrunk.shape == (48, 58)

@@ -18,7 +18,7 @@ import pytest
 import skimage.data
 
 from srcnn.__main__ import main as cli
-from srcnn.imaging import imresize_matlab, resize, rgb_to_y
+from srcnn.colour import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from srcnn.io import encode_png_gray_alpha
 from srcnn.model import (
     METADATA_NAME,
@@ -30,7 +30,8 @@ from srcnn.model import (
     read_metadata,
     save_model,
 )
-from srcnn.upscale import Upscaler, _gather_resize, axis_weights, read_image, rgb_to_ycbcr, ycbcr_to_rgb
+from srcnn.resize import apply_taps, axis_taps, imresize_matlab, resize
+from srcnn.upscale import Upscaler, read_image
 
 
 def tiny_params(scale: int = 2, resize: str = "matlab", filters=(8, 4), kernels=(9, 1, 5)) -> SimpleNamespace:
@@ -122,13 +123,19 @@ def test_colour_round_trip_every_8bit_colour():
 
 @pytest.mark.parametrize("kernel", ["matlab", "opencv"])
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_gathered_resize_matches_imaging_resize(kernel, scale):
+def test_windowed_resize_matches_the_whole_image_bit_for_bit(kernel, scale):
+    """A window of the input, with the taps of some output rows and columns shifted to it, gives exactly those
+    output pixels of the whole-image resize (what the tiled upscaler relies on)."""
     x = np.random.default_rng(scale).random((13, 21, 2))
-    out = _gather_resize(x, axis_weights(13, scale, kernel), axis_weights(21, scale, kernel))
-    ref = resize(x, float(scale), kernel)
-    assert out.shape == ref.shape == (13 * scale, 21 * scale, 2)
-    # matlab: the same taps and order, bit for bit; opencv: cv2 computes positions in float32.
-    np.testing.assert_allclose(out, ref, rtol=0, atol=0 if kernel == "matlab" else 1e-5)
+    whole = resize(x, float(scale), kernel)
+    assert whole.shape == (13 * scale, 21 * scale, 2)
+    (r_idx, r_w), (c_idx, c_w) = axis_taps(13, scale, kernel), axis_taps(21, scale, kernel)
+    rows, cols = slice(5, 17), slice(9, 30)
+    r_sel, c_sel = r_idx[rows], c_idx[cols]
+    r0, c0 = r_sel.min(), c_sel.min()
+    window = x[r0 : r_sel.max() + 1, c0 : c_sel.max() + 1]
+    out = apply_taps(window, (r_sel - r0, r_w[rows]), (c_sel - c0, c_w[cols]))
+    np.testing.assert_array_equal(out, whole[rows, cols])
 
 
 # --------------------------------------------------------------------------- tiling
@@ -139,7 +146,7 @@ def test_predict_y_tiled_equals_whole_image():
     m = margin(model)
     y = np.random.default_rng(0).random((101, 83))  # several 16-pixel tiles, ragged last row and column
     whole = np.asarray(model(np.pad(y, m, mode="symmetric").astype(np.float32)[None, :, :, None]))[0, :, :, 0]
-    # overlap 120: wider than the image, so the context mirrors more than once (np.pad and mirror_indices alike)
+    # overlap 120: wider than the image, so the context mirrors more than once (np.pad and symmetric_indices alike)
     for tile, overlap in [
         (16, m),
         (16, m + 3),
@@ -170,7 +177,7 @@ def test_upscale_tiled_equals_whole_image(channels):
 
 
 def test_upscale_y_is_srcnn_on_bicubic_y_like_upscale_y():
-    # Gray: bicubic (imaging.imresize_matlab) then the whole-image symmetric-padded SRCNN, as evaluate runs it.
+    # Gray: bicubic (resize.imresize_matlab) then the whole-image symmetric-padded SRCNN, as evaluate runs it.
     model = tiny_model(3)
     y = rgb_to_y(photo(31, 40))
     bicubic = imresize_matlab(y / 255.0, 2)
