@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from srcnn import upscale
-from srcnn.params import STAGE_KEYS, ParamsError, load
+from srcnn.params import ParamsError, load, stage_keys
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,12 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-params":
         try:
             values = load(args.path)
+            keys = stage_keys(Path(args.path).parent / "dvc.yaml")
         except ParamsError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(f"{args.path}: {len(values)} keys valid")
-        for stage, keys in STAGE_KEYS.items():
-            print(f"  {stage}: {', '.join(keys)}")
+        for stage, names in keys.items():
+            print(f"  {stage}: {', '.join(names)}")
     return 0
 
 

@@ -1,9 +1,10 @@
 """The params.yaml schema: one table of keys, validated before any stage works.
 
 Every stage validates the whole file (so a typo anywhere stops the pipeline
-before the first stage does any work) but is handed only the keys it reads,
-listed in `STAGE_KEYS`. `dvc.yaml` declares exactly those keys per stage, which
-a test checks, so changing one key reruns exactly the stages that read it.
+before the first stage does any work) but is handed only the keys it reads:
+those its `params:` list in `dvc.yaml` declares (`stage_keys`), so changing one
+key reruns exactly the stages that read it, and a stage cannot read a key DVC
+would not rerun it for.
 """
 
 from __future__ import annotations
@@ -239,43 +240,27 @@ SCHEMA: dict[str, Key] = _named(
     }
 )
 
-# The keys each stage reads. dvc.yaml's `params:` lists must match (tested).
-STAGE_KEYS: dict[str, tuple[str, ...]] = {
-    "download": (
-        "download.source",
-        "download.div2k_url",
-        "download.div2k_sha256",
-        "download.train_limit",
-        "download.valid_limit",
-        "download.train_dir",
-        "download.valid_dir",
-    ),
-    "patches": (
-        "seed",
-        "scale",
-        "resize",
-        "patches.size",
-        "patches.per_image",
-        "patches.valid_per_image",
-        "patches.stride",
-        "patches.flips_rotations",
-        "patches.hr_scales",
-    ),
-    "train": (
-        "seed",
-        "scale",
-        "resize",
-        "model.filters",
-        "model.kernel_sizes",
-        "train.epochs",
-        "train.batch_size",
-        "train.learning_rate",
-        "train.lr_schedule",
-        "train.strategy",
-        "train.mixed_precision",
-    ),
-    "evaluate": ("scale", "resize", "evaluate.crop_border", "evaluate.benchmarks"),
-}
+
+def stage_keys(dvc_yaml: str | Path = "dvc.yaml") -> dict[str, tuple[str, ...]]:
+    """The keys each stage reads: the `params:` list of each stage in dvc.yaml, the one place they are written
+    (DVC reruns a stage when one of them changes, so a stage may read no other). ParamsError for a missing
+    dvc.yaml or a listed key that the schema does not have."""
+    path = Path(dvc_yaml)
+    try:
+        stages = yaml.safe_load(path.read_text(encoding="utf-8"))["stages"]
+    except FileNotFoundError:
+        raise ParamsError(
+            f"{path}: no such file; stages run from the repository root, where dvc.yaml lists each stage's "
+            "params (as `dvc repro` runs them)"
+        ) from None
+    keys = {}
+    for stage, spec in stages.items():
+        listed = spec.get("params") or []
+        for name in listed:
+            if not isinstance(name, str) or not any(k == name or k.startswith(name + ".") for k in SCHEMA):
+                raise ParamsError(f"{path}: stage {stage} lists params key {name!r}, which params.yaml does not have")
+        keys[stage] = tuple(listed)
+    return keys
 
 
 def receptive_field(kernel_sizes: list[int]) -> int:
@@ -359,13 +344,13 @@ def _nest(values: dict[str, Any]) -> SimpleNamespace:
 
 
 def for_stage(stage: str, path: str | Path = "params.yaml") -> SimpleNamespace:
-    """Validate the whole file, then return only the keys `stage` reads.
+    """Validate the whole file, then return only the keys `stage` declares in the dvc.yaml beside it.
 
     Reading a key the stage does not declare fails with AttributeError, so a
     stage cannot silently depend on a key DVC would not rerun it for.
     """
     values = load(path)
-    declared = STAGE_KEYS[stage]
+    declared = stage_keys(Path(path).parent / "dvc.yaml")[stage]
     picked = {
         name: value for name, value in values.items() if any(name == d or name.startswith(d + ".") for d in declared)
     }

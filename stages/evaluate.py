@@ -1,19 +1,26 @@
-"""Stage evaluate: models/srcnn.keras + valid split + benchmark sets → PSNR/SSIM vs bicubic, crops."""
+"""Stage evaluate: MODEL + VALID images + benchmark sets → PSNR/SSIM against bicubic, per image, and crops.
 
+python stages/evaluate.py MODEL VALID BENCHMARKS METRICS PER_IMAGE CROPS
+(dvc.yaml: python stages/evaluate.py models/srcnn.keras data/raw/valid data/benchmarks
+ metrics/evaluate.json metrics/evaluate_per_image.csv metrics/crops)
+"""
+
+import argparse
 from pathlib import Path
 
 from srcnn.evaluation import evaluate
 from srcnn.stage import run_stage
 
 
-def main(params):
+def main(params, args):
     summary = evaluate(
-        model_path=Path("models/srcnn.keras"),
-        valid_dir=Path("data/raw/valid"),
+        model_path=args.model,
+        valid_dir=args.valid,
         params=params,
-        json_path=Path("metrics/evaluate.json"),
-        csv_path=Path("metrics/evaluate_per_image.csv"),
-        crops_dir=Path("metrics/crops"),
+        json_path=args.metrics,
+        csv_path=args.per_image,
+        crops_dir=args.crops,
+        benchmarks_dir=args.benchmarks,
     )
     for name, s in summary.items():
         print(
@@ -23,4 +30,11 @@ def main(params):
 
 
 if __name__ == "__main__":
-    run_stage("evaluate", main)
+    cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("model", type=Path, help="input: the trained .keras model")
+    cli.add_argument("valid", type=Path, help="input: the validation images")
+    cli.add_argument("benchmarks", type=Path, help="input: folder of benchmark sets, BENCHMARKS/<name> each")
+    cli.add_argument("metrics", type=Path, help="output: metrics JSON per set")
+    cli.add_argument("per_image", type=Path, help="output: CSV of every image's scores")
+    cli.add_argument("crops", type=Path, help="output: folder of HR | bicubic | SRCNN crops")
+    run_stage("evaluate", main, cli)

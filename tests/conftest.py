@@ -13,6 +13,7 @@ import http.server
 import io
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,14 @@ def env() -> dict[str, str]:
         GIT_COMMITTER_EMAIL="test@localhost",
     )
     return e
+
+
+def stage_command(stage: str) -> list[str]:
+    """The stage's `cmd` from this project's dvc.yaml (its paths included), run by this Python, the script
+    addressed in this checkout: for running a stage outside DVC in a scratch folder, as DVC would."""
+    cmd = shlex.split(yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"][stage]["cmd"])
+    assert cmd[:2] == ["python", f"stages/{stage}.py"], cmd
+    return [sys.executable, str(PROJECT / cmd[1]), *cmd[2:]]
 
 
 def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import zipfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import N_TRAIN, N_VALID, _crops, _png, _Server, _sha, _symlink_entry, _zip
+from conftest import N_TRAIN, N_VALID, _crops, _png, _Server, _sha, _symlink_entry, _zip, stage_command
 
 from srcnn import div2k
 from srcnn.div2k import DownloadError, download_div2k, extract_images, fetch_archive
@@ -353,7 +354,6 @@ def test_download_div2k_requires_both_hashes(server, dataset, tmp_path):
 def test_download_stage_fetches_div2k_from_params(server, dataset, tmp_path):
     """`python stages/download.py` with `download.source: div2k`, end to end over loopback HTTP."""
     import subprocess
-    import sys
 
     import yaml
 
@@ -361,8 +361,9 @@ def test_download_stage_fetches_div2k_from_params(server, dataset, tmp_path):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["download"].update(source="div2k", div2k_url=server.base, div2k_sha256=dataset["sha"])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copy(project / "dvc.yaml", tmp_path / "dvc.yaml")  # the stage reads which keys it may use from it
     env = {**os.environ, "SRCNN_CACHE_DIR": str(tmp_path / "cache")}
-    cmd = [sys.executable, str(project / "stages/download.py")]
+    cmd = stage_command("download")
 
     first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr

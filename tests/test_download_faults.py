@@ -13,8 +13,8 @@ from __future__ import annotations
 import copy
 import io
 import os
+import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 # pytest puts tests/ on sys.path: reuse the loopback server and real-image builders.
-from conftest import _crops, _png, _Server, _sha, _symlink_entry, _zip
+from conftest import _crops, _png, _Server, _sha, _symlink_entry, _zip, stage_command
 
 from srcnn import div2k, params, sources
 from srcnn.div2k import DownloadError
@@ -475,12 +475,11 @@ def test_stage_script_reports_a_corrupt_png_in_one_line(pngs, tmp_path):
         source="div2k", div2k_url=src.as_uri(), train_limit=3, div2k_sha256={"train": "a" * 64, "valid": "b" * 64}
     )
     (work / "params.yaml").write_text(yaml.safe_dump(tree))
+    shutil.copy(PROJECT / "dvc.yaml", work / "dvc.yaml")
     write_previous(work / "data" / "raw")
     before = snapshot(work / "data")
     env = {**os.environ, "SRCNN_CACHE_DIR": str(tmp_path / "cache")}
-    result = subprocess.run(
-        [sys.executable, str(PROJECT / "stages/download.py")], cwd=work, env=env, capture_output=True, text=True
-    )
+    result = subprocess.run(stage_command("download"), cwd=work, env=env, capture_output=True, text=True)
     assert result.returncode == 2
     bad = src / "DIV2K_train_HR" / "0003.png"
     assert f"error in stage download: {bad}: not a readable image" in result.stderr

@@ -35,7 +35,7 @@ import pytest
 import yaml
 
 # pytest puts tests/ on sys.path: the temp-repo helpers of the pipeline test.
-from conftest import PROJECT, TINY, dvc, env, project_repo, run, write_params
+from conftest import PROJECT, TINY, dvc, env, project_repo, run, stage_command, write_params
 
 from srcnn.io import atomic_dir, atomic_file, sweep_stale_temps
 
@@ -159,11 +159,7 @@ def start_and_kill(repo: Path, stage: str, sig: int, direct: bool = False) -> tu
     # A checkpoint left by an earlier kill of the same params would read as "this run is training" at once
     # (and would be resumed from: tests/test_checkpoints.py covers that).
     shutil.rmtree(repo / CHECKPOINTS, ignore_errors=True)
-    command = (
-        [sys.executable, f"stages/{stage}.py"]
-        if direct
-        else [str(Path(sys.executable).parent / "dvc"), "repro", "-f", "-s", stage]
-    )
+    command = stage_command(stage) if direct else [str(Path(sys.executable).parent / "dvc"), "repro", "-f", "-s", stage]
     with open(log, "w") as out:
         proc = subprocess.Popen(
             command,
@@ -376,9 +372,10 @@ REFUSED = {
 
 
 def scratch(tmp_path: Path, train: dict[str, bytes], valid: dict[str, bytes], model: Path | None = None) -> Path:
-    """A folder laid out like the project: params.yaml, data/raw/{train,valid}, optionally the model."""
+    """A folder laid out like the project: dvc.yaml, params.yaml, data/raw/{train,valid}, optionally the model."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     write_params(tmp_path, TINY)
+    shutil.copy(PROJECT / "dvc.yaml", tmp_path / "dvc.yaml")
     for split, files in (("train", train), ("valid", valid)):
         folder = tmp_path / "data/raw" / split
         folder.mkdir(parents=True)
@@ -392,7 +389,7 @@ def scratch(tmp_path: Path, train: dict[str, bytes], valid: dict[str, bytes], mo
 
 def stage(folder: Path, name: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(PROJECT / "stages" / f"{name}.py")],
+        stage_command(name),
         cwd=folder,
         env=env(),
         capture_output=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from srcnn.params import STAGE_KEYS, ParamsError, for_stage, load, validate
+from srcnn.params import SCHEMA, ParamsError, for_stage, load, stage_keys, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,8 +72,13 @@ def tree_without(dotted: str) -> dict:
 
 
 def write_yaml(path: Path, tree: dict) -> Path:
+    """params.yaml with `tree`, beside a copy of the project's dvc.yaml (which says what each stage reads)."""
     path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    shutil.copy(ROOT / "dvc.yaml", path.parent / "dvc.yaml")
     return path
+
+
+STAGE_KEYS = stage_keys(Path(__file__).resolve().parents[1] / "dvc.yaml")
 
 
 def leaf_names(ns: SimpleNamespace, prefix: str = "") -> set[str]:
@@ -152,11 +158,44 @@ def test_for_stage_validates_whole_file(tmp_path):
         for_stage("evaluate", path)
 
 
-def test_dvc_yaml_params_match_stage_keys():
+def test_every_params_key_is_read_by_some_stage():
+    """A key in params.yaml that no stage lists in dvc.yaml would change nothing when edited."""
+    listed = {k for keys in STAGE_KEYS.values() for k in keys}
+    for name in SCHEMA:
+        assert any(name == k or name.startswith(k + ".") for k in listed), name
+
+
+def test_a_dvc_yaml_key_outside_the_schema_is_refused(tmp_path):
+    path = write_yaml(tmp_path / "params.yaml", VALID)
+    spec = yaml.safe_load((tmp_path / "dvc.yaml").read_text())
+    spec["stages"]["train"]["params"].append("train.epoch")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(ParamsError, match="stage train lists params key 'train.epoch', which params.yaml does not"):
+        for_stage("evaluate", path)
+
+
+def test_a_stage_run_outside_the_repository_root_says_so(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(VALID))
+    with pytest.raises(ParamsError, match="dvc.yaml: no such file; stages run from the repository root"):
+        for_stage("train", path)
+
+
+def test_stage_scripts_paths_are_declared_in_dvc_yaml():
+    """Every path on a stage's cmd line is one of its deps or outs (or the folder holding them), so a path is
+    renamed in dvc.yaml alone and a half-done rename fails here."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert set(stages) == set(STAGE_KEYS)
-    for stage, keys in STAGE_KEYS.items():
-        assert stages[stage]["params"] == list(keys), stage
+    for stage, spec in stages.items():
+        declared = set()
+        for section in ("deps", "outs", "metrics"):
+            for entry in spec.get(section, []):
+                declared.add(next(iter(entry)) if isinstance(entry, dict) else entry)
+        args = [a for a in spec["cmd"].split()[2:] if not a.startswith("--")]
+        checkpoints = spec["cmd"].split("--checkpoints ")[-1].split()[0] if "--checkpoints" in spec["cmd"] else None
+        for arg in args:
+            if arg == checkpoints:
+                continue  # not a DVC output: git-ignored, deleted once the model is written
+            assert arg in declared or any(d.startswith(arg + "/") for d in declared), (stage, arg)
 
 
 # --------------------------------------------------------------------------- invalid values
@@ -249,7 +288,7 @@ def test_learning_rate_string_accepted_as_float():
 def test_learning_rate_1e_4_written_in_yaml(tmp_path):
     text = yaml.safe_dump(VALID, sort_keys=False).replace("learning_rate: 0.001", "learning_rate: 1e-4")
     assert "learning_rate: 1e-4" in text
-    path = tmp_path / "params.yaml"
+    path = write_yaml(tmp_path / "params.yaml", VALID)
     path.write_text(text)
     # PyYAML (YAML 1.1) reads 1e-4 (no dot) as a string: the case the schema must accept.
     assert yaml.safe_load(text)["train"]["learning_rate"] == "1e-4"

@@ -17,7 +17,7 @@ from conftest import STAGES, TINY, dvc, flatten, project_repo, run, set_key, sta
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
-# Which stages read each key, written out independently of srcnn.params.STAGE_KEYS
+# Which stages read each key, written out independently of dvc.yaml (srcnn.params.stage_keys)
 # and dvc.yaml: the test fails if either drifts from what the stages should read.
 READERS = {
     "seed": {"patches", "train"},
