@@ -8,7 +8,7 @@ Sections (see bench/README.md for what each row means and the figures measured):
      patch file with pread, through tf.data, + model.fit, compiled as train() does) against plain Keras on
      in-memory float32 arrays (the same valid-padding model, and the common recipe's 'same'-padding model with
      33×33 labels)
-  b  inference on a 2040×1356 image: srcnn.model.upscale_y, the tiled predict_y, plain model.predict
+  b  inference on a 2040×1356 image: srcnn.engine.upscale_y, the tiled predict_y, plain model.predict
   c  float32 matmul GFLOP/s of this machine, and training FLOP/s as a fraction of it
   d  peak RSS of the real patches and train code at DIV2K image size (random-content 2040×1356 PNGs), each
      in its own subprocess
@@ -165,7 +165,8 @@ def bench_inference(args) -> None:
     import keras
     import numpy as np
 
-    from srcnn.model import build_srcnn, margin, predict_y, upscale_y
+    from srcnn.engine import predict_y, upscale_y
+    from srcnn.model import build_srcnn, margin
 
     keras.utils.set_random_seed(0)
     model = build_srcnn(FILTERS, KERNELS)
@@ -335,11 +336,11 @@ EVALUATE_CHILD = r"""
 import json, sys
 from pathlib import Path
 from types import SimpleNamespace
-import srcnn.model as model
+import srcnn.engine as engine
 from srcnn.evaluation import evaluate
 cfg = json.loads(sys.argv[1])
 if cfg["tile"] is None:  # the whole image in one call, as evaluate did before it tiled
-    model.upscale_y.__defaults__ = (1 << 30,)
+    engine.upscale_y.__defaults__ = (1 << 30,)
 work = Path(cfg["work"])
 p = SimpleNamespace(scale=2, resize="matlab", evaluate=SimpleNamespace(crop_border=None, benchmarks=[]))
 evaluate(work / "model.keras", work / "valid", p, work / "e.json", work / "e.csv", work / "crops")
@@ -363,7 +364,7 @@ def bench_evaluate_rss(args, work: Path) -> None:
     )
     build_srcnn(FILTERS, KERNELS).save(work / "model.keras")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    for label, tile in (("in 512-pixel tiles (srcnn.model.EVALUATE_TILE)", 512), ("whole image (before)", None)):
+    for label, tile in (("in 512-pixel tiles (srcnn.engine.EVALUATE_TILE)", 512), ("whole image (before)", None)):
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", EVALUATE_CHILD, json.dumps({"work": str(work), "tile": tile})],

@@ -15,13 +15,16 @@ into float32 in [0, 1] one batch at a time: memory does not grow with the set.
 
 from __future__ import annotations
 
+import srcnn.quiet_tensorflow  # noqa: F401  (before keras and tensorflow: loads TensorFlow without its start-up lines)
+
+# isort: split
+
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
 from srcnn.patches import PatchFile
 
 

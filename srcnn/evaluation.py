@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from srcnn.engine import upscale_y
 from srcnn.imaging import psnr, ssim
 from srcnn.io import ImageError, atomic_dir, atomic_file, list_images, write_image, write_json
-from srcnn.model import load_model, upscale_y
+from srcnn.model_file import load_model
 from srcnn.params import BENCHMARKS_DIR
 from srcnn.patches import degraded_pair
 

@@ -24,6 +24,10 @@
 
 from __future__ import annotations
 
+import srcnn.quiet_tensorflow  # noqa: F401  (before keras and tensorflow: loads TensorFlow without its start-up lines)
+
+# isort: split
+
 import hashlib
 import json
 import math
@@ -37,11 +41,12 @@ import numpy as np
 import tensorflow as tf
 from dvclive import Live
 
-import srcnn.quiet_tensorflow  # noqa: F401  (first: loads TensorFlow without its start-up lines)
 from srcnn.batches import BatchPlan, replica_dataset, to_model_arrays
 from srcnn.errors import UserError
+from srcnn.fast_layers import FAST_LAYERS_REVISION
 from srcnn.io import atomic_dir, atomic_file, sha256_of, write_json
-from srcnn.model import FAST_LAYERS_REVISION, build_srcnn, make_metadata, save_model
+from srcnn.model import build_srcnn
+from srcnn.model_file import make_metadata, save_model
 from srcnn.params import ParamsError, margin_of
 from srcnn.patches import PatchFile, PatchFileError
 
@@ -275,16 +280,20 @@ def train(
     metrics_path: Path,
     params,
     checkpoint_root: Path | None = None,
-    fast_layers: bool = True,
+    fast_layers: bool | None = None,
 ) -> dict:
     """Fit SRCNN; write the model, DVCLive curves under log_dir, and summary metrics (on the chief only).
 
     `checkpoint_root`: where per-epoch checkpoints live (None: no checkpoints). `fast_layers`: train
-    with srcnn.model's fast forms of the layers (same arithmetic and weights, faster on a CPU); False
-    trains plain Keras Conv2D layers (for comparison: bench/bench.py --sections e).
+    with srcnn.fast_layers' forms of the layers (same arithmetic and weights, measured faster on a CPU);
+    False trains plain Keras Conv2D layers (for comparison: bench/bench.py --sections e); None (the
+    default) picks them where they were measured faster: on a CPU, not when a GPU is visible
+    (bench/README.md).
     """
     p = params.train
     strategy = make_strategy(p.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF work
+    if fast_layers is None:
+        fast_layers = not tf.config.list_logical_devices("GPU")
     keras.utils.set_random_seed(params.seed)
     tf.config.experimental.enable_op_determinism()
     chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync

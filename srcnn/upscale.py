@@ -11,14 +11,12 @@ in float32) and rounded once. An embedded ICC colour profile is copied into PNG,
 JPEG and WebP outputs; EXIF is not copied (its orientation is applied to the
 pixels instead). What an output format cannot hold is named in a warning.
 
-Images of any size are processed in output tiles: each tile gathers only the
-low-resolution pixels its bicubic taps and the network's receptive field
-need (mirrored at the image edges exactly as the whole-image computation
-pads), so the result does not depend on the tile size and memory is bounded
-by the tile plus the input and output arrays.
+This module is the command: files, output names, what each format keeps,
+errors. The pixels are computed by `srcnn.engine.Upscaler`, in output tiles
+(the result does not depend on the tile size; memory is bounded by it).
 
 Model metadata (scale, resize kernel, receptive field) is read from the
-.keras file itself (`srcnn.model.read_metadata`); a model without it is refused.
+.keras file itself (`srcnn.model_file.read_metadata`); a model without it is refused.
 """
 
 from __future__ import annotations
@@ -27,119 +25,17 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from srcnn.colour import rgb_to_ycbcr, round_to, ycbcr_to_rgb
 from srcnn.io import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_icc_profile, write_opencv_image
-from srcnn.resize import RESIZE_KERNELS, apply_taps, axis_taps, symmetric_indices
+from srcnn.resize import RESIZE_KERNELS
 
-# --------------------------------------------------------------------------- the upscaler
-
-
-@dataclass(frozen=True)
-class Upscaler:
-    model: object  # keras.Model
-    scale: int
-    resize: str
-    tile: int = 512
-
-    def __post_init__(self) -> None:
-        from srcnn.model import forward
-
-        # The network through the same compiled forward pass as the evaluate stage (srcnn.model.Forward),
-        # so the figures evaluate reports come from the code users run.
-        object.__setattr__(self, "_run", forward(self.model))
-
-    @property
-    def margin(self) -> int:
-        from srcnn.model import margin
-
-        return margin(self.model)
-
-    def tiles(self, image: np.ndarray, bgr: bool = False, bicubic: bool = False):
-        """Yield (r0, r1, c0, c1, srcnn, bicubic-or-None): float64 output tiles in the input's value range.
-
-        `image`: (h, w) gray, (h, w, 2) gray + alpha, (h, w, 3) colour or (h, w, 4) colour + alpha, uint8 or
-        uint16, RGB order or
-        OpenCV's BGR order with `bgr=True` (outputs keep the input's channel order).
-        """
-        from srcnn.model import tile_starts
-
-        h, w = image.shape[:2]
-        s, m = self.scale, self.margin
-        H, W = h * s, w * s
-        peak = float(np.iinfo(image.dtype).max)
-        k = 255.0 / peak  # the model works on [0, 255] / 255 whatever the bit depth
-        channels = 1 if image.ndim == 2 else image.shape[2]
-        colour = channels >= 3
-        rgb_order = [2, 1, 0] if bgr else [0, 1, 2]
-        rows_all, cols_all = axis_taps(h, s, self.resize), axis_taps(w, s, self.resize)
-        for r0, r1 in tile_starts(H, self.tile):
-            hr_rows = symmetric_indices(np.arange(r0 - m, r1 + m), H)  # the symmetric padding of the whole HR image
-            r_idx, r_w = rows_all[0][hr_rows], rows_all[1][hr_rows]
-            lo_r, hi_r = int(r_idx.min()), int(r_idx.max()) + 1
-            for c0, c1 in tile_starts(W, self.tile):
-                hr_cols = symmetric_indices(np.arange(c0 - m, c1 + m), W)
-                c_idx, c_w = cols_all[0][hr_cols], cols_all[1][hr_cols]
-                lo_c, hi_c = int(c_idx.min()), int(c_idx.max()) + 1
-                block = image[lo_r:hi_r, lo_c:hi_c].astype(np.float64) * k
-                if colour:
-                    planes = rgb_to_ycbcr(block[..., rgb_order])
-                    if channels == 4:
-                        planes = np.concatenate([planes, block[..., 3:]], axis=2)
-                else:
-                    planes = block[..., None] if block.ndim == 2 else block
-                up = apply_taps(planes, (r_idx - lo_r, r_w), (c_idx - lo_c, c_w))
-                th, tw = r1 - r0, c1 - c0
-                window = (up[..., 0] / 255.0).astype(np.float32)
-                sr_y = self._run(window[None, :, :, None])[0, :, :, 0].astype(np.float64)
-                sr_y = sr_y[:th, :tw] * 255.0  # the model's valid convolutions already removed the margin
-                centre = up[m : m + th, m : m + tw]
-                yield (
-                    r0,
-                    r1,
-                    c0,
-                    c1,
-                    self._assemble(sr_y, centre, colour, rgb_order, k),
-                    (self._assemble(centre[..., 0], centre, colour, rgb_order, k) if bicubic else None),
-                )
-
-    @staticmethod
-    def _assemble(y: np.ndarray, centre: np.ndarray, colour: bool, rgb_order: list[int], k: float) -> np.ndarray:
-        if not colour:
-            if centre.shape[-1] == 2:  # gray + alpha: the alpha plane bicubic, as for colour + alpha
-                return np.stack([y, centre[..., 1]], axis=-1) / k
-            return y / k
-        out = np.empty(centre.shape, np.float64)
-        ycc = np.stack([y, centre[..., 1], centre[..., 2]], axis=-1)
-        out[..., rgb_order] = ycbcr_to_rgb(ycc)
-        if centre.shape[-1] == 4:
-            out[..., 3] = centre[..., 3]
-        return out / k
-
-    def upscale(self, image: np.ndarray, bgr: bool = False, bicubic: bool = False):
-        """(SRCNN, bicubic-or-None) images exactly `scale` times the input size, in the input's dtype."""
-        shape = (image.shape[0] * self.scale, image.shape[1] * self.scale) + image.shape[2:]
-        out = np.empty(shape, image.dtype)
-        bic = np.empty(shape, image.dtype) if bicubic else None
-        for r0, r1, c0, c1, sr, bi in self.tiles(image, bgr=bgr, bicubic=bicubic):
-            out[r0:r1, c0:c1] = round_to(sr, image.dtype)
-            if bicubic:
-                bic[r0:r1, c0:c1] = round_to(bi, image.dtype)
-        return out, bic
-
-    def upscale_float(self, image: np.ndarray, bicubic: bool = False) -> np.ndarray:
-        """The unrounded float64 output (for tests and analysis; small images)."""
-        shape = (image.shape[0] * self.scale, image.shape[1] * self.scale) + image.shape[2:]
-        out = np.empty(shape, np.float64)
-        for r0, r1, c0, c1, sr, bi in self.tiles(image, bicubic=bicubic):
-            out[r0:r1, c0:c1] = bi if bicubic else sr
-        return out
-
+if TYPE_CHECKING:  # TensorFlow loads only once a model is used: a usage error is reported at once
+    from srcnn.engine import Upscaler
 
 # --------------------------------------------------------------------------- files
 
@@ -213,7 +109,8 @@ def plan_jobs(inputs: list[str], output: str, compare: bool = False) -> tuple[li
 
 def load_checked_model(path: str, scale: int | None):
     """Load with safe_mode=True and check the metadata; UsageError with a clear message otherwise."""
-    from srcnn.model import MetadataError, ModelError, load_model, margin, read_metadata
+    from srcnn.model import margin
+    from srcnn.model_file import MetadataError, ModelError, load_model, read_metadata
 
     p = Path(path)
     if not p.is_file():
@@ -288,6 +185,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
+    from srcnn.engine import Upscaler
+
     up = Upscaler(model, meta["scale"], meta["resize"], tile=args.tile)
     failed = len(errors)
     try:

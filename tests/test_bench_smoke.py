@@ -30,7 +30,7 @@ EXPECTED = [
     ("d", r"patches stage peak RSS \(VmHWM\)"),
     ("d", r"train stage peak RSS \(VmHWM\)"),
     ("d", r"train stage peak anonymous RSS"),
-    ("f", r"evaluate peak RSS \(VmHWM\), in 512-pixel tiles \(srcnn.model.EVALUATE_TILE\)"),
+    ("f", r"evaluate peak RSS \(VmHWM\), in 512-pixel tiles \(srcnn.engine.EVALUATE_TILE\)"),
     ("f", r"evaluate peak RSS \(VmHWM\), whole image \(before\)"),
 ]
 

@@ -25,7 +25,7 @@ TIMING = {"seconds", "patches_per_second", "output_mpix_per_second", "resumed_fr
 
 
 def weights(repo: Path) -> list[np.ndarray]:
-    from srcnn.model import load_model
+    from srcnn.model_file import load_model
 
     return load_model(repo / "models/srcnn.keras").get_weights()
 

@@ -84,7 +84,7 @@ def finish(proc: subprocess.Popen) -> str:
 
 
 def weights(out: Path) -> list[np.ndarray]:
-    from srcnn.model import load_model
+    from srcnn.model_file import load_model
 
     return load_model(out / "models" / "srcnn.keras").get_weights()
 

@@ -1,9 +1,10 @@
-"""Tests for srcnn.model and srcnn.training with tiny models on small arrays."""
+"""Tests for srcnn.model, fast_layers, model_file, engine and training with tiny models on small arrays."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,7 +14,9 @@ import pytest
 from conftest import save_patch_files
 
 from srcnn import training
-from srcnn.model import build_srcnn, load_model, margin, upscale_y
+from srcnn.engine import upscale_y
+from srcnn.model import build_srcnn, margin
+from srcnn.model_file import load_model
 
 # --------------------------------------------------------------------------- model
 
@@ -255,7 +258,7 @@ def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
     import hashlib
     import time
 
-    from srcnn.model import make_metadata, read_metadata, save_model
+    from srcnn.model_file import make_metadata, read_metadata, save_model
 
     keras.utils.set_random_seed(5)
     model = build_srcnn([8, 4], [9, 1, 5])
@@ -297,7 +300,7 @@ def test_mixed_precision_computes_in_bfloat16_on_cpu_and_saves_float32(in_tmp, p
 
 @pytest.mark.parametrize("filters,kernels", [([64, 32], [9, 1, 5]), ([8, 4], [9, 3, 5]), ([6], [3, 7]), ([5], [5, 1])])
 def test_forward_equals_the_keras_model(filters, kernels):
-    from srcnn.model import forward
+    from srcnn.engine import forward
 
     keras.utils.set_random_seed(7)
     model = build_srcnn(filters, kernels)
@@ -315,7 +318,7 @@ def test_forward_equals_the_keras_model(filters, kernels):
 
 
 def test_forward_refuses_a_model_that_is_not_an_srcnn_stack():
-    from srcnn.model import Forward
+    from srcnn.engine import Forward
 
     inputs = keras.Input((None, None, 1))
     same = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs), name="same_padding")
@@ -370,7 +373,7 @@ def test_a_nan_loss_stops_fit_with_a_clear_error():
 
 
 def test_load_model_refuses_non_finite_weights(tmp_path):
-    from srcnn.model import ModelError
+    from srcnn.model_file import ModelError
 
     model = build_srcnn([4, 2], [3, 1, 3])
     kernel, bias = model.layers[-1].get_weights()
@@ -390,3 +393,31 @@ def test_no_metric_is_written_as_nan_or_infinity(tmp_path, value):
     assert not path.exists()
     write_json(path, {"curve": [1.0, 2.0]})
     assert json.loads(path.read_text()) == {"curve": [1.0, 2.0]}
+
+
+@pytest.mark.parametrize(
+    "layer, kwargs, refused",
+    [
+        ("ReluConv2D", {"filters": 4, "kernel_size": 3}, "activation='linear'"),
+        ("ReluConv2D", {"filters": 4, "kernel_size": 3, "activation": "tanh"}, "activation='tanh'"),
+        ("ReluConv2D", {"filters": 4, "kernel_size": 3, "activation": "relu", "padding": "same"}, "padding='same'"),
+        ("ReluConv2D", {"filters": 4, "kernel_size": 3, "activation": "relu", "dilation_rate": 2}, "dilation_rate"),
+        ("PointwiseConv2D", {"filters": 4, "kernel_size": 3}, "kernel_size=(3, 3)"),
+        ("PointwiseConv2D", {"filters": 4, "kernel_size": 1, "strides": 2}, "strides=(2, 2)"),
+        ("PointwiseConv2D", {"filters": 4, "kernel_size": 1, "groups": 2}, "groups=2"),
+        ("ShiftAddConv2D", {"filters": 2, "kernel_size": 5}, "filters=2"),
+        ("ShiftAddConv2D", {"filters": 1, "kernel_size": 5, "use_bias": False}, "use_bias=False"),
+        ("ShiftAddConv2D", {"filters": 1, "kernel_size": 5, "data_format": "channels_first"}, "data_format"),
+    ],
+)
+def test_fast_layers_refuse_conv2d_arguments_they_do_not_compute(layer, kwargs, refused):
+    """They used to accept every Conv2D argument and compute a 'valid', stride-1, biased convolution anyway."""
+    from srcnn import fast_layers
+
+    with pytest.raises(ValueError, match=re.escape(refused) + ".* is not supported"):
+        getattr(fast_layers, layer)(**kwargs)
+
+
+def test_fast_layers_accept_what_build_srcnn_gives_them():
+    model = build_srcnn([8, 4], [9, 1, 5], fast_layers=True)
+    assert [type(layer).__name__ for layer in model.layers[1:]] == ["ReluConv2D", "PointwiseConv2D", "ShiftAddConv2D"]

@@ -281,7 +281,8 @@ def test_benchmarks_set_and_cleared_with_plain_dash_s_as_the_readme_shows(repo):
 
 def test_the_tpami_preset_by_dash_s_reruns_train_and_evaluate_only(repo):
     """The README's `dvc exp run -S 'model.kernel_sizes=[9,5,5]'`."""
-    from srcnn.model import kernel_sizes_of, load_model
+    from srcnn.model import kernel_sizes_of
+    from srcnn.model_file import load_model
 
     try:
         result = dvc(repo, "exp", "run", "-S", "model.kernel_sizes=[9,5,5]")

@@ -19,19 +19,12 @@ import skimage.data
 
 from srcnn.__main__ import main as cli
 from srcnn.colour import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
+from srcnn.engine import Upscaler, predict_y
 from srcnn.io import encode_png_gray_alpha
-from srcnn.model import (
-    METADATA_NAME,
-    build_srcnn,
-    load_model,
-    make_metadata,
-    margin,
-    predict_y,
-    read_metadata,
-    save_model,
-)
+from srcnn.model import build_srcnn, margin
+from srcnn.model_file import METADATA_NAME, load_model, make_metadata, read_metadata, save_model
 from srcnn.resize import apply_taps, axis_taps, imresize_matlab, resize
-from srcnn.upscale import Upscaler, read_image
+from srcnn.upscale import read_image
 
 
 def tiny_params(scale: int = 2, resize: str = "matlab", filters=(8, 4), kernels=(9, 1, 5)) -> SimpleNamespace:

@@ -1,0 +1,152 @@
+"""The model file: a Keras v3 `.keras` zip with the SRCNN metadata inside, written byte-reproducibly and
+loaded safely (no serialised code, no non-finite weights)."""
+
+from __future__ import annotations
+
+import srcnn.quiet_tensorflow  # noqa: F401  (before keras and tensorflow: loads TensorFlow without its start-up lines)
+
+# isort: split
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from srcnn.errors import UserError
+from srcnn.model import kernel_sizes_of, margin
+from srcnn.params import receptive_field
+
+
+class ModelError(UserError, ValueError):
+    """A model file that loads but cannot be used; the message names the file and why."""
+
+
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """Load a saved SRCNN from a Keras v3 zip of any name; safe_mode refuses serialised Python code (lambdas,
+    pickles). Raises ModelError for a file that is not such a zip.
+
+    Raises ModelError when a weight is NaN or infinite (a diverged run): such a model would turn every
+    image black or into noise, and scores it would get are meaningless.
+    """
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a Keras v3 model file (a .keras zip archive)")
+    if path.suffix == ".keras":
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    else:  # Keras reads only names ending in .keras: load any other name (srcnn_v1.model, SRCNN.KERAS) by a link
+        with tempfile.TemporaryDirectory(prefix="srcnn-model-") as tmp:
+            link = Path(tmp) / "model.keras"
+            link.symlink_to(path.resolve())
+            model = keras.saving.load_model(link, compile=False, safe_mode=True)
+    bad = [w.path for w in model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
+    if bad:
+        raise ModelError(
+            f"{path}: weights hold NaN or Infinity ({', '.join(bad)}), as a diverged training run "
+            "leaves them; retrain it (e.g. with a lower train.learning_rate)"
+        )
+    return model
+
+
+# --------------------------------------------------------------------------- metadata inside the .keras file
+
+METADATA_NAME = "srcnn_metadata.json"  # an extra member of the .keras zip; Keras ignores it when loading
+COLOUR_CONVENTION = "BT.601 Y in [16,235], MATLAB rgb2ycbcr"
+
+
+class MetadataError(ValueError):
+    """A model file without usable SRCNN metadata; the message names the file."""
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("srcnn-dvc")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def make_metadata(model: keras.Model, params) -> dict:
+    """What `srcnn upscale` needs to use a model correctly, from the train stage's params."""
+    kernels = kernel_sizes_of(model)
+    return {
+        "format": 1,
+        "scale": params.scale,
+        "resize": params.resize,
+        "colour": COLOUR_CONVENTION,
+        "input": "Y / 255 of the bicubic-upsampled image (the `resize` kernel), valid convolutions",
+        "receptive_field": receptive_field(kernels),
+        "margin": margin(model),
+        "params": {
+            "seed": params.seed,
+            "scale": params.scale,
+            "resize": params.resize,
+            "model": {"filters": list(params.model.filters), "kernel_sizes": list(params.model.kernel_sizes)},
+            "train": dict(vars(params.train)),
+        },
+        "package": "srcnn-dvc",
+        "version": package_version(),
+    }
+
+
+def _renumber_shared_ids(config, ids: dict | None = None):
+    """Replace Keras's `shared_object_id`s (Python object addresses, new every run) by 1, 2, …
+
+    The ids only have to match each other within one file for Keras to re-link shared
+    objects on load, so numbering them in order of appearance keeps their meaning.
+    """
+    ids = {} if ids is None else ids
+    if isinstance(config, dict):
+        return {
+            k: (ids.setdefault(v, len(ids) + 1) if k == "shared_object_id" else _renumber_shared_ids(v, ids))
+            for k, v in config.items()
+        }
+    if isinstance(config, list):
+        return [_renumber_shared_ids(v, ids) for v in config]
+    return config
+
+
+def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> None:
+    """Keras v3 file with our metadata entry, byte-for-byte reproducible (not atomic by itself; see training).
+
+    Keras stamps the save date into metadata.json, object addresses into config.json and the
+    current time onto every zip entry, so the same weights would give a new file (and a new
+    DVC hash, rerunning evaluate) each time. The archive is rewritten without those stamps,
+    entries in a fixed order.
+    """
+    model.save(path)
+    with zipfile.ZipFile(path) as zf:
+        entries = {name: zf.read(name) for name in zf.namelist()}
+    if METADATA_NAME in entries:
+        raise MetadataError(f"{path}: Keras wrote an entry named {METADATA_NAME}")
+    keras_info = json.loads(entries["metadata.json"])
+    keras_info.pop("date_saved", None)
+    entries["metadata.json"] = json.dumps(keras_info, sort_keys=True).encode()
+    entries["config.json"] = json.dumps(_renumber_shared_ids(json.loads(entries["config.json"]))).encode()
+    entries[METADATA_NAME] = (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, entries[name])
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    """The SRCNN metadata of a .keras file, or None for a model saved without it."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if METADATA_NAME not in zf.namelist():
+                return None
+            info = zf.getinfo(METADATA_NAME)
+            if info.file_size > 1 << 20:
+                raise MetadataError(f"{path}: {METADATA_NAME} is implausibly large ({info.file_size} bytes)")
+            data = json.loads(zf.read(METADATA_NAME).decode("utf-8"))
+    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise MetadataError(f"{path}: unreadable model metadata ({err})") from None
+    if not isinstance(data, dict):
+        raise MetadataError(f"{path}: {METADATA_NAME} is not a JSON object")
+    return data
