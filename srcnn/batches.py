@@ -58,18 +58,21 @@ class BatchPlan:
         return np.array_split(self.batch(step), self.replicas)[replica]
 
 
-def to_model_arrays(pairs: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (k, 2, S, S) pairs → float32 inputs (k, S, S, 1) and label centres (k, S-2c, S-2c, 1) in [0, 1]."""
+def to_model_arrays(pairs: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (k, 2, S, S) pairs → float32 inputs (k, S, S, 1) and label centres (k, S-2m, S-2m, 1) in [0, 1].
+
+    `margin` (m): the receptive-field radius, the pixels the valid convolutions lose on each side.
+    """
     s = pairs.shape[2]
     inputs = pairs[:, 0, :, :, None].astype(np.float32) / 255.0
-    labels = pairs[:, 1, crop : s - crop, crop : s - crop, None].astype(np.float32) / 255.0
+    labels = pairs[:, 1, margin : s - margin, margin : s - margin, None].astype(np.float32) / 255.0
     return inputs, labels
 
 
 def replica_dataset(
     patches: PatchFile,
     plan: BatchPlan,
-    crop: int,
+    margin: int,
     replicas: Sequence[int],
     first_step: int = 0,
     steps: int | None = None,
@@ -85,9 +88,9 @@ def replica_dataset(
 
     def load(element: np.int64) -> tuple[np.ndarray, np.ndarray]:
         step, j = divmod(int(element), k)
-        return to_model_arrays(patches.read(plan.replica_slice(step, replicas[j])), crop)
+        return to_model_arrays(patches.read(plan.replica_slice(step, replicas[j])), margin)
 
-    out = s - 2 * crop
+    out = s - 2 * margin
     last = 2**62 if steps is None else (first_step + steps) * k
     dataset = (
         tf.data.Dataset.range(first_step * k, last)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -23,48 +22,14 @@ from srcnn.io import ImageError, atomic_dir, atomic_file, list_images, write_ima
 from srcnn.model_file import load_model
 from srcnn.params import BENCHMARKS_DIR
 from srcnn.patches import degraded_pair
-
-CROP = 96  # side of the side-by-side crops, in HR pixels
-ZOOM = 3  # nearest-neighbour enlargement of the crops, so pixels stay visible
-
-
-def detail_window(image: np.ndarray, side: int) -> tuple[int, int]:
-    """Top-left corner of the side×side window with the most edge energy (deterministic)."""
-    h, w = image.shape
-    energy = np.abs(cv2.Laplacian(image.astype(np.float32), cv2.CV_32F))
-    integral = cv2.integral(energy)
-    step = max(1, side // 4)
-    best, corner = -1.0, (0, 0)
-    for top in range(0, h - side + 1, step):
-        for left in range(0, w - side + 1, step):
-            total = (
-                integral[top + side, left + side]
-                - integral[top, left + side]
-                - integral[top + side, left]
-                + integral[top, left]
-            )
-            if total > best:
-                best, corner = total, (top, left)
-    return corner
-
-
-def side_by_side(panels: list[tuple[str, np.ndarray]]) -> np.ndarray:
-    """Horizontally joined, labelled, zoomed 8-bit crops."""
-    tiles = []
-    for label, crop in panels:
-        big = cv2.resize(crop, None, fx=ZOOM, fy=ZOOM, interpolation=cv2.INTER_NEAREST)
-        header = np.full((26, big.shape[1]), 255, np.uint8)
-        cv2.putText(header, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
-        tile = np.vstack([header, big])
-        tiles.append(np.pad(tile, ((0, 0), (0, 4)), constant_values=255))
-    return np.hstack(tiles)[:, :-4]
-
+from srcnn.pictures import comparison
 
 SUMMARY_COLUMNS = ("psnr_bicubic", "psnr_srcnn", "ssim_bicubic", "ssim_srcnn")
 
 
-def score_image(model, path: Path, scale: int, kernel: str, border: int, crop_path: Path) -> dict:
-    """PSNR/SSIM of bicubic and SRCNN on one image; writes its side-by-side crop."""
+def score_image(model, path: Path, scale: int, kernel: str, border: int) -> tuple[dict, tuple[np.ndarray, ...]]:
+    """PSNR/SSIM of bicubic and SRCNN on one image: its CSV row, and the 8-bit Y images (HR, bicubic, SRCNN)
+    for its picture. ImageError for an image too small to score or one bicubic reproduces exactly."""
     bicubic, label = degraded_pair(path, scale, kernel)
     if min(label.shape) - 2 * border < 11:  # SSIM's 11×11 window must fit after the shave
         raise ImageError(
@@ -86,20 +51,7 @@ def score_image(model, path: Path, scale: int, kernel: str, border: int, crop_pa
         "ssim_bicubic": ssim(label, bicubic, border),
         "ssim_srcnn": ssim(label, sr, border),
     }
-    side = min(CROP, *label.shape)
-    top, left = detail_window(label, side)
-    window = np.s_[top : top + side, left : left + side]
-    write_image(
-        crop_path,
-        side_by_side(
-            [
-                ("HR", label[window]),
-                (f"bicubic {row['psnr_bicubic']:.2f} dB", bicubic[window]),
-                (f"SRCNN {row['psnr_srcnn']:.2f} dB", sr[window]),
-            ]
-        ),
-    )
-    return row
+    return row, (label, bicubic, sr)
 
 
 def summarise(table: pd.DataFrame) -> dict:
@@ -153,7 +105,9 @@ def evaluate(
     with atomic_dir(crops_dir) as crops_tmp:
         for name, (_, kernel, shave_px) in sets.items():
             for path in tqdm(images[name], desc=f"evaluate {name}", unit="img"):
-                row = score_image(model, path, scale, kernel, shave_px, crops_tmp / f"{name}_{path.stem}.png")
+                row, (label, bicubic, sr) = score_image(model, path, scale, kernel, shave_px)
+                picture = comparison(label, bicubic, sr, row["psnr_bicubic"], row["psnr_srcnn"])
+                write_image(crops_tmp / f"{name}_{path.stem}.png", picture)
                 rows.append({"set": name, **row})
         table = pd.DataFrame(rows)
         with atomic_file(csv_path, suffix=".csv") as tmp:

@@ -122,7 +122,7 @@ def distributed_batches(
     strategy: tf.distribute.Strategy,
     patches: PatchFile,
     plan: BatchPlan,
-    crop: int,
+    margin: int,
     first_step: int = 0,
     steps: int | None = None,
 ):
@@ -132,7 +132,7 @@ def distributed_batches(
     def per_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
         local = context.num_replicas_in_sync // context.num_input_pipelines
         first = context.input_pipeline_id * local
-        return replica_dataset(patches, plan, crop, list(range(first, first + local)), first_step, steps)
+        return replica_dataset(patches, plan, margin, list(range(first, first + local)), first_step, steps)
 
     return strategy.distribute_datasets_from_function(per_worker)
 
@@ -202,18 +202,32 @@ def agreed_checkpoint(strategy: tf.distribute.Strategy, folder: Path, epochs: in
     return checkpoint_path(folder, agreed) if agreed else None
 
 
-class EpochLog(keras.callbacks.Callback):
-    """Keeps each epoch's curve values; with a folder, saves a checkpoint after every epoch (keeping the last two)."""
+class CurveRecorder(keras.callbacks.Callback):
+    """Appends each epoch's curve values (CURVES) to `rows`, a list the caller keeps (and a resumed run refills)."""
 
-    def __init__(self, rows: list[dict], folder: Path | None):
+    def __init__(self, rows: list[dict]):
         super().__init__()
-        self.rows, self.folder = rows, folder
+        self.rows = rows
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         self.rows.append({name: float(np.squeeze(logs[name])) for name in CURVES if name in logs})
-        if self.folder is None:
-            return
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch, saves the weights and optimizer state, and the curve rows so far, under `folder`
+    (`epoch-NNNNNN/`, atomically), keeping the last two. Runs after `CurveRecorder` in the callback list.
+
+    Not Keras's `BackupAndRestore`: it overwrites its one backup in place (a kill mid-save loses it), has
+    no room for the curve rows, and restores on its own, while a cluster here must first agree by an
+    all-reduce on the newest epoch every worker saved (`agreed_checkpoint`).
+    """
+
+    def __init__(self, folder: Path, rows: list[dict]):
+        super().__init__()
+        self.folder, self.rows = folder, rows
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         with atomic_dir(checkpoint_path(self.folder, epoch + 1)) as tmp:  # a kill mid-save keeps the last one
             self.model.save_weights(tmp / "state.weights.h5")  # layers and the optimizer (Adam moments, step)
             (tmp / "state.json").write_text(json.dumps({"epoch": epoch + 1, "rows": self.rows}))
@@ -263,12 +277,12 @@ def write_curves(log_dir: Path, rows: list[dict]) -> None:
 # --------------------------------------------------------------------------- training
 
 
-def bicubic_psnr(patches: PatchFile, plan: BatchPlan, crop: int) -> float:
+def bicubic_psnr(patches: PatchFile, plan: BatchPlan, margin: int) -> float:
     """PSNR of the bicubic input itself on the validation patches (their centres): the bar to beat."""
     metric = PSNR()
     for step in range(plan.steps_per_epoch):
-        inputs, labels = to_model_arrays(patches.read(plan.batch(step)), crop)
-        metric.update_state(labels, inputs[:, crop : inputs.shape[1] - crop, crop : inputs.shape[2] - crop])
+        inputs, labels = to_model_arrays(patches.read(plan.batch(step)), margin)
+        metric.update_state(labels, inputs[:, margin : inputs.shape[1] - margin, margin : inputs.shape[2] - margin])
     return float(metric.result())
 
 
@@ -300,12 +314,12 @@ def train(
     multiworker = p.strategy == "multiworker"
 
     train_patches, valid_patches = PatchFile(train_path), PatchFile(valid_path)
-    crop = margin_of(params.model.kernel_sizes)
-    if train_patches.size <= 2 * crop:
+    margin = margin_of(params.model.kernel_sizes)
+    if train_patches.size <= 2 * margin:
         raise PatchFileError(
             f"{train_path}: {train_patches.size}-pixel patches leave no output for a model whose "
-            f"receptive field is {2 * crop + 1} pixels (model.kernel_sizes "
-            f"{params.model.kernel_sizes}); rerun patches with patches.size >= {2 * crop + 1}"
+            f"receptive field is {2 * margin + 1} pixels (model.kernel_sizes "
+            f"{params.model.kernel_sizes}); rerun patches with patches.size >= {2 * margin + 1}"
         )
     train_plan = BatchPlan(len(train_patches), p.batch_size, params.seed, replicas)
     valid_plan = BatchPlan(len(valid_patches), p.batch_size, None, replicas)
@@ -357,16 +371,20 @@ def train(
         with strategy.scope():
             model.fit(
                 distributed_batches(
-                    strategy, train_patches, train_plan, crop, first_epoch * train_plan.steps_per_epoch
+                    strategy, train_patches, train_plan, margin, first_epoch * train_plan.steps_per_epoch
                 ),
                 steps_per_epoch=train_plan.steps_per_epoch,
                 # Finite, so that each validation reads its batches exactly once, whatever steps_per_execution.
                 validation_data=distributed_batches(
-                    strategy, valid_patches, valid_plan, crop, steps=valid_plan.steps_per_epoch
+                    strategy, valid_patches, valid_plan, margin, steps=valid_plan.steps_per_epoch
                 ),
                 initial_epoch=first_epoch,
                 epochs=p.epochs,
-                callbacks=[StopOnNonFiniteLoss(p.learning_rate), EpochLog(rows, folder)],
+                callbacks=[
+                    StopOnNonFiniteLoss(p.learning_rate),
+                    CurveRecorder(rows),
+                    *([EpochCheckpoint(folder, rows)] if folder is not None else []),
+                ],
                 shuffle=False,  # batches come shuffled from the plan
             )
         seconds = time.perf_counter() - start
@@ -374,7 +392,7 @@ def train(
         keras.config.set_dtype_policy("float32")
 
     seen = len(train_patches) * (p.epochs - first_epoch)
-    out_pixels = (train_patches.size - 2 * crop) ** 2
+    out_pixels = (train_patches.size - 2 * margin) ** 2
     summary = {
         "epochs": p.epochs,
         "resumed_from_epoch": first_epoch,
@@ -386,7 +404,7 @@ def train(
         "final_psnr": rows[-1]["psnr"],
         "final_val_loss": rows[-1]["val_loss"],
         "final_val_psnr": rows[-1]["val_psnr"],
-        "val_psnr_bicubic": bicubic_psnr(valid_patches, BatchPlan(len(valid_patches), p.batch_size, None), crop),
+        "val_psnr_bicubic": bicubic_psnr(valid_patches, BatchPlan(len(valid_patches), p.batch_size, None), margin),
     }
     if not chief:
         if folder is not None:

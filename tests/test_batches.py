@@ -8,7 +8,7 @@ import pytest
 from srcnn.batches import BatchPlan, replica_dataset, to_model_arrays
 from srcnn.patches import PatchFile
 
-N, S, CROP, BATCH = 37, 13, 3, 8
+N, S, MARGIN, BATCH = 37, 13, 3, 8
 
 
 @pytest.fixture(scope="module")
@@ -82,21 +82,21 @@ def test_last_batch_too_small_for_the_replicas_is_left_out():
 
 def test_model_arrays_are_float_in_unit_range(patch_path):
     pairs = np.load(patch_path)[:4]
-    inputs, labels = to_model_arrays(pairs, CROP)
+    inputs, labels = to_model_arrays(pairs, MARGIN)
     assert inputs.dtype == labels.dtype == np.float32
-    assert inputs.shape == (4, S, S, 1) and labels.shape == (4, S - 2 * CROP, S - 2 * CROP, 1)
+    assert inputs.shape == (4, S, S, 1) and labels.shape == (4, S - 2 * MARGIN, S - 2 * MARGIN, 1)
     np.testing.assert_allclose(inputs[..., 0], pairs[:, 0] / 255.0, rtol=0, atol=1e-7)
-    np.testing.assert_allclose(labels[..., 0], pairs[:, 1, CROP:-CROP, CROP:-CROP] / 255.0, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(labels[..., 0], pairs[:, 1, MARGIN:-MARGIN, MARGIN:-MARGIN] / 255.0, rtol=0, atol=1e-7)
 
 
 def test_dataset_yields_the_planned_batches(patch_path):
     patches, whole = PatchFile(patch_path), np.load(patch_path)
     plan = BatchPlan(N, BATCH, seed=9)
-    elements = list(replica_dataset(patches, plan, CROP, [0], first_step=2).take(2 * plan.steps_per_epoch))
+    elements = list(replica_dataset(patches, plan, MARGIN, [0], first_step=2).take(2 * plan.steps_per_epoch))
     for i, (x, y) in enumerate(elements):
         planned = plan.batch(2 + i)
         assert ids_of(x.numpy()) == planned.tolist()
-        expect_x, expect_y = to_model_arrays(whole[planned], CROP)
+        expect_x, expect_y = to_model_arrays(whole[planned], MARGIN)
         np.testing.assert_array_equal(x.numpy(), expect_x)
         np.testing.assert_array_equal(y.numpy(), expect_y)
 
@@ -105,7 +105,7 @@ def test_dataset_of_two_local_replicas_interleaves_their_slices(patch_path):
     patches = PatchFile(patch_path)
     plan = BatchPlan(N, BATCH, seed=9, replicas=4)
     # The second of two workers, each with two replicas: it reads slices 2 and 3 of every batch.
-    elements = list(replica_dataset(patches, plan, CROP, [2, 3]).take(6))
+    elements = list(replica_dataset(patches, plan, MARGIN, [2, 3]).take(6))
     for i, (x, _) in enumerate(elements):
         step, j = divmod(i, 2)
         assert ids_of(x.numpy()) == plan.replica_slice(step, 2 + j).tolist()
