@@ -134,7 +134,7 @@ def bench_training(args, patch_file: Path) -> dict:
         else:  # the common recipe: 'same' padding everywhere, 33×33 labels (zero padding at the borders)
             inputs = keras.Input((None, None, 1))
             h = inputs
-            for f, k in zip(FILTERS, KERNELS, strict=True):
+            for f, k in zip(FILTERS, KERNELS[:-1], strict=True):
                 h = keras.layers.Conv2D(f, k, padding="same", activation="relu")(h)
             base = keras.Model(inputs, keras.layers.Conv2D(1, KERNELS[-1], padding="same")(h))
             y = patches[:, 1, :, :, None].astype(np.float32) / 255.0

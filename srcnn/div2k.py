@@ -41,7 +41,9 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import requests
+from requests.adapters import HTTPAdapter
 from tqdm import tqdm
+from urllib3.util.retry import Retry
 
 from srcnn.errors import UserError
 from srcnn.io import IMAGE_SUFFIXES, atomic_dir, list_images, read_image, sha256_of
@@ -58,15 +60,15 @@ OFFICIAL_IDS: dict[str, Sequence[int]] = {"train": range(1, 801), "valid": range
 # Expectation meaning "4-digit ids with no gap" (see expected_for).
 CONSECUTIVE = None
 
-# Retry policy for transient failures (timeouts, dropped connections, 5xx).
+# Retry policy for transient failures (timeouts, refused or dropped connections, 5xx, 408, 429).
 # Module constants so tests can shrink the delays.
 RETRIES = 4  # extra attempts after the first one
-BACKOFF_S = 2.0  # delay before the first retry; doubles on each further one
+BACKOFF_S = 2.0  # urllib3's backoff_factor: waits of 0, 2·B, 4·B, … s between attempts (Retry-After first)
 TIMEOUT_S = (15.0, 60.0)  # (connect, read) seconds; read is per socket read, not the whole file
 CHUNK_BYTES = 1 << 20
 
-# 4xx statuses that mean "try again later" rather than "this will never work".
-_RETRYABLE_4XX = {408, 429}
+# Statuses that mean "try again later" rather than "this will never work".
+RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _ID_NAME_RE = re.compile(r"(\d{4})\.png")
 _LISTED = 10  # names quoted in a layout error before "and N more"
@@ -106,11 +108,12 @@ def fetch_archive(url: str, dest: Path, sha256: str, progress: bool = True) -> P
     A `file:///` URL is copied the same way (into the .part, hashed, renamed
     only when it matches), so a local zip is as verified as a download.
 
-    Timeouts, connection errors and 5xx answers are retried `RETRIES` times
-    with exponential backoff. A retry asks for the rest of the file with a
-    Range request; a 206 answer appends to the .part, a 200 answer (server
-    ignores ranges) restarts it from zero. A .part left by an earlier,
-    interrupted run is resumed the same way.
+    Refused connections, timeouts and 5xx/408/429 answers are retried `RETRIES`
+    times by urllib3's `Retry` (exponential backoff, honouring `Retry-After`).
+    A connection that drops mid-file is resumed, up to `RETRIES` times: the
+    next request asks for the rest with a Range header; a 206 answer appends
+    to the .part, a 200 answer (server ignores ranges) restarts it from zero.
+    A .part left by an earlier, interrupted run is resumed the same way.
 
     Raises DownloadError on a 4xx answer (naming URL and status), when the
     retries run out, or on a hash mismatch (naming URL, expected and found
@@ -143,21 +146,41 @@ def fetch_archive(url: str, dest: Path, sha256: str, progress: bool = True) -> P
     return dest
 
 
+def retry_policy() -> Retry:
+    """urllib3's retries for each request: connecting, reading the headers, and a retryable status.
+
+    GET only (idempotent); the last answer is returned once they run out (`raise_on_status=False`), so the
+    error can name its status. A body that breaks off is not urllib3's to retry: `_download` resumes it.
+    """
+    return Retry(
+        total=RETRIES,
+        backoff_factor=BACKOFF_S,
+        status_forcelist=RETRYABLE_STATUSES,
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
 def _download(url: str, part: Path, desc: str, progress: bool) -> str:
-    """Stream `url` into `part` with retries and resume; return the file's sha256."""
-    attempt = 0
+    """Stream `url` into `part`, resuming a body that breaks off; return the file's sha256."""
+    resumes = 0
     with (
         requests.Session() as session,
         tqdm(desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress, leave=False) as bar,
     ):
+        session.mount("http://", HTTPAdapter(max_retries=retry_policy()))
+        session.mount("https://", HTTPAdapter(max_retries=retry_policy()))
         while True:
             try:
                 return _stream_once(session, url, part, bar)
             except _Transient as exc:
-                attempt += 1
-                if attempt > RETRIES:
-                    raise DownloadError(f"{url}: giving up after {attempt} attempts; last error: {exc}") from None
-                time.sleep(BACKOFF_S * 2 ** (attempt - 1))
+                resumes += 1
+                if resumes > RETRIES:
+                    raise DownloadError(
+                        f"{url}: giving up after {resumes} interrupted transfers; last: {exc}"
+                    ) from None
+                time.sleep(BACKOFF_S * 2 ** (resumes - 1))
 
 
 def _copy_local(url: str, src: Path, part: Path, desc: str, progress: bool) -> str:
@@ -194,9 +217,8 @@ def _copy_local(url: str, src: Path, part: Path, desc: str, progress: bool) -> s
 def _stream_once(session: requests.Session, url: str, part: Path, bar: tqdm) -> str:
     """One HTTP attempt: resume `part` if possible, append the body, return the sha256.
 
-    Raises _Transient for failures worth retrying (the bytes written so far
-    stay in `part` for the next attempt to resume from) and DownloadError for
-    the rest.
+    Raises _Transient for a transfer worth resuming (the bytes written so far stay in `part` for the next
+    attempt) and DownloadError for the rest, including failures urllib3 already retried `RETRIES` times.
     """
     offset = part.stat().st_size if part.is_file() else 0
     # identity: the byte offsets of a Range request must refer to the file
@@ -205,7 +227,13 @@ def _stream_once(session: requests.Session, url: str, part: Path, bar: tqdm) -> 
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        with session.get(url, headers=headers, stream=True, timeout=TIMEOUT_S) as resp:
+        resp = session.get(url, headers=headers, stream=True, timeout=TIMEOUT_S)
+    except (requests.ConnectionError, requests.Timeout) as exc:  # urllib3 has retried them RETRIES times
+        raise DownloadError(f"{url}: giving up after {RETRIES + 1} attempts; last error: {_one_line(exc)}") from None
+    except requests.RequestException as exc:  # bad URL, too many redirects, ...
+        raise DownloadError(f"{url}: {_one_line(exc)}") from None
+    try:
+        with resp:
             status = resp.status_code
             if status == 416 and offset:
                 # Nothing left to fetch past `offset`: either the .part is already
@@ -217,8 +245,8 @@ def _stream_once(session: requests.Session, url: str, part: Path, bar: tqdm) -> 
                     return digest
                 part.unlink()
                 raise _Transient(f"HTTP 416 for a resume at byte {offset}; restarting")
-            if 500 <= status or status in _RETRYABLE_4XX:
-                raise _Transient(f"HTTP {status}")
+            if status in RETRYABLE_STATUSES:  # what urllib3 still got after RETRIES retries
+                raise DownloadError(f"{url}: giving up after {RETRIES + 1} attempts; last error: HTTP {status}")
             if 400 <= status:
                 raise DownloadError(f"{url}: HTTP {status} {resp.reason or ''}".rstrip())
             if status not in (200, 206):

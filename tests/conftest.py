@@ -198,6 +198,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             action = st.script[path].pop(0) if st.script[path] else "ok"
         if action.isdigit():
             return self._plain(int(action))
+        if action.startswith("503 retry-after "):  # e.g. "503 retry-after 1": come back in 1 s
+            return self._plain(503, {"Retry-After": action.split()[-1]})
         body = st.files.get(path)
         if body is None:
             return self._plain(404)
@@ -230,9 +232,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if action in ("drop", "stall"):
             self.close_connection = True
 
-    def _plain(self, status: int):
+    def _plain(self, status: int, headers: dict[str, str] | None = None):
         body = f"status {status}\n".encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import socket
+import time
 import zipfile
 from pathlib import Path
 
@@ -169,6 +170,16 @@ def test_500_once_then_success(server, dataset, tmp_path):
     dest = fetch_archive(server.base + "/" + TRAIN_ZIP, tmp_path / TRAIN_ZIP, dataset["sha"]["train"], progress=False)
     assert dest.read_bytes() == dataset["zips"]["train"]
     assert server.requests(TRAIN_ZIP) == 2
+
+
+def test_retry_after_is_honoured(server, dataset, tmp_path):
+    """A 503 with `Retry-After: 1` (a server asking to be left alone for a second) is retried after that second,
+    not after the backoff (10 ms in these tests); the old retry loop ignored the header."""
+    server.script(TRAIN_ZIP, "503 retry-after 1")
+    start = time.monotonic()
+    dest = fetch_archive(server.base + "/" + TRAIN_ZIP, tmp_path / TRAIN_ZIP, dataset["sha"]["train"], progress=False)
+    assert time.monotonic() - start >= 1.0
+    assert dest.read_bytes() == dataset["zips"]["train"] and server.requests(TRAIN_ZIP) == 2
 
 
 def test_persistent_500_gives_up_after_bounded_retries(server, tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 
+import cv2
 import pytest
 import yaml
 from conftest import (
@@ -35,6 +36,8 @@ from conftest import (
 )
 
 from srcnn import div2k
+
+SPLITS = ("train", "valid")
 
 pytestmark = pytest.mark.slow  # the dvc CLI and training: `pytest -m "not slow"` skips it
 
@@ -124,14 +127,18 @@ def test_readme_workspace_commands_run_as_written(tmp_path):
     # What the README's commands expect to find: a benchmark set, images for the folder source, DIV2K zips
     # on a server (the params' URL swapped for it, as the official one is not reachable) and in a folder.
     images = sorted((repo / "data/raw/valid").iterdir())
+    train_images = sorted((repo / "data/raw/train").iterdir())[:3]
     for folder, picked in (
         (repo / "data/benchmarks/Set5", images),
-        (repo / "data/images/valid", images),
-        (repo / "data/images/train", sorted((repo / "data/raw/train").iterdir())),
+        (repo / "data/images/valid", images[:2]),
+        (repo / "data/images/train", train_images),
     ):
         folder.mkdir(parents=True, exist_ok=True)
         for image in picked:
             shutil.copy(image, folder / image.name)
+    # One held-out image as a JPEG: the folder source reads any format and writes PNGs under data/raw.
+    held_out = images[2]
+    assert cv2.imwrite(str(repo / "data/images/valid/held_out.jpg"), cv2.imread(str(held_out)))
     pngs = [_png(c) for c in _crops()]
     zips = {
         "train": _zip({f"DIV2K_train_HR/{i + 1:04d}.png": pngs[i] for i in range(N_TRAIN)}),
@@ -151,7 +158,11 @@ def test_readme_workspace_commands_run_as_written(tmp_path):
     swaps = {"<rev>": "HEAD", "file:///data/DIV2K/": local.as_uri() + "/", "/scratch/srcnn": str(tmp_path / "scratch")}
     try:
         # XDG_CACHE_HOME: the download cache of the lines without SRCNN_CACHE_DIR, kept out of the user's home
-        out = {line: shell(repo, line, swaps, XDG_CACHE_HOME=str(tmp_path / "xdg")) for line in WORKSPACE}
+        out = {}
+        for line in WORKSPACE:
+            out[line] = shell(repo, line, swaps, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+            if line == "dvc exp run -S download.source=folder":
+                out["folder raw"] = tuple(sorted(p.name for p in (repo / f"data/raw/{s}").iterdir()) for s in SPLITS)
     finally:
         server.close()
 
@@ -166,6 +177,12 @@ def test_readme_workspace_commands_run_as_written(tmp_path):
     assert "valid.psnr_srcnn" in out["dvc metrics diff"].stdout
     assert (repo / "dvc_plots/index.html").stat().st_size > 0
     assert "Set5" in json.loads((repo / "metrics/evaluate.json").read_text())
+    assert stages_run(out["dvc exp run -S download.source=folder"]) == set(STAGES)
+    # The folder source ran on the images put in data/images/ (checked here before DIV2K replaced them).
+    assert out["folder raw"] == (
+        sorted(p.name for p in train_images),
+        sorted([images[0].name, images[1].name, "held_out.png"]),
+    )
     assert sorted(p.name for p in (repo / "data/raw/train").iterdir()) == [f"{i + 1:04d}.png" for i in range(N_TRAIN)]
     assert server.requests(div2k.ARCHIVES["train"]) == 1  # fetched once, into SRCNN_CACHE_DIR
     assert {p.name for p in (tmp_path / "scratch").rglob("*.zip")} == set(div2k.ARCHIVES.values())
