@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 from conftest import N_TRAIN, N_VALID, _crops, _png, _Server, _sha, _symlink_entry, _zip, stage_command
 
-from srcnn import div2k
-from srcnn.div2k import DownloadError, download_div2k, extract_images, fetch_archive
+from srcnn import div2k, fetch
+from srcnn.div2k import download_div2k, extract_images
+from srcnn.fetch import DownloadError, fetch_archive
 
 # --------------------------------------------------------------------------- fixtures: data
 
@@ -55,10 +56,10 @@ def server(dataset):
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
     """Real retry logic, millisecond delays, short read timeout."""
-    monkeypatch.setattr(div2k, "BACKOFF_S", 0.01)
-    monkeypatch.setattr(div2k, "TIMEOUT_S", (2.0, 0.5))
+    monkeypatch.setattr(fetch, "BACKOFF_S", 0.01)
+    monkeypatch.setattr(fetch, "TIMEOUT_S", (2.0, 0.5))
     # Small chunks so a dropped connection leaves a partial .part on disk.
-    monkeypatch.setattr(div2k, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(fetch, "CHUNK_BYTES", 1024)
 
 
 def _tree(root: Path) -> set[str]:
@@ -183,7 +184,7 @@ def test_retry_after_is_honoured(server, dataset, tmp_path):
 
 
 def test_persistent_500_gives_up_after_bounded_retries(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(div2k, "RETRIES", 2)
+    monkeypatch.setattr(fetch, "RETRIES", 2)
     server.script(TRAIN_ZIP, *["503"] * 10)
     url = server.base + "/" + TRAIN_ZIP
     with pytest.raises(DownloadError) as err:
@@ -194,7 +195,7 @@ def test_persistent_500_gives_up_after_bounded_retries(server, tmp_path, monkeyp
 
 
 def test_connection_refused_is_one_line_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(div2k, "RETRIES", 1)
+    monkeypatch.setattr(fetch, "RETRIES", 1)
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -25,8 +25,8 @@ import yaml
 # pytest puts tests/ on sys.path: reuse the loopback server and real-image builders.
 from conftest import _crops, _png, _Server, _sha, _symlink_entry, _zip, stage_command
 
-from srcnn import div2k, params, sources
-from srcnn.div2k import DownloadError
+from srcnn import div2k, fetch, params, safe_zip, sources
+from srcnn.fetch import DownloadError
 from srcnn.io import ImageError
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
@@ -69,10 +69,10 @@ def server(zips):
 def env(tmp_path, monkeypatch):
     """Download cache inside tmp, millisecond retry delays, small chunks (drops leave a partial .part)."""
     monkeypatch.setenv("SRCNN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(div2k, "BACKOFF_S", 0.01)
-    monkeypatch.setattr(div2k, "TIMEOUT_S", (2.0, 0.5))
-    monkeypatch.setattr(div2k, "CHUNK_BYTES", 1024)
-    monkeypatch.setattr(div2k, "RETRIES", 2)
+    monkeypatch.setattr(fetch, "BACKOFF_S", 0.01)
+    monkeypatch.setattr(fetch, "TIMEOUT_S", (2.0, 0.5))
+    monkeypatch.setattr(fetch, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(fetch, "RETRIES", 2)
 
 
 def make_params(url: str, sha: dict[str, str], train_limit=None, valid_limit=None) -> SimpleNamespace:
@@ -209,7 +209,7 @@ def fault(name, ctx):
         mp.setattr(div2k, "OFFICIAL_IDS", {"train": range(1, 5), "valid": range(801, 804)})
         return srv.base, sha, DownloadError, [f"{VALID_ZIP}: 2 of 3 images; missing 0803.png"]
     if name == "interrupted extraction":
-        real = div2k.shutil.copyfileobj
+        real = safe_zip.shutil.copyfileobj
         calls = []
 
         def interrupted(*args, **kwargs):  # Ctrl-C while writing the third image
@@ -218,7 +218,7 @@ def fault(name, ctx):
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
 
-        mp.setattr(div2k.shutil, "copyfileobj", interrupted)
+        mp.setattr(safe_zip.shutil, "copyfileobj", interrupted)
         return srv.base, sha, KeyboardInterrupt, []
     if name == "file:// no such folder":
         url = (tmp / "nowhere").as_uri()
