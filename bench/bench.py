@@ -21,6 +21,7 @@ Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -241,7 +242,6 @@ def bench_flops(args, training: dict | None) -> None:
 CHILD = r"""
 import json, resource, sys, threading, time
 from pathlib import Path
-from types import SimpleNamespace
 peak = {"RssAnon:": 0, "RssFile:": 0}
 def status(key):
     for line in open("/proc/self/status"):
@@ -254,21 +254,21 @@ def poll():
         time.sleep(0.05)
 threading.Thread(target=poll, daemon=True).start()
 cfg = json.loads(sys.argv[1])
-params = SimpleNamespace(seed=42, scale=2, resize="matlab",
-    patches=SimpleNamespace(size=33, per_image=cfg["per_image"], valid_per_image=32, stride=None,
-                            flips_rotations=False, hr_scales=[1.0]),
-    model=SimpleNamespace(filters=[64, 32], kernel_sizes=[9, 1, 5]),
-    train=SimpleNamespace(epochs=cfg["epochs"], batch_size=cfg["batch_size"], learning_rate=1e-3,
-                          lr_schedule="cosine", strategy="auto", mixed_precision=False))
+from srcnn.params import ModelParams, PatchesParams, PatchesStage, TrainParams, TrainStage
+patches_params = PatchesStage(42, 2, "matlab", PatchesParams(size=33, per_image=cfg["per_image"], valid_per_image=32,
+                                                            stride=None, flips_rotations=False, hr_scales=[1.0]))
+train_params = TrainStage(42, 2, "matlab", ModelParams(filters=[64, 32], kernel_sizes=[9, 1, 5]),
+                          TrainParams(epochs=cfg["epochs"], batch_size=cfg["batch_size"], learning_rate=1e-3,
+                                      lr_schedule="cosine", strategy="auto", mixed_precision=False))
 work = Path(cfg["work"])
 t = time.perf_counter()
 if cfg["stage"] == "patches":
     from srcnn.patches import make_patch_sets
-    make_patch_sets(work / "raw", work / "patches", params)
+    make_patch_sets(work / "raw", work / "patches", patches_params)
 else:
     from srcnn.training import train
     train(work / "patches/train.npy", work / "patches/valid.npy", work / "out/srcnn.keras", work / "out/log",
-          work / "out/train.json", params)
+          work / "out/train.json", train_params)
 time.sleep(0.1)
 print("RESULT " + json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                              "hwm_kib": status("VmHWM:"), "anon_kib": peak["RssAnon:"],
@@ -335,14 +335,14 @@ def bench_rss(args, work: Path) -> None:
 EVALUATE_CHILD = r"""
 import json, sys
 from pathlib import Path
-from types import SimpleNamespace
 import srcnn.engine as engine
 from srcnn.evaluation import evaluate
+from srcnn.params import EvaluateParams, EvaluateStage
 cfg = json.loads(sys.argv[1])
 if cfg["tile"] is None:  # the whole image in one call, as evaluate did before it tiled
     engine.upscale_y.__defaults__ = (1 << 30,)
 work = Path(cfg["work"])
-p = SimpleNamespace(scale=2, resize="matlab", evaluate=SimpleNamespace(crop_border=None, benchmarks=[]))
+p = EvaluateStage(scale=2, resize="matlab", evaluate=EvaluateParams(crop_border=None, benchmarks=[]))
 evaluate(work / "model.keras", work / "valid", p, work / "e.json", work / "e.csv", work / "crops")
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print("RESULT", json.dumps({"hwm_kib": hwm}))
@@ -394,7 +394,7 @@ def bench_quality(args, work: Path) -> None:
     from srcnn.training import train
 
     params = for_stage("train", ROOT / "params.yaml")
-    params.train.epochs = args.quality_epochs
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, epochs=args.quality_epochs))
     patches = ROOT / "data" / "patches"
     if not (patches / "train.npy").is_file():
         raise SystemExit(f"(e) needs {patches}/train.npy: run `dvc repro patches` first")

@@ -20,7 +20,7 @@ from srcnn.engine import upscale_y
 from srcnn.imaging import psnr, ssim
 from srcnn.io import ImageError, atomic_dir, atomic_file, list_images, write_image, write_json
 from srcnn.model_file import load_model
-from srcnn.params import BENCHMARKS_DIR
+from srcnn.params import BENCHMARKS_DIR, EvaluateStage
 from srcnn.patches import degraded_pair
 from srcnn.pictures import comparison
 
@@ -69,7 +69,7 @@ def summarise(table: pd.DataFrame) -> dict:
 def evaluate(
     model_path: Path,
     valid_dir: Path,
-    params,
+    params: EvaluateStage,
     json_path: Path,
     csv_path: Path,
     crops_dir: Path,

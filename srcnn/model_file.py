@@ -18,7 +18,7 @@ import numpy as np
 
 from srcnn.errors import UserError
 from srcnn.model import kernel_sizes_of, margin
-from srcnn.params import receptive_field
+from srcnn.params import TrainStage, receptive_field
 
 
 class ModelError(UserError, ValueError):
@@ -70,7 +70,7 @@ def package_version() -> str:
         return "unknown"
 
 
-def make_metadata(model: keras.Model, params) -> dict:
+def make_metadata(model: keras.Model, params: TrainStage) -> dict:
     """What `srcnn upscale` needs to use a model correctly, from the train stage's params."""
     kernels = kernel_sizes_of(model)
     return {

@@ -9,13 +9,14 @@ would not rerun it for.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -329,29 +330,132 @@ def load(path: str | Path = "params.yaml") -> dict[str, Any]:
     return validate(tree)
 
 
-def _nest(values: dict[str, Any]) -> SimpleNamespace:
-    """{"train.epochs": 3} → namespace(train=namespace(epochs=3)); leaf values (lists, mappings) kept as-is."""
-    root = SimpleNamespace()
-    for name, value in values.items():
-        node = root
-        *parents, leaf = name.split(".")
-        for part in parents:
-            if not hasattr(node, part):
-                setattr(node, part, SimpleNamespace())
-            node = getattr(node, part)
-        setattr(node, leaf, value)
-    return root
+# --------------------------------------------------------------------------- what each stage receives
+#
+# Typed, frozen values: a stage's functions take these, never the whole file. Each stage's dataclass holds
+# exactly the keys its `params:` list in dvc.yaml declares (checked by `for_stage` on every run), so a
+# stage cannot read a key that DVC would not rerun it for.
 
 
-def for_stage(stage: str, path: str | Path = "params.yaml") -> SimpleNamespace:
-    """Validate the whole file, then return only the keys `stage` declares in the dvc.yaml beside it.
+@dataclass(frozen=True)
+class Sha256Pair:
+    train: str  # 64 lowercase hex digits
+    valid: str
 
-    Reading a key the stage does not declare fails with AttributeError, so a
-    stage cannot silently depend on a key DVC would not rerun it for.
+
+@dataclass(frozen=True)
+class DownloadParams:
+    source: str  # "sample" | "div2k" | "folder"
+    div2k_url: str  # http(s):// or file:/// folder URL, ending in "/"
+    div2k_sha256: Sha256Pair
+    train_limit: int | None  # first N images by name; None: all
+    valid_limit: int | None
+    train_dir: str  # folder source: relative to the repository or absolute
+    valid_dir: str
+
+
+@dataclass(frozen=True)
+class PatchesParams:
+    size: int  # HR patch side, pixels
+    per_image: int  # random training patches per image (when stride is None)
+    valid_per_image: int
+    stride: int | None  # the paper's grid of sub-images instead of random crops
+    flips_rotations: bool  # the 8 dihedral copies of every patch
+    hr_scales: list[float]  # HR copies shrunk by these factors (MATLAB imresize), 1.0 = as is
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    filters: list[int]  # per hidden layer
+    kernel_sizes: list[int]  # per layer, odd; one more entry than filters
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int
+    batch_size: int  # global: split across replicas
+    learning_rate: float
+    lr_schedule: str  # "constant" | "cosine"
+    strategy: str  # "auto" | "mirrored" | "multiworker"
+    mixed_precision: bool
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    crop_border: int | None  # pixels shaved before scoring the valid split; None: the scale
+    benchmarks: list[str]  # set names, each the folder data/benchmarks/<name>
+
+
+@dataclass(frozen=True)
+class DownloadStage:
+    download: DownloadParams
+
+
+@dataclass(frozen=True)
+class PatchesStage:
+    seed: int
+    scale: int  # 2, 3 or 4
+    resize: str  # "matlab" | "opencv"
+    patches: PatchesParams
+
+
+@dataclass(frozen=True)
+class TrainStage:
+    seed: int
+    scale: int
+    resize: str
+    model: ModelParams
+    train: TrainParams
+
+
+@dataclass(frozen=True)
+class EvaluateStage:
+    scale: int
+    resize: str
+    evaluate: EvaluateParams
+
+
+STAGE_PARAMS = {"download": DownloadStage, "patches": PatchesStage, "train": TrainStage, "evaluate": EvaluateStage}
+
+
+def leaf_keys(cls: type, prefix: str = "") -> list[str]:
+    """The dotted params.yaml keys a stage dataclass holds, e.g. TrainStage → [seed, …, train.epochs, …]."""
+    keys = []
+    for name, kind in typing.get_type_hints(cls).items():
+        if dataclasses.is_dataclass(kind):
+            keys.extend(leaf_keys(kind, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    return cls(
+        **{
+            name: _build(kind, values, f"{prefix}{name}.") if dataclasses.is_dataclass(kind) else values[prefix + name]
+            for name, kind in hints.items()
+        }
+    )
+
+
+def for_stage(stage: str, path: str | Path = "params.yaml"):
+    """Validate the whole file, then return the stage's typed values (`STAGE_PARAMS[stage]`).
+
+    ParamsError when the dvc.yaml beside `path` declares other keys for the stage than it reads: DVC would
+    then rerun it for a key it ignores, or not rerun it for one it reads.
     """
     values = load(path)
-    declared = stage_keys(Path(path).parent / "dvc.yaml")[stage]
-    picked = {
-        name: value for name, value in values.items() if any(name == d or name.startswith(d + ".") for d in declared)
-    }
-    return _nest(picked)
+    dvc_yaml = Path(path).parent / "dvc.yaml"
+    declared = stage_keys(dvc_yaml)[stage]
+    cls = STAGE_PARAMS[stage]
+    reads = leaf_keys(cls)
+    unread = [d for d in declared if not any(k == d or k.startswith(d + ".") for k in reads)]
+    undeclared = [k for k in reads if not any(k == d or k.startswith(d + ".") for d in declared)]
+    if unread or undeclared:
+        raise ParamsError(
+            f"{dvc_yaml}: stage {stage} lists params {', '.join(declared)}; it reads {', '.join(reads)}"
+            + (f" (not listed: {', '.join(undeclared)})" if undeclared else "")
+            + (f" (not read: {', '.join(unread)})" if unread else "")
+        )
+    return _build(cls, values)

@@ -26,6 +26,7 @@ from srcnn.colour import rgb_to_y, round_to
 from srcnn.errors import UserError
 from srcnn.imaging import bicubic_degrade, modcrop
 from srcnn.io import ImageError, atomic_file, list_images, read_image
+from srcnn.params import PatchesStage
 from srcnn.resize import imresize_matlab
 
 
@@ -128,7 +129,7 @@ def write_patches(
     return count
 
 
-def make_patch_sets(raw_dir: Path, out_dir: Path, params) -> dict[str, int]:
+def make_patch_sets(raw_dir: Path, out_dir: Path, params: PatchesStage) -> dict[str, int]:
     """Training and validation patch files from raw_dir/{train,valid}.
 
     Training pairs follow `patches.stride`, `patches.flips_rotations` and `patches.hr_scales`;

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from srcnn import div2k
 from srcnn.io import IMAGE_SUFFIXES, ImageError, atomic_dir, read_image, write_image
+from srcnn.params import DownloadParams
 
 # Real photos shipped inside the scikit-image wheel (no network needed).
 # Train and valid scenes are disjoint; the stereo pair is one scene, in train.
@@ -130,7 +131,7 @@ def default_cache_dir() -> Path:
     return base / "srcnn"
 
 
-def download(params, out_dir: Path) -> dict[str, int]:
+def download(params: DownloadParams, out_dir: Path) -> dict[str, int]:
     """Fill `out_dir` with train/valid HR images from `params.source`, atomically.
 
     Whatever fails (download, checksum, zip, layout, unreadable image), the

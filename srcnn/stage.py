@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from types import SimpleNamespace
+from typing import Any
 
 from srcnn import params as params_module
 from srcnn.errors import UserError
@@ -14,11 +14,10 @@ from srcnn.errors import UserError
 USER_ERRORS = (UserError, FileNotFoundError)
 
 
-def run_stage(
-    stage: str, main: Callable[[SimpleNamespace, argparse.Namespace], object], cli: argparse.ArgumentParser
-) -> None:
-    """Parse the stage's command line (its paths, written once: on the `cmd` in dvc.yaml), validate params.yaml,
-    hand `main` the keys of `stage` and the arguments; exit 2 with one line on a user error."""
+def run_stage(stage: str, main: Callable[[Any, argparse.Namespace], object], cli: argparse.ArgumentParser) -> None:
+    """Parse the stage's command line (its paths, written once: on the `cmd` in dvc.yaml), validate
+    params.yaml, hand `main` the stage's typed params (`srcnn.params.STAGE_PARAMS`) and the arguments;
+    exit 2 with one line on a user error."""
     args = cli.parse_args()  # a wrong command line: argparse's usage line and exit code 2
     try:
         params = params_module.for_stage(stage)

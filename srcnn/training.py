@@ -47,7 +47,7 @@ from srcnn.fast_layers import FAST_LAYERS_REVISION
 from srcnn.io import atomic_dir, atomic_file, sha256_of, write_json
 from srcnn.model import build_srcnn
 from srcnn.model_file import make_metadata, save_model
-from srcnn.params import ParamsError, margin_of
+from srcnn.params import ParamsError, TrainStage, margin_of
 from srcnn.patches import PatchFile, PatchFileError
 
 CURVES = ("loss", "psnr", "val_loss", "val_psnr")  # per-epoch values kept in checkpoints and DVCLive
@@ -154,7 +154,7 @@ def precision_policy(mixed: bool) -> str:
 
 
 def checkpoint_key(
-    params, train_path: Path, valid_path: Path, replicas: int, policy: str, fast_layers: bool = True
+    params: TrainStage, train_path: Path, valid_path: Path, replicas: int, policy: str, fast_layers: bool = True
 ) -> str:
     """Hash of everything a checkpoint's weights depend on: only a run with the same key may resume from it."""
     settings = {
@@ -292,7 +292,7 @@ def train(
     model_path: Path,
     log_dir: Path,
     metrics_path: Path,
-    params,
+    params: TrainStage,
     checkpoint_root: Path | None = None,
     fast_layers: bool | None = None,
 ) -> dict:

@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import dvc, env, project_repo
+
+from srcnn.params import ModelParams, TrainParams, TrainStage
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
@@ -113,12 +114,8 @@ def test_checkpoint_key_changes_with_what_the_weights_depend_on(tmp_path):
             epochs=3, batch_size=8, learning_rate=1e-3, lr_schedule="cosine", strategy="auto", mixed_precision=False
         )
         t.update(train)
-        return SimpleNamespace(
-            seed=1,
-            scale=2,
-            resize="matlab",
-            model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
-            train=SimpleNamespace(**t),
+        return TrainStage(
+            seed=1, scale=2, resize="matlab", model=ModelParams([8, 4], [9, 1, 5]), train=TrainParams(**t)
         )
 
     base = checkpoint_key(params(), a, a, 1, "float32")

@@ -24,14 +24,14 @@ pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "n
 RUN = """
 import json, sys
 from pathlib import Path
-from types import SimpleNamespace
 from srcnn import training
+from srcnn.params import ModelParams, TrainParams, TrainStage
 
 out, strategy, seed, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[6])
-params = SimpleNamespace(
-    seed=seed, scale=2, resize="matlab", model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
-    train=SimpleNamespace(epochs=epochs, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy=strategy,
-                          mixed_precision=False))
+params = TrainStage(
+    seed=seed, scale=2, resize="matlab", model=ModelParams(filters=[8, 4], kernel_sizes=[9, 1, 5]),
+    train=TrainParams(epochs=epochs, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy=strategy,
+                      mixed_precision=False))
 summary = training.train(Path(sys.argv[4]), Path(sys.argv[5]), out / "models" / "srcnn.keras", out / "log",
                          out / "train.json", params, checkpoint_root=out / "checkpoints")
 print("SUMMARY", json.dumps(summary))

@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -28,6 +27,7 @@ from conftest import _crops, _png, _Server, _sha, _symlink_entry, _zip, stage_co
 from srcnn import div2k, fetch, params, safe_zip, sources
 from srcnn.fetch import DownloadError
 from srcnn.io import ImageError
+from srcnn.params import DownloadParams, Sha256Pair
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
@@ -75,14 +75,16 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setattr(fetch, "RETRIES", 2)
 
 
-def make_params(url: str, sha: dict[str, str], train_limit=None, valid_limit=None) -> SimpleNamespace:
-    """The namespace the stage gets from params.for_stage("download").download."""
-    return SimpleNamespace(
+def make_params(url: str, sha: dict[str, str], train_limit=None, valid_limit=None) -> DownloadParams:
+    """What the stage gets from params.for_stage("download").download."""
+    return DownloadParams(
         source="div2k",
         div2k_url=url,
-        div2k_sha256=SimpleNamespace(**sha),
+        div2k_sha256=Sha256Pair(**sha),
         train_limit=train_limit,
         valid_limit=valid_limit,
+        train_dir="data/images/train",
+        valid_dir="data/images/valid",
     )
 
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -20,6 +19,7 @@ from srcnn.evaluation import evaluate
 from srcnn.imaging import bicubic_degrade, modcrop, psnr
 from srcnn.io import ImageError, read_image
 from srcnn.model import build_srcnn
+from srcnn.params import EvaluateParams, EvaluateStage
 
 
 def test_psnr_matches_tensorflow():
@@ -49,9 +49,9 @@ def write_png(path: Path, image: np.ndarray) -> Path:
     return path
 
 
-def params(resize: str, benchmarks: list, crop_border=None) -> SimpleNamespace:
-    return SimpleNamespace(
-        scale=2, resize=resize, evaluate=SimpleNamespace(crop_border=crop_border, benchmarks=benchmarks)
+def params(resize: str, benchmarks: list, crop_border=None) -> EvaluateStage:
+    return EvaluateStage(
+        scale=2, resize=resize, evaluate=EvaluateParams(crop_border=crop_border, benchmarks=benchmarks)
     )
 
 
@@ -121,10 +121,10 @@ PEAK_RSS = textwrap.dedent(
     """
     import resource, sys
     from pathlib import Path
-    from types import SimpleNamespace
     from srcnn.evaluation import evaluate
+    from srcnn.params import EvaluateParams, EvaluateStage
     root = Path(sys.argv[1])
-    p = SimpleNamespace(scale=2, resize="matlab", evaluate=SimpleNamespace(crop_border=None, benchmarks=[]))
+    p = EvaluateStage(scale=2, resize="matlab", evaluate=EvaluateParams(crop_border=None, benchmarks=[]))
     evaluate(Path(sys.argv[2]), root / "valid", p, root / "e.json", root / "e.csv", root / "crops")
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     """

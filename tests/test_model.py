@@ -6,7 +6,6 @@ import csv
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -17,6 +16,7 @@ from srcnn import training
 from srcnn.engine import upscale_y
 from srcnn.model import build_srcnn, margin
 from srcnn.model_file import load_model
+from srcnn.params import ModelParams, TrainParams, TrainStage
 
 # --------------------------------------------------------------------------- model
 
@@ -98,16 +98,11 @@ def test_saved_model_loads_identically(tmp_path):
 # --------------------------------------------------------------------------- train
 
 
-def tiny_params(seed: int = 0) -> SimpleNamespace:
-    return SimpleNamespace(
-        seed=seed,
-        scale=2,
-        resize="matlab",
-        model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
-        train=SimpleNamespace(
-            epochs=2, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy="auto", mixed_precision=False
-        ),
-    )
+def tiny_params(seed: int = 0, **train) -> TrainStage:
+    """A 9-1-5 model with 8 and 4 filters; `train` overrides the training values (epochs 2, batch 16, …)."""
+    values = dict(epochs=2, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy="auto")
+    values.update(mixed_precision=False, **train)
+    return TrainStage(seed, 2, "matlab", ModelParams(filters=[8, 4], kernel_sizes=[9, 1, 5]), TrainParams(**values))
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +110,7 @@ def patch_files(tmp_path_factory) -> tuple[Path, Path]:
     return save_patch_files(tmp_path_factory.mktemp("patches"), 40, 16)
 
 
-def run_train(root: Path, patch_files, seed: int = 0, params: SimpleNamespace | None = None) -> tuple[dict, Path]:
+def run_train(root: Path, patch_files, seed: int = 0, params: TrainStage | None = None) -> tuple[dict, Path]:
     train_path, valid_path = patch_files
     summary = training.train(
         train_path=train_path,
@@ -207,8 +202,7 @@ def test_validation_reads_each_batch_once_with_several_steps_per_call(in_tmp):
     """8 training steps per call and 3 validation batches: Keras would run whole calls of 8 validation
     steps on an endless dataset; the finite one makes the pass read batches 0, 1, 2 once each."""
     train_path, valid_path = save_patch_files(in_tmp, 64, 24)
-    params = tiny_params()
-    params.train.batch_size = 8
+    params = tiny_params(batch_size=8)
     assert training.execution_steps(64 // 8) == 8
     summary, root = run_train(in_tmp / "run", (train_path, valid_path), params=params)
     model = load_model(root / "models" / "srcnn.keras")
@@ -229,8 +223,7 @@ def test_psnr_is_of_the_set_mse_and_does_not_move_with_the_batch_size(in_tmp):
     bicubic = -10 * np.log10(np.mean((labels - inputs) ** 2))
     summaries = {}
     for batch in (3, 8, 24):
-        params = tiny_params()
-        params.train.batch_size = batch
+        params = tiny_params(batch_size=batch)
         summaries[batch], root = run_train(in_tmp / f"b{batch}", (train_path, valid_path), params=params)
         assert summaries[batch]["val_psnr_bicubic"] == pytest.approx(bicubic, abs=1e-6)
         model = load_model(root / "models" / "srcnn.keras")
@@ -262,13 +255,7 @@ def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
 
     keras.utils.set_random_seed(5)
     model = build_srcnn([8, 4], [9, 1, 5])
-    params = SimpleNamespace(
-        seed=5,
-        scale=2,
-        resize="matlab",
-        model=SimpleNamespace(filters=[8, 4], kernel_sizes=[9, 1, 5]),
-        train=SimpleNamespace(epochs=1),
-    )
+    params = tiny_params(seed=5, epochs=1)
     save_model(model, tmp_path / "a.keras", make_metadata(model, params))
     time.sleep(2.1)  # zip timestamps have a 2-second resolution
     save_model(model, tmp_path / "b.keras", make_metadata(model, params))
@@ -282,8 +269,7 @@ def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
 def test_mixed_precision_computes_in_bfloat16_on_cpu_and_saves_float32(in_tmp, patch_files):
     assert training.precision_policy(False) == "float32"
     assert training.precision_policy(True) == "mixed_bfloat16"  # no GPU here; on a GPU: mixed_float16
-    params = tiny_params()
-    params.train.mixed_precision = True
+    params = tiny_params(mixed_precision=True)
     summary, root = run_train(in_tmp / "bf16", patch_files)  # float32 reference, same seed
     reference = load_model(root / "models" / "srcnn.keras").get_weights()
     summary = training.train(*patch_files, in_tmp / "m.keras", in_tmp / "log", in_tmp / "t.json", params)

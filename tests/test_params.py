@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from srcnn.params import SCHEMA, ParamsError, for_stage, load, stage_keys, validate
+from srcnn.params import SCHEMA, ParamsError, TrainStage, for_stage, load, stage_keys, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,10 +81,11 @@ def write_yaml(path: Path, tree: dict) -> Path:
 STAGE_KEYS = stage_keys(Path(__file__).resolve().parents[1] / "dvc.yaml")
 
 
-def leaf_names(ns: SimpleNamespace, prefix: str = "") -> set[str]:
+def leaf_names(ns, prefix: str = "") -> set[str]:
+    """The dotted keys of what for_stage returned, read from the object itself (not from its type)."""
     names = set()
     for key, value in vars(ns).items():
-        if isinstance(value, SimpleNamespace):
+        if dataclasses.is_dataclass(value):
             names |= leaf_names(value, f"{prefix}{key}.")
         else:
             names.add(f"{prefix}{key}")
@@ -172,6 +173,27 @@ def test_a_dvc_yaml_key_outside_the_schema_is_refused(tmp_path):
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(ParamsError, match="stage train lists params key 'train.epoch', which params.yaml does not"):
         for_stage("evaluate", path)
+
+
+def test_a_stage_whose_dvc_yaml_list_misses_a_key_it_reads_is_refused(tmp_path):
+    """dvc.yaml must list every key the stage's code reads, or editing that key would not rerun it."""
+    path = write_yaml(tmp_path / "params.yaml", VALID)
+    spec = yaml.safe_load((tmp_path / "dvc.yaml").read_text())
+    spec["stages"]["train"]["params"].remove("train.batch_size")
+    spec["stages"]["evaluate"]["params"].append("seed")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(ParamsError, match=r"stage train lists params .*\(not listed: train.batch_size\)"):
+        for_stage("train", path)
+    with pytest.raises(ParamsError, match=r"stage evaluate lists params .*\(not read: seed\)"):
+        for_stage("evaluate", path)
+    for_stage("patches", path)  # an untouched stage is fine
+
+
+def test_stage_params_are_typed_and_frozen(tmp_path):
+    train = for_stage("train", write_yaml(tmp_path / "params.yaml", VALID))
+    assert isinstance(train, TrainStage) and isinstance(train.train.learning_rate, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        train.train.epochs = 1
 
 
 def test_a_stage_run_outside_the_repository_root_says_so(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from skimage import data as skdata
 
 from srcnn.io import ImageError, read_image
+from srcnn.params import DownloadParams, Sha256Pair
 from srcnn.sources import download, flat_name
 
 ASTRONAUT = np.ascontiguousarray(skdata.astronaut()[100:164, 150:230])  # 64x80 RGB
@@ -24,8 +24,9 @@ def write(path: Path, image: np.ndarray, *args) -> Path:
     return path
 
 
-def folder_params(train: Path, valid: Path) -> SimpleNamespace:
-    return SimpleNamespace(source="folder", train_dir=str(train), valid_dir=str(valid))
+def folder_params(train: Path, valid: Path) -> DownloadParams:
+    sha = Sha256Pair(train="0" * 64, valid="0" * 64)  # unused by the folder source
+    return DownloadParams("folder", "https://example.org/", sha, None, None, str(train), str(valid))
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import keras
@@ -23,17 +22,18 @@ from srcnn.engine import Upscaler, predict_y
 from srcnn.io import encode_png_gray_alpha
 from srcnn.model import build_srcnn, margin
 from srcnn.model_file import METADATA_NAME, load_model, make_metadata, read_metadata, save_model
+from srcnn.params import ModelParams, TrainParams, TrainStage
 from srcnn.resize import apply_taps, axis_taps, imresize_matlab, resize
 from srcnn.upscale import read_image
 
 
-def tiny_params(scale: int = 2, resize: str = "matlab", filters=(8, 4), kernels=(9, 1, 5)) -> SimpleNamespace:
-    return SimpleNamespace(
+def tiny_params(scale: int = 2, resize: str = "matlab", filters=(8, 4), kernels=(9, 1, 5)) -> TrainStage:
+    return TrainStage(
         seed=0,
         scale=scale,
         resize=resize,
-        model=SimpleNamespace(filters=list(filters), kernel_sizes=list(kernels)),
-        train=SimpleNamespace(
+        model=ModelParams(filters=list(filters), kernel_sizes=list(kernels)),
+        train=TrainParams(
             epochs=1, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy="auto", mixed_precision=False
         ),
     )
