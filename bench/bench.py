@@ -13,7 +13,7 @@ Sections (see bench/README.md for what each row means and the figures measured):
   d  peak RSS of the real patches and train code at DIV2K image size (random-content 2040×1356 PNGs), each
      in its own subprocess
   e  (not in the default run: --sections e) quality of the fast layers: train() with default params on the
-     project's data/patches, once with srcnn.model's fast layers and once with plain Conv2D; final val PSNR
+     project's data/patches, once with srcnn.fast_layers and once with plain Conv2D; final val PSNR
   f  peak RSS of the evaluate code on one 4080×2712 photo: tiled inference (the code) against the whole image
 Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads.
 """

@@ -11,9 +11,10 @@ in float32) and rounded once. An embedded ICC colour profile is copied into PNG,
 JPEG and WebP outputs; EXIF is not copied (its orientation is applied to the
 pixels instead). What an output format cannot hold is named in a warning.
 
-This module is the command: files, output names, what each format keeps,
-errors. The pixels are computed by `srcnn.engine.Upscaler`, in output tiles
-(the result does not depend on the tile size; memory is bounded by it).
+This module is the command: reading and writing files, what each format
+keeps, errors; `srcnn.upscale_jobs` decides which output each input gets.
+The pixels are computed by `srcnn.engine.Upscaler`, in output tiles (the
+result does not depend on the tile size; memory is bounded by it).
 
 Model metadata (scale, resize kernel, receptive field) is read from the
 .keras file itself (`srcnn.model_file.read_metadata`); a model without it is refused.
@@ -22,7 +23,6 @@ Model metadata (scale, resize kernel, receptive field) is read from the
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from srcnn.io import IMAGE_SUFFIXES, ImageError, decode_image, list_images, read_icc_profile, write_opencv_image
+from srcnn.io import ImageError, decode_image, read_icc_profile, write_opencv_image
 from srcnn.resize import RESIZE_KERNELS
+from srcnn.upscale_jobs import UsageError, compare_path, plan_jobs
 
 if TYPE_CHECKING:  # TensorFlow loads only once a model is used: a usage error is reported at once
     from srcnn.engine import Upscaler
@@ -50,61 +51,11 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
-def compare_path(output: Path) -> Path:
-    return output.with_name(f"{output.stem}.compare{output.suffix}")
-
-
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.concatenate([left, right], axis=1)
 
 
 # --------------------------------------------------------------------------- command line
-
-
-class UsageError(ValueError):
-    """Bad arguments or an unusable model: nothing is processed (exit code 2)."""
-
-
-def _is_image_suffix(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def plan_jobs(inputs: list[str], output: str, compare: bool = False) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(input, output) pairs, and error lines for inputs that do not exist, folders without images and inputs
-    whose output (or, with `compare`, its side-by-side picture) another input's would overwrite."""
-    errors, files = [], []
-    folder_input = False
-    for name in inputs:
-        p = Path(name)
-        if p.is_dir():
-            folder_input = True
-            found = list_images(p)
-            if not found:
-                errors.append(f"{p}: no images in this folder (suffixes {', '.join(IMAGE_SUFFIXES)})")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            errors.append(f"{p}: no such file or folder")
-    out = Path(output)
-    to_folder = len(inputs) > 1 or folder_input or out.is_dir() or output.endswith(("/", os.sep)) or not out.suffix
-    if to_folder:
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"-o {output}: several inputs need an output folder, and this is a file")
-        jobs, seen = [], {}
-        for f in files:
-            target = out / f.name
-            written = [target, compare_path(target)] if compare else [target]
-            taken = next((t for t in written if t in seen), None)
-            if taken is not None:  # e.g. a/x.png and b/x.png, or x.png's x.compare.png and an input x.compare.png
-                errors.append(f"{f}: same output name as {seen[taken]} ({taken}); skipped")
-                continue
-            seen.update((t, f) for t in written)
-            jobs.append((f, target))
-        return jobs, errors
-    if not _is_image_suffix(out):
-        raise UsageError(f"-o {output}: unknown image suffix {out.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
-    return [(f, out) for f in files], errors
 
 
 def load_checked_model(path: str, scale: int | None):
