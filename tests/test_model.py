@@ -101,7 +101,7 @@ def test_saved_model_loads_identically(tmp_path):
 def tiny_params(seed: int = 0, **train) -> TrainStage:
     """A 9-1-5 model with 8 and 4 filters; `train` overrides the training values (epochs 2, batch 16, …)."""
     values = dict(epochs=2, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy="auto")
-    values.update(mixed_precision=False, **train)
+    values.update({"mixed_precision": False, **train})
     return TrainStage(seed, 2, "matlab", ModelParams(filters=[8, 4], kernel_sizes=[9, 1, 5]), TrainParams(**values))
 
 
