@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -289,3 +290,14 @@ def _symlink_entry(name: str, target: str) -> zipfile.ZipInfo:
     info.external_attr = 0o120777 << 16
     info.create_system = 3  # unix
     return info
+
+
+def free_ports(n: int) -> list[int]:
+    """n ports on 127.0.0.1 free at the time of the call (for a tf.distribute cluster of n workers)."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROJECT, save_patch_files
+from conftest import PROJECT, free_ports, save_patch_files
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
@@ -36,16 +35,6 @@ summary = training.train(Path(sys.argv[4]), Path(sys.argv[5]), out / "models" / 
                          out / "train.json", params, checkpoint_root=out / "checkpoints")
 print("SUMMARY", json.dumps(summary))
 """
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")

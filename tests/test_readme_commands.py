@@ -30,6 +30,7 @@ from conftest import (
     _zip,
     dvc,
     env,
+    free_ports,
     project_repo,
     run,
     stages_run,
@@ -69,6 +70,10 @@ ELSEWHERE = {
     # `make paper`'s loop, one `dvc exp run` per scale: tests/test_paper.py::test_readme_commands_run_as_written
     "paper": re.compile(r'^dvc exp run -n "paper-x\$s-'),
 }
+# The "Working as a team" section's blocks, run with a bare git origin and three clones: tests/test_team.py.
+_TEXT = (PROJECT / "README.md").read_text()
+_TEAM = _TEXT[_TEXT.index("## Working as a team") : _TEXT.index("\n## ", _TEXT.index("## Working as a team") + 1)]
+TEAM_COMMANDS = set(readme_dvc_commands(_TEAM))
 
 # This module's run, in order; each command as the README writes it.
 WORKSPACE = [
@@ -99,10 +104,11 @@ MULTIWORKER = [
 
 def test_every_readme_dvc_command_is_run():
     """Adding a `dvc` command to the README without running it here fails."""
-    covered = [c for c in README_COMMANDS if any(p.search(c) for p in ELSEWHERE.values())]
-    assert covered, "the paper block moved: update ELSEWHERE"
-    rest = [c for c in README_COMMANDS if c not in covered]
-    assert sorted(set(rest)) == sorted(set(WORKSPACE + MULTIWORKER))
+    elsewhere = [c for c in README_COMMANDS if any(p.search(c) for p in ELSEWHERE.values())]
+    assert elsewhere and TEAM_COMMANDS, "the paper block or the team section moved: update ELSEWHERE"
+    run_here = set(WORKSPACE + MULTIWORKER)
+    assert sorted(set(README_COMMANDS) - set(elsewhere) - TEAM_COMMANDS - run_here) == []  # none run by no test
+    assert sorted(run_here - set(README_COMMANDS)) == []  # none run here that the README no longer shows
 
 
 def test_extraction_joins_continuations_and_drops_prompts_and_comments():
@@ -204,8 +210,6 @@ def readme_block_after(heading_line: str) -> list[str]:
 def test_readme_multiworker_commands_run_as_written(tmp_path):
     """The README's two-machine block: the chief's `dvc repro` in one clone, worker 1's `python stages/train.py`
     in another that reproduced data/patches itself, both on 127.0.0.1 (host names swapped for ports)."""
-    from test_distributed import free_ports
-
     chief_line, worker_line = readme_block_after("`multiworker`: `MultiWorkerMirroredStrategy` across machines")
     train_cmd = " ".join(yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]["train"]["cmd"].split())
     assert chief_line == MULTIWORKER[0] and worker_line.endswith(train_cmd)  # the README's = dvc.yaml's

@@ -1,0 +1,112 @@
+"""The README's "Working as a team" blocks, run as written: a bare git repository as `origin`, a DVC remote in a
+temporary folder (the README's `/srv/dvc/srcnn` swapped for it), and three clones: the one that ran the
+pipeline, a teammate's that pulls, and one whose remote holds only part of the outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from conftest import PROJECT, TINY, env, project_repo, run, stages_run
+
+pytestmark = pytest.mark.slow  # the dvc CLI and training: `pytest -m "not slow"` skips it
+
+SECTION = "## Working as a team: a DVC remote"
+REMOTE_IN_README = "/srv/dvc/srcnn"
+TEAMMATE = "# a teammate, in a fresh clone: fetch them instead of recomputing them"
+
+
+def team_blocks() -> list[list[str]]:
+    """The section's ``` blocks, each as its lines (continuations joined, end-of-line comments dropped; whole-line
+    comments kept, they say who runs what)."""
+    text = (PROJECT / "README.md").read_text()
+    section = text[text.index(SECTION) : text.index("\n## ", text.index(SECTION) + 1)]
+    blocks = []
+    for block in re.findall(r"```[\w-]*\n(.*?)```", section, flags=re.S):
+        lines = [line.strip() for line in re.sub(r"\\\n\s*", "", block).splitlines()]
+        blocks.append([line if line.startswith("#") else re.sub(r"\s+#.*$", "", line) for line in lines if line])
+    return blocks
+
+
+def shell(repo, line: str, remote) -> subprocess.CompletedProcess:
+    line = line.replace(REMOTE_IN_README, str(remote))
+    result = subprocess.run(["bash", "-c", line], cwd=repo, env=env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_team_section_has_the_three_blocks_this_test_runs():
+    share, partial, experiments = team_blocks()
+    assert (
+        share[0].startswith("# once")
+        and "# a teammate, in a fresh clone: fetch them instead of recomputing them" in share
+    )
+    assert partial == ["dvc repro --pull --allow-missing"]
+    assert experiments[2] == "# the teammate:"
+
+
+def test_push_pull_partial_pull_and_experiments_between_clones(tmp_path):
+    share, partial, experiments = team_blocks()
+    split = share.index(TEAMMATE)
+    origin, remote, a = tmp_path / "origin.git", tmp_path / "remote", tmp_path / "a"
+    run(tmp_path, "git", "init", "-q", "--bare", "-b", "main", str(origin))
+    a.mkdir()
+    project_repo(a, TINY)
+    run(a, "git", "remote", "add", "origin", str(origin))
+    run(a, "git", "push", "-q", "-u", "origin", "main")  # as a clone would be: main tracks origin/main
+
+    # Who ran the pipeline: the remote, committed and pushed; then `dvc push`.
+    for line in share[:split]:
+        if not line.startswith("#"):
+            shell(a, line, remote)
+    assert any(remote.rglob("*")), "dvc push sent nothing"
+
+    # The teammate: a fresh clone pulls, is up to date, reruns nothing and upscales with the pulled model.
+    b = tmp_path / "b"
+    run(tmp_path, "git", "clone", "-q", str(origin), str(b))
+    shutil.copy(next((a / "data/raw/valid").iterdir()), b / "photo.png")
+    out = {line: shell(b, line, remote) for line in share[split:] if not line.startswith("#")}
+    assert "Data and pipelines are up to date." in out["dvc status"].stdout
+    assert stages_run(run(b, "dvc", "repro")) == set()
+    assert (b / "models/srcnn.keras").read_bytes() == (a / "models/srcnn.keras").read_bytes()
+    assert (b / "photo_x2.png").is_file()
+
+    # A clone whose remote holds only download's and patches' outputs: after a change of train.learning_rate,
+    # `dvc repro --pull --allow-missing` pulls what train and evaluate read, runs them, recomputes nothing else.
+    only_data = tmp_path / "only-data"
+    run(a, "dvc", "remote", "add", "only-data", str(only_data))
+    run(a, "dvc", "push", "-r", "only-data", "download", "patches")
+    c = tmp_path / "c"
+    run(tmp_path, "git", "clone", "-q", str(origin), str(c))
+    run(c, "dvc", "remote", "add", "--local", "storage", str(only_data))  # this clone sees the partial remote
+    params = yaml.safe_load((c / "params.yaml").read_text())
+    params["train"]["learning_rate"] = 0.002
+    (c / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    [line] = partial
+    result = shell(c, line, remote)
+    assert stages_run(result) == {"train", "evaluate"}
+    assert (c / "data/patches/train.npy").read_bytes() == (a / "data/patches/train.npy").read_bytes()
+    assert not (c / "data/raw/train").exists()  # not needed by the stages that ran: not pulled
+
+    # Experiments: run and pushed from one clone, pulled and listed with their metrics in another.
+    split = experiments.index("# the teammate:")
+    for line in experiments[:split]:
+        shell(a, line, remote)
+    listed = None
+    for line in experiments[split + 1 :]:
+        listed = shell(b, line, remote)
+    name = re.search(r"-n (\S+)", experiments[0]).group(1)
+    assert name in listed.stdout
+    shown = json.loads(run(b, "dvc", "exp", "show", "--json").stdout)
+    experiment_metrics = [
+        exp["data"]["metrics"]
+        for rev in shown
+        for branch in rev.get("experiments") or []
+        for exp in branch.get("revs", [])
+        if exp.get("name") == name
+    ]
+    assert experiment_metrics and "metrics/evaluate.json" in experiment_metrics[0]
