@@ -97,6 +97,7 @@ WORKSPACE = [
     "dvc exp run -S download.source=div2k -S download.train_limit=100 -S download.valid_limit=10",
 ]
 MULTIWORKER = [
+    "dvc pull patches",
     """TF_CONFIG='{"cluster": {"worker": ["hostA:12345", "hostB:12345"]}, "task": {"type": "worker", "index": 0}}' """
     "dvc repro",
 ]
@@ -208,20 +209,28 @@ def readme_block_after(heading_line: str) -> list[str]:
 
 
 def test_readme_multiworker_commands_run_as_written(tmp_path):
-    """The README's two-machine block: the chief's `dvc repro` in one clone, worker 1's `python stages/train.py`
-    in another that reproduced data/patches itself, both on 127.0.0.1 (host names swapped for ports)."""
-    chief_line, worker_line = readme_block_after("`multiworker`: `MultiWorkerMirroredStrategy` across machines")
+    """The README's two-machine block: the chief's `dvc repro` in one clone; in another, `dvc pull patches` from the
+    remote the first pushed to, then worker 1's `python stages/train.py`; both on 127.0.0.1 (host names swapped
+    for ports)."""
+    chief_line, pull_line, worker_line = readme_block_after(
+        "`multiworker`: `MultiWorkerMirroredStrategy` across machines"
+    )
     train_cmd = " ".join(yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]["train"]["cmd"].split())
-    assert chief_line == MULTIWORKER[0] and worker_line.endswith(train_cmd)  # the README's = dvc.yaml's
+    assert chief_line == MULTIWORKER[1] and pull_line == MULTIWORKER[0]
+    assert worker_line.endswith(train_cmd)  # the README's = dvc.yaml's
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     project_repo(a, TINY)
     params = yaml.safe_load((a / "params.yaml").read_text())
     params["train"]["strategy"] = "multiworker"  # "both machines: the same commit, with train.strategy: multiworker"
     (a / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(a, "git", "commit", "-qam", "multiworker")
+    dvc(a, "remote", "add", "-d", "storage", str(tmp_path / "remote"))  # the team's remote ("Working as a team")
+    run(a, "git", "commit", "-qam", "multiworker, and the team's DVC remote")
+    dvc(a, "push")
     run(tmp_path, "git", "clone", "-q", str(a), str(b))
-    dvc(b, "repro", "patches")  # "data/patches reproduced or pulled"
+    run(b, "bash", "-c", pull_line)
+    assert (b / "data/patches/train.npy").read_bytes() == (a / "data/patches/train.npy").read_bytes()
+    assert not (b / "models/srcnn.keras").exists()  # only what was asked for
     ports = free_ports(2)
     swaps = {"hostA:12345": f"127.0.0.1:{ports[0]}", "hostB:12345": f"127.0.0.1:{ports[1]}"}
     procs = []

@@ -4,14 +4,19 @@ pipeline, a teammate's that pulls, and one whose remote holds only part of the o
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT, TINY, env, project_repo, run, stages_run
+from conftest import PROJECT, TINY, env, free_ports, project_repo, run, stages_run
 
 pytestmark = pytest.mark.slow  # the dvc CLI and training: `pytest -m "not slow"` skips it
 
@@ -39,8 +44,9 @@ def shell(repo, line: str, remote) -> subprocess.CompletedProcess:
     return result
 
 
-def test_team_section_has_the_three_blocks_this_test_runs():
-    share, partial, experiments = team_blocks()
+def test_team_section_has_the_blocks_these_tests_run():
+    share, ssh_remote, partial, experiments = team_blocks()
+    assert ssh_remote[0].startswith("dvc remote add -d storage ssh://user@host/srv/dvc/srcnn")
     assert (
         share[0].startswith("# once")
         and "# a teammate, in a fresh clone: fetch them instead of recomputing them" in share
@@ -50,7 +56,7 @@ def test_team_section_has_the_three_blocks_this_test_runs():
 
 
 def test_push_pull_partial_pull_and_experiments_between_clones(tmp_path):
-    share, partial, experiments = team_blocks()
+    share, _, partial, experiments = team_blocks()
     split = share.index(TEAMMATE)
     origin, remote, a = tmp_path / "origin.git", tmp_path / "remote", tmp_path / "a"
     run(tmp_path, "git", "init", "-q", "--bare", "-b", "main", str(origin))
@@ -110,3 +116,71 @@ def test_push_pull_partial_pull_and_experiments_between_clones(tmp_path):
         if exp.get("name") == name
     ]
     assert experiment_metrics and "metrics/evaluate.json" in experiment_metrics[0]
+
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A real OpenSSH server on 127.0.0.1 for this user, key authentication only: (port, client key)."""
+    if not SSHD.is_file():
+        pytest.skip(f"{SSHD} is not installed (Debian: apt-get install openssh-server; .ci/run does it as root)")
+    keys = tmp_path / "ssh"
+    keys.mkdir()
+    for name in ("host_key", "client_key"):
+        run(keys, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name))
+    shutil.copy(keys / "client_key.pub", keys / "authorized_keys")
+    [port] = free_ports(1)
+    config = keys / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host_key'}\n"
+        f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n"
+        f"PidFile {keys / 'sshd.pid'}\nSubsystem sftp internal-sftp\n"
+    )
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation's chroot, which sshd requires as root
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while True:  # up once it accepts connections
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.skip(f"sshd did not start: {proc.stderr.read().strip()[-300:]}")
+        time.sleep(0.05)
+    yield port, keys / "client_key"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_push_and_pull_through_an_ssh_remote(tmp_path, sshd):
+    """The README's SSH block (user, host and paths swapped for this machine's), then `dvc push` in one clone and
+    `dvc pull` in a fresh one: the same model, nothing to recompute."""
+    port, key = sshd
+    _, ssh_remote, _, _ = team_blocks()
+    store = tmp_path / "store"
+    swaps = {
+        "ssh://user@host/srv/dvc/srcnn": f"ssh://{getpass.getuser()}@127.0.0.1:{port}{store}",
+        "~/.ssh/id_ed25519": str(key),
+    }
+    origin, a, b = tmp_path / "origin.git", tmp_path / "a", tmp_path / "b"
+    run(tmp_path, "git", "init", "-q", "--bare", "-b", "main", str(origin))
+    a.mkdir()
+    project_repo(a, TINY)
+    for line in ssh_remote:
+        for old, new in swaps.items():
+            line = line.replace(old, new)
+        shell(a, line, store)
+    run(a, "git", "commit", "-qm", "SSH remote", ".dvc/config")
+    run(a, "git", "remote", "add", "origin", str(origin))
+    run(a, "git", "push", "-q", "-u", "origin", "main")
+    shell(a, "dvc push", store)
+    assert any(store.rglob("*")), "nothing reached the SSH remote"
+    run(tmp_path, "git", "clone", "-q", str(origin), str(b))
+    run(b, "dvc", "remote", "modify", "--local", "storage", "keyfile", str(key))  # the key stays per clone
+    shell(b, "dvc pull", store)
+    assert "Data and pipelines are up to date." in run(b, "dvc", "status").stdout
+    assert (b / "models/srcnn.keras").read_bytes() == (a / "models/srcnn.keras").read_bytes()
