@@ -132,8 +132,7 @@ class Upscaler:
         """Yield (r0, r1, c0, c1, srcnn, bicubic-or-None): float64 output tiles in the input's value range.
 
         `image`: (h, w) gray, (h, w, 2) gray + alpha, (h, w, 3) colour or (h, w, 4) colour + alpha, uint8 or
-        uint16, RGB order or
-        OpenCV's BGR order with `bgr=True` (outputs keep the input's channel order).
+        uint16, in RGB order or OpenCV's BGR order with `bgr=True` (outputs keep the input's channel order).
         """
         h, w = image.shape[:2]
         s, m = self.scale, self.margin

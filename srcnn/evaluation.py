@@ -36,12 +36,12 @@ def score_image(model, path: Path, scale: int, kernel: str, border: int) -> tupl
             f"{path}: {label.shape[1]}x{label.shape[0]} is too small to score with a "
             f"{border}-pixel border shave (at least {11 + 2 * border} pixels a side)"
         )
-    sr = upscale_y(model, bicubic)
-    if np.array_equal(label, bicubic):
+    if np.array_equal(label, bicubic):  # checked before the network runs: nothing to score
         raise ImageError(
             f"{path}: bicubic reproduces this image exactly (e.g. a flat colour), so its PSNR is "
             "infinite and would make the set's mean infinite; leave it out of the set"
         )
+    sr = upscale_y(model, bicubic)
     row = {
         "image": path.stem,
         "width": label.shape[1],

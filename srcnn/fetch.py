@@ -128,8 +128,9 @@ def _download(url: str, part: Path, desc: str, progress: bool) -> str:
         requests.Session() as session,
         tqdm(desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress, leave=False) as bar,
     ):
-        session.mount("http://", HTTPAdapter(max_retries=retry_policy()))
-        session.mount("https://", HTTPAdapter(max_retries=retry_policy()))
+        adapter = HTTPAdapter(max_retries=retry_policy())
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         while True:
             try:
                 return _stream_once(session, url, part, bar)

@@ -301,3 +301,36 @@ def free_ports(n: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
+
+
+# --------------------------------------------------------------------------- the README's commands, as written
+
+
+def readme_blocks(text: str) -> list[list[str]]:
+    """The lines of each ``` block of a README text: `\\`-continued lines joined, a `$ ` prompt and a trailing
+    `# comment` removed, blank lines dropped; whole-line comments kept (they say who runs what)."""
+    blocks = []
+    for block in re.findall(r"^[ \t]*```[\w-]*\n(.*?)^[ \t]*```", text, flags=re.S | re.M):
+        lines = (line.strip().removeprefix("$ ") for line in re.sub(r"\\\n\s*", "", block).splitlines())
+        blocks.append([line if line.startswith("#") else re.sub(r"\s+#.*$", "", line) for line in lines if line])
+    return blocks
+
+
+def readme_section(heading: str) -> str:
+    """The README's text from the line `heading` (a `## ` title) to the next `## ` title."""
+    text = (PROJECT / "README.md").read_text()
+    start = text.index(heading)
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def run_line(cwd: Path, line: str, swaps: dict[str, str], **variables: str) -> subprocess.CompletedProcess:
+    """A README command line run by bash as written, after `swaps` (what cannot exist here: a path outside the
+    repo, a host name); `variables` are added to the environment. Fails the test on a non-zero exit."""
+    for old, new in swaps.items():
+        line = line.replace(old, new)
+    result = subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env={**env(), **variables}, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+    return result

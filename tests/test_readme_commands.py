@@ -32,7 +32,10 @@ from conftest import (
     env,
     free_ports,
     project_repo,
+    readme_blocks,
+    readme_section,
     run,
+    run_line,
     stages_run,
 )
 
@@ -49,17 +52,15 @@ def readme_dvc_commands(text: str) -> list[str]:
     Continuation lines (`\\` at the end) are joined, a `$ ` prompt and a trailing `# comment` are removed.
     """
     commands = []
-    for block in re.findall(r"^[ \t]*```[\w-]*\n(.*?)^[ \t]*```", text, flags=re.S | re.M):
-        for line in re.sub(r"\\\n\s*", "", block).splitlines():
-            line = re.sub(r"\s+#.*$", "", line.strip().removeprefix("$ "))
-            try:
-                words = shlex.split(line)
-            except ValueError:
-                continue
-            while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
-                words.pop(0)
-            if words[:1] == ["dvc"]:
-                commands.append(line)
+    for line in (line for block in readme_blocks(text) for line in block):
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            continue
+        while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+            words.pop(0)
+        if words[:1] == ["dvc"]:
+            commands.append(line)
     return commands
 
 
@@ -71,9 +72,7 @@ ELSEWHERE = {
     "paper": re.compile(r'^dvc exp run -n "paper-x\$s-'),
 }
 # The "Working as a team" section's blocks, run with a bare git origin and three clones: tests/test_team.py.
-_TEXT = (PROJECT / "README.md").read_text()
-_TEAM = _TEXT[_TEXT.index("## Working as a team") : _TEXT.index("\n## ", _TEXT.index("## Working as a team") + 1)]
-TEAM_COMMANDS = set(readme_dvc_commands(_TEAM))
+TEAM_COMMANDS = set(readme_dvc_commands(readme_section("## Working as a team")))
 
 # This module's run, in order; each command as the README writes it.
 WORKSPACE = [
@@ -117,16 +116,6 @@ def test_extraction_joins_continuations_and_drops_prompts_and_comments():
     assert readme_dvc_commands(text) == ["dvc repro", "FOO=1 dvc exp show"]
 
 
-def shell(repo, line: str, swaps: dict[str, str], **variables: str) -> subprocess.CompletedProcess:
-    for old, new in swaps.items():
-        line = line.replace(old, new)
-    result = subprocess.run(
-        ["bash", "-c", line], cwd=repo, env={**env(), **variables}, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 def test_readme_workspace_commands_run_as_written(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -167,7 +156,7 @@ def test_readme_workspace_commands_run_as_written(tmp_path):
         # XDG_CACHE_HOME: the download cache of the lines without SRCNN_CACHE_DIR, kept out of the user's home
         out = {}
         for line in WORKSPACE:
-            out[line] = shell(repo, line, swaps, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+            out[line] = run_line(repo, line, swaps, XDG_CACHE_HOME=str(tmp_path / "xdg"))
             if line == "dvc exp run -S download.source=folder":
                 out["folder raw"] = tuple(sorted(p.name for p in (repo / f"data/raw/{s}").iterdir()) for s in SPLITS)
     finally:
@@ -203,9 +192,7 @@ def test_readme_workspace_commands_run_as_written(tmp_path):
 def readme_block_after(heading_line: str) -> list[str]:
     """The command lines (continuations joined, comments dropped) of the first ``` block after a README line."""
     text = (PROJECT / "README.md").read_text()
-    block = re.search(r"```[\w-]*\n(.*?)```", text[text.index(heading_line) :], flags=re.S).group(1)
-    lines = (re.sub(r"\s+#.*$", "", line.strip()) for line in re.sub(r"\\\n\s*", "", block).splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+    return [line for line in readme_blocks(text[text.index(heading_line) :])[0] if not line.startswith("#")]
 
 
 def test_readme_multiworker_commands_run_as_written(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT, TINY, env, free_ports, project_repo, run, stages_run
+from conftest import TINY, free_ports, project_repo, readme_blocks, readme_section, run, run_line, stages_run
 
 pytestmark = pytest.mark.slow  # the dvc CLI and training: `pytest -m "not slow"` skips it
 
@@ -26,22 +26,12 @@ TEAMMATE = "# a teammate, in a fresh clone: fetch them instead of recomputing th
 
 
 def team_blocks() -> list[list[str]]:
-    """The section's ``` blocks, each as its lines (continuations joined, end-of-line comments dropped; whole-line
-    comments kept, they say who runs what)."""
-    text = (PROJECT / "README.md").read_text()
-    section = text[text.index(SECTION) : text.index("\n## ", text.index(SECTION) + 1)]
-    blocks = []
-    for block in re.findall(r"```[\w-]*\n(.*?)```", section, flags=re.S):
-        lines = [line.strip() for line in re.sub(r"\\\n\s*", "", block).splitlines()]
-        blocks.append([line if line.startswith("#") else re.sub(r"\s+#.*$", "", line) for line in lines if line])
-    return blocks
+    """The section's ``` blocks, each as its lines (whole-line comments kept: they say who runs what)."""
+    return readme_blocks(readme_section(SECTION))
 
 
 def shell(repo, line: str, remote) -> subprocess.CompletedProcess:
-    line = line.replace(REMOTE_IN_README, str(remote))
-    result = subprocess.run(["bash", "-c", line], cwd=repo, env=env(), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
-    return result
+    return run_line(repo, line, {REMOTE_IN_README: str(remote)})
 
 
 def test_team_section_has_the_blocks_these_tests_run():
