@@ -245,9 +245,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _write(self, path: str, payload: bytes):
         step = 4096
         for i in range(0, len(payload), step):
-            self.wfile.write(payload[i : i + step])
+            # Counted before the write: the client may have read the last bytes (and the test checked the
+            # count) before this thread gets past a write of them.
             with self.state.lock:
                 self.state.bytes_served[path] += len(payload[i : i + step])
+            self.wfile.write(payload[i : i + step])
         self.wfile.flush()
 
 
