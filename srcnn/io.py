@@ -144,6 +144,21 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def remove_dir(path: str | os.PathLike) -> None:
+    """Remove a folder so that no reader ever sees it half removed.
+
+    It is first renamed to a temporary sibling (one rename, atomic), then deleted; a kill during the
+    deletion leaves only that temporary, which `sweep_stale_temps(path)` clears later.
+    """
+    path = Path(path)
+    trash = path.with_name(f".{path.name}.{os.getpid()}.old.tmp")
+    try:
+        os.replace(path, trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def sha256_of(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file's bytes, read in blocks."""
     with open(path, "rb") as f:

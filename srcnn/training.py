@@ -44,7 +44,7 @@ from dvclive import Live
 from srcnn.batches import BatchPlan, replica_dataset, to_model_arrays
 from srcnn.errors import UserError
 from srcnn.fast_layers import FAST_LAYERS_REVISION
-from srcnn.io import atomic_dir, atomic_file, sha256_of, write_json
+from srcnn.io import atomic_dir, atomic_file, remove_dir, sha256_of, write_json
 from srcnn.model import build_srcnn
 from srcnn.model_file import make_metadata, save_model
 from srcnn.params import ParamsError, TrainStage, margin_of
@@ -228,12 +228,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.folder, self.rows = folder, rows
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        # Prune before saving, so a kill at any instant leaves at most two; the one kept (`epoch`) is the
+        # epoch a slower worker of the cluster may still be saving, the newest they surely share.
+        for older in self.folder.glob("epoch-*"):
+            if older.name < checkpoint_path(self.folder, epoch).name:
+                remove_dir(older)
         with atomic_dir(checkpoint_path(self.folder, epoch + 1)) as tmp:  # a kill mid-save keeps the last one
             self.model.save_weights(tmp / "state.weights.h5")  # layers and the optimizer (Adam moments, step)
             (tmp / "state.json").write_text(json.dumps({"epoch": epoch + 1, "rows": self.rows}))
-        for older in self.folder.glob("epoch-*"):
-            if older.name < checkpoint_path(self.folder, epoch).name:
-                shutil.rmtree(older, ignore_errors=True)
 
 
 class TrainingDiverged(UserError, FloatingPointError):

@@ -3,6 +3,7 @@ uninterrupted run ends (same weights, same curves). Runs the real `dvc` CLI in a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -130,3 +131,43 @@ def test_checkpoint_key_changes_with_what_the_weights_depend_on(tmp_path):
         checkpoint_key(params(), a, a, 1, "float32", fast_layers=False),  # other order of float additions
     ]
     assert len({base, *others}) == len(others) + 1
+
+
+def test_no_instant_holds_more_than_two_checkpoints_or_a_half_removed_one(tmp_path, monkeypatch):
+    """A kill can land anywhere in EpochCheckpoint.on_epoch_end: whatever `epoch-*` folder a resume finds
+    must be complete, and there are never more than the two a cluster needs to agree on one."""
+    import keras
+
+    from srcnn import io, training
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.zeros((4, 2)), np.zeros((4, 1)), verbose=0)
+    folder = tmp_path / "checkpoints"
+    seen = []  # every `epoch-*` folder, at each instant a kill could land between two file operations
+
+    def look() -> None:
+        seen.append({p.name: sorted(q.name for q in p.iterdir()) for p in folder.glob("epoch-*")})
+
+    real_atomic_dir, real_rmtree = io.atomic_dir, io.shutil.rmtree
+
+    @contextlib.contextmanager
+    def watched_atomic_dir(path):
+        with real_atomic_dir(path) as tmp:
+            yield tmp
+        look()  # just after the new checkpoint was swapped in
+
+    def watched_rmtree(path, *args, **kwargs):
+        look()  # just before a folder's files go, one by one
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(training, "atomic_dir", watched_atomic_dir)
+    monkeypatch.setattr(io.shutil, "rmtree", watched_rmtree)
+    saver = training.EpochCheckpoint(folder, rows=[])
+    saver.set_model(model)
+    for epoch in range(5):
+        saver.on_epoch_end(epoch)
+
+    assert training.saved_epochs(folder) == [4, 5]
+    assert seen and all(len(listing) <= 2 for listing in seen), seen
+    assert all(files == ["state.json", "state.weights.h5"] for listing in seen for files in listing.values()), seen
