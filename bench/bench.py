@@ -15,6 +15,8 @@ Sections (see bench/README.md for what each row means and the figures measured):
   e  (not in the default run: --sections e) quality of the fast layers: train() with default params on the
      project's data/patches, once with srcnn.fast_layers and once with plain Conv2D; final val PSNR
   f  peak RSS of the evaluate code on one 4080×2712 photo: tiled inference (the code) against the whole image
+  g  `srcnn upscale` per model format (.keras through TensorFlow, .onnx through ONNX Runtime, .tflite through
+     LiteRT): whole-command seconds for a 512×512 photo (start-up included), output Mpix/s on a 4K photo
 Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads.
 """
 
@@ -385,6 +387,70 @@ def bench_evaluate_rss(args, work: Path) -> None:
         )
 
 
+# --------------------------------------------------------------------------- (g) srcnn upscale per runtime
+
+
+def bench_upscale_runtimes(args, work: Path) -> None:
+    """The real console command on a default-size 9-1-5 model (random weights) in each format, each run in
+    its own process: median whole-command seconds on a small photo, and the output Mpix/s it reports on a
+    large one (the upscaling alone, start-up excluded)."""
+    import cv2
+    import keras
+    from skimage import data as skdata
+
+    from srcnn import export
+    from srcnn.model import build_srcnn
+    from srcnn.model_file import make_metadata, save_model
+    from srcnn.params import ModelParams, TrainParams, TrainStage
+
+    work.mkdir(parents=True)
+    model = build_srcnn(FILTERS, KERNELS)
+    params = TrainStage(
+        seed=0, scale=2, resize="matlab", model=ModelParams(FILTERS, KERNELS),
+        train=TrainParams(epochs=1, batch_size=128, learning_rate=1e-3, lr_schedule="cosine", strategy="auto",
+                          mixed_precision=False),
+    )  # fmt: skip
+    metadata = make_metadata(model, params)
+    models = {"keras": work / "srcnn.keras", "onnx": work / "srcnn.onnx", "tflite": work / "srcnn.tflite"}
+    save_model(model, models["keras"], metadata)
+    model(keras.ops.zeros((1, 13, 13, 1)))  # Keras exports only a model that has been called
+    export.write_onnx(model, models["onnx"], json.dumps(metadata))
+    export.write_tflite(model, models["tflite"], json.dumps(metadata))
+    photo = skdata.astronaut()[..., ::-1]
+    for name, (w, h) in (("small", args.upscale_small), ("large", args.upscale_large)):
+        cv2.imwrite(str(work / f"{name}.png"), cv2.resize(photo, (w, h), interpolation=cv2.INTER_CUBIC))
+    command = [sys.executable, "-m", "srcnn", "upscale"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for runtime, model_path in models.items():
+        seconds = []
+        for i in range(args.repeats):
+            start = time.perf_counter()
+            out = work / f"{runtime}_{i}.png"
+            proc = subprocess.run(
+                [*command, str(work / "small.png"), "-o", str(out), "--model", str(model_path)],
+                env=env, capture_output=True, text=True,
+            )  # fmt: skip
+            if proc.returncode != 0:
+                raise RuntimeError(f"srcnn upscale failed:\n{proc.stderr[-4000:]}")
+            seconds.append(time.perf_counter() - start)
+        w, h = args.upscale_small
+        row("g", f"srcnn upscale --model {model_path.name}: whole command, {w}x{h} photo", statistics.median(seconds),
+            "s", f"median of {len(seconds)} runs {spread(seconds)}; start-up, model load, ×2, PNG write")  # fmt: skip
+        proc = subprocess.run(
+            [*command, str(work / "large.png"), "-o", str(work / f"{runtime}_large.png"), "--model", str(model_path)],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"srcnn upscale failed:\n{proc.stderr[-4000:]}")
+        rate = float(proc.stdout.split(" output Mpix/s")[0].rsplit(" ", 1)[-1])
+        w, h = args.upscale_large
+        row("g", f"srcnn upscale --model {model_path.name}: output Mpix/s, {w}x{h} photo", rate, "Mpix/s",
+            "as the command reports it: the upscaling alone, 512-pixel tiles")  # fmt: skip
+    a, b = (cv2.imread(str(work / f"{r}_large.png")).astype(int) for r in ("keras", "onnx"))
+    row("g", "8-bit values equal, onnx vs keras output, large photo", 100 * float((a == b).mean()), "%",
+        f"{int((a != b).sum())} of {a.size} differ, by at most {int(abs(a - b).max())} level(s)")  # fmt: skip
+
+
 # --------------------------------------------------------------------------- (e) quality of the fast layers
 
 
@@ -445,7 +511,7 @@ def make_patch_file(path: Path, n: int) -> None:
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="tiny sizes for the smoke test (< 60 s)")
-    p.add_argument("--sections", default="abcdf", help="which sections to run (default abcdf)")
+    p.add_argument("--sections", default="abcdfg", help="which sections to run (default abcdfg)")
     p.add_argument("--patches", type=int, default=16384, help="training patches for (a) (default 16384)")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up epoch (default 3)")
     p.add_argument("--batch-size", type=int, default=128)
@@ -478,10 +544,12 @@ def parse(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     KERNELS[:] = [int(k) for k in args.kernel_sizes.split(",")]
     args.infer_size, args.rss_size = (2040, 1356), (2040, 1356)
+    args.upscale_small, args.upscale_large = (512, 512), (3840, 2160)
     if args.smoke:
         args.patches, args.epochs, args.repeats, args.images, args.per_image = 1024, 1, 1, 1, 256
         args.matmul, args.infer_size, args.rss_size = 512, (510, 339), (510, 339)
         args.evaluate_size = (510, 339)
+        args.upscale_small, args.upscale_large = (64, 64), (256, 144)
     return args
 
 
@@ -516,6 +584,8 @@ def main(argv=None) -> None:
             bench_quality(args, tmp / "quality")
         if "f" in args.sections:
             bench_evaluate_rss(args, tmp / "evaluate")
+        if "g" in args.sections:
+            bench_upscale_runtimes(args, tmp / "upscale")
 
     flags = [f"model {'-'.join(map(str, KERNELS))}"]
     flags += [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism", "plain_layers") if getattr(args, f)]

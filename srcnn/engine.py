@@ -1,65 +1,43 @@
-"""The one inference engine: SRCNN's compiled forward pass, run on tiles of any image.
+"""The one inference engine: SRCNN run on tiles of any image, whatever runtime computes the network.
 
-Used by the evaluate stage (`upscale_y`, Y only), by `srcnn upscale` (`Upscaler`, full colour) and by the
-bench. Every tile is read with the receptive-field radius of context, mirrored at the image edges as the
-whole-image computation pads, so results do not depend on the tile size and memory is bounded by it.
+Used by the evaluate stage (`upscale_y`, Y only), by `srcnn upscale` (`Upscaler`, full colour), by the export
+stage's parity check and by the bench. Every tile is read with the receptive-field radius of context, mirrored
+at the image edges as the whole-image computation pads, so results do not depend on the tile size and memory
+is bounded by it.
+
+The network itself is a `Network`: TensorFlow's compiled forward pass of a Keras model
+(`srcnn.keras_network`), or an exported file run by ONNX Runtime, LiteRT or TensorFlow (`srcnn.networks`).
+This module imports neither TensorFlow nor any runtime, so `srcnn upscale` with an ONNX model never loads
+TensorFlow.
 """
 
 from __future__ import annotations
 
-import srcnn.quiet_tensorflow  # noqa: F401  (before keras and tensorflow: loads TensorFlow without its start-up lines)
-
-# isort: split
-
 from dataclasses import dataclass
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from srcnn.colour import rgb_to_ycbcr, round_to, ycbcr_to_rgb
-from srcnn.fast_layers import pointwise_conv, shift_add_conv
-from srcnn.model import margin
 from srcnn.resize import apply_taps, axis_taps, symmetric_indices
 
 
-class Forward:
-    """The SRCNN forward pass as one compiled TensorFlow function, for inference.
+class Network:
+    """SRCNN's network as a function: float32 (n, h, w, 1) Y in [0, 1] → float32 (n, h − 2·margin,
+    w − 2·margin, 1), unclipped (valid convolutions). `margin` is the receptive-field radius in pixels."""
 
-    Hidden layers run as `tf.nn.conv2d` with bias and ReLU fused (1×1 ones as `pointwise_conv`)
-    and the last one through `shift_add_conv`; the model's own variables are read on every call,
-    so the result follows the weights. Over 2× a plain `model.predict` on a DIV2K-sized image on
-    a 2-core CPU (bench/README.md), equal to it to float rounding (~1e-7).
-    """
-
-    def __init__(self, model: keras.Model):
-        self.convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-        last = self.convs[-1]
-        if last.filters != 1 or any(c.padding != "valid" or c.strides != (1, 1) for c in self.convs):
-            raise ValueError(f"{model.name}: not an SRCNN stack (valid, stride-1 convolutions, one output channel)")
-        self._call = tf.function(self._forward, input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
-
-    def _forward(self, x: tf.Tensor) -> tf.Tensor:
-        for layer in self.convs[:-1]:
-            kernel = tf.convert_to_tensor(layer.kernel.value)
-            bias = tf.convert_to_tensor(layer.bias.value)
-            if layer.kernel_size == (1, 1):  # a matmul over the pixels: faster than oneDNN's 1×1 convolution
-                x = pointwise_conv(x, kernel, bias, layer.activation)
-            else:
-                x = layer.activation(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "VALID"), bias))
-        last = self.convs[-1]
-        kernel, bias = tf.convert_to_tensor(last.kernel.value), tf.convert_to_tensor(last.bias.value)
-        return last.activation(shift_add_conv(x, kernel, bias))
+    margin: int
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self._call(tf.convert_to_tensor(x, tf.float32)).numpy()
+        raise NotImplementedError
 
 
-def forward(model: keras.Model) -> Forward:
-    """The compiled forward pass of `model`, built (and traced) once per model and kept on it."""
-    if getattr(model, "_srcnn_forward", None) is None:
-        model._srcnn_forward = Forward(model)
-    return model._srcnn_forward
+def network_of(model) -> Network:
+    """`model` itself when it is a Network; a Keras model's compiled forward pass (built once and kept on it)."""
+    if isinstance(model, Network):
+        return model
+    from srcnn.keras_network import forward  # TensorFlow loads only for a Keras model
+
+    return forward(model)
 
 
 def tile_starts(length: int, tile: int) -> list[tuple[int, int]]:
@@ -67,7 +45,7 @@ def tile_starts(length: int, tile: int) -> list[tuple[int, int]]:
     return [(s, min(s + tile, length)) for s in range(0, length, tile)]
 
 
-def predict_y(model: keras.Model, y: np.ndarray, tile: int | None = None, overlap: int | None = None) -> np.ndarray:
+def predict_y(model, y: np.ndarray, tile: int | None = None, overlap: int | None = None) -> np.ndarray:
     """SRCNN on a float Y image in [0, 1] (bicubic-upsampled), float32 of the same size out (unclipped).
 
     The image is padded symmetrically by the receptive-field radius (its borders see mirrored pixels,
@@ -76,7 +54,8 @@ def predict_y(model: keras.Model, y: np.ndarray, tile: int | None = None, overla
     With overlap ≥ the radius every output pixel sees exactly the pixels it sees in the whole image,
     so the result is the same; memory is bounded by the tile size.
     """
-    m = margin(model)
+    run = network_of(model)
+    m = run.margin
     overlap = m if overlap is None else overlap
     if overlap < m:
         raise ValueError(f"overlap {overlap} is smaller than the model's receptive-field radius {m}")
@@ -84,7 +63,6 @@ def predict_y(model: keras.Model, y: np.ndarray, tile: int | None = None, overla
     tile = max(h, w) if tile is None else tile
     if tile < 1:
         raise ValueError(f"tile must be at least 1 pixel; got {tile}")
-    run = forward(model)
     trim = overlap - m  # extra context beyond the radius, cut from the model's output
     if tile >= max(h, w):  # one tile: the whole image, padded in one call (~10× faster than the gather below)
         pred = run(np.pad(np.asarray(y, np.float32), overlap, mode="symmetric")[None, :, :, None])[0, :, :, 0]
@@ -103,7 +81,7 @@ def predict_y(model: keras.Model, y: np.ndarray, tile: int | None = None, overla
 EVALUATE_TILE = 512  # output tiles of upscale_y: the 64-channel activations of a 4080×2712 image would take 2.8 GB
 
 
-def upscale_y(model: keras.Model, y_bicubic: np.ndarray, tile: int = EVALUATE_TILE) -> np.ndarray:
+def upscale_y(model, y_bicubic: np.ndarray, tile: int = EVALUATE_TILE) -> np.ndarray:
     """Run SRCNN on a bicubic-upsampled 8-bit Y image, in `tile`×`tile` output tiles (the result does not
     depend on the tile size; memory does); 8-bit Y of the same size out."""
     return round_to(predict_y(model, y_bicubic.astype(np.float32) / 255.0, tile=tile) * 255.0)
@@ -114,7 +92,7 @@ def upscale_y(model: keras.Model, y_bicubic: np.ndarray, tile: int = EVALUATE_TI
 
 @dataclass(frozen=True)
 class Upscaler:
-    model: object  # keras.Model
+    model: object  # a Network, or a Keras model (run through `network_of`)
     scale: int
     resize: str
     tile: int = 512
@@ -122,11 +100,11 @@ class Upscaler:
     def __post_init__(self) -> None:
         # The network through the same compiled forward pass as the evaluate stage (`Forward`), so the
         # figures evaluate reports come from the code users run.
-        object.__setattr__(self, "_run", forward(self.model))
+        object.__setattr__(self, "_run", network_of(self.model))
 
     @property
     def margin(self) -> int:
-        return margin(self.model)
+        return self._run.margin
 
     def tiles(self, image: np.ndarray, bgr: bool = False, bicubic: bool = False):
         """Yield (r0, r1, c0, c1, srcnn, bicubic-or-None): float64 output tiles in the input's value range.

@@ -16,13 +16,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from srcnn.errors import UserError
+from srcnn.metadata import METADATA_KEY, ModelError, check_metadata_size, parse_metadata
 from srcnn.model import kernel_sizes_of, margin
 from srcnn.params import TrainStage, receptive_field
-
-
-class ModelError(UserError, ValueError):
-    """A model file that loads but cannot be used; the message names the file and why."""
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
@@ -53,12 +49,8 @@ def load_model(path: str | os.PathLike) -> keras.Model:
 
 # --------------------------------------------------------------------------- metadata inside the .keras file
 
-METADATA_NAME = "srcnn_metadata.json"  # an extra member of the .keras zip; Keras ignores it when loading
+METADATA_NAME = f"{METADATA_KEY}.json"  # an extra member of the .keras zip; Keras ignores it when loading
 COLOUR_CONVENTION = "BT.601 Y in [16,235], MATLAB rgb2ycbcr"
-
-
-class MetadataError(ValueError):
-    """A model file without usable SRCNN metadata; the message names the file."""
 
 
 def package_version() -> str:
@@ -122,7 +114,7 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> N
     with zipfile.ZipFile(path) as zf:
         entries = {name: zf.read(name) for name in zf.namelist()}
     if METADATA_NAME in entries:
-        raise MetadataError(f"{path}: Keras wrote an entry named {METADATA_NAME}")
+        raise ModelError(f"{path}: Keras wrote an entry named {METADATA_NAME}")
     keras_info = json.loads(entries["metadata.json"])
     keras_info.pop("date_saved", None)
     entries["metadata.json"] = json.dumps(keras_info, sort_keys=True).encode()
@@ -136,17 +128,14 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> N
 
 
 def read_metadata(path: str | os.PathLike) -> dict | None:
-    """The SRCNN metadata of a .keras file, or None for a model saved without it."""
+    """The SRCNN metadata of a .keras file, checked (`srcnn.networks.parse_metadata`), or None for a model
+    saved without it. ModelError for a file that is not a zip or unusable metadata."""
     try:
         with zipfile.ZipFile(path) as zf:
             if METADATA_NAME not in zf.namelist():
                 return None
-            info = zf.getinfo(METADATA_NAME)
-            if info.file_size > 1 << 20:
-                raise MetadataError(f"{path}: {METADATA_NAME} is implausibly large ({info.file_size} bytes)")
-            data = json.loads(zf.read(METADATA_NAME).decode("utf-8"))
-    except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MetadataError(f"{path}: unreadable model metadata ({err})") from None
-    if not isinstance(data, dict):
-        raise MetadataError(f"{path}: {METADATA_NAME} is not a JSON object")
-    return data
+            check_metadata_size(zf.getinfo(METADATA_NAME).file_size, str(path))
+            text = zf.read(METADATA_NAME)
+    except zipfile.BadZipFile as err:
+        raise ModelError(f"{path}: not a Keras v3 model file ({err})") from None
+    return parse_metadata(text, str(path), require_margin=False)

@@ -204,6 +204,24 @@ def _benchmark_names() -> Key:
     return Key("", check, allowed)
 
 
+EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")  # what the export stage can write (srcnn.export)
+
+
+def _export_formats() -> Key:
+    allowed = f"a list of distinct formats from {', '.join(EXPORT_FORMATS)} (e.g. [onnx]; [] writes none)"
+
+    def check(name: str, value: Any) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or len(set(map(str, value))) != len(value):
+            _fail(name, value, allowed)
+        if any(v not in EXPORT_FORMATS for v in value):
+            _fail(name, value, allowed)
+        return list(value)
+
+    return Key("", check, allowed)
+
+
 def _named(**keys: Key) -> dict[str, Key]:
     return {name: Key(name, key.check, key.allowed) for name, key in keys.items()}
 
@@ -238,6 +256,7 @@ SCHEMA: dict[str, Key] = _named(
         "train.mixed_precision": _choice(False, True),
         "evaluate.crop_border": _optional(_int(0, 256), "the same as scale"),
         "evaluate.benchmarks": _benchmark_names(),
+        "export.formats": _export_formats(),
     }
 )
 
@@ -415,7 +434,23 @@ class EvaluateStage:
     evaluate: EvaluateParams
 
 
-STAGE_PARAMS = {"download": DownloadStage, "patches": PatchesStage, "train": TrainStage, "evaluate": EvaluateStage}
+@dataclass(frozen=True)
+class ExportParams:
+    formats: list[str]  # names from EXPORT_FORMATS, written into models/export/
+
+
+@dataclass(frozen=True)
+class ExportStage:
+    export: ExportParams
+
+
+STAGE_PARAMS = {
+    "download": DownloadStage,
+    "patches": PatchesStage,
+    "train": TrainStage,
+    "evaluate": EvaluateStage,
+    "export": ExportStage,
+}
 
 
 def leaf_keys(cls: type, prefix: str = "") -> list[str]:

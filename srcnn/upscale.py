@@ -16,8 +16,10 @@ keeps, errors; `srcnn.upscale_jobs` decides which output each input gets.
 The pixels are computed by `srcnn.engine.Upscaler`, in output tiles (the
 result does not depend on the tile size; memory is bounded by it).
 
-Model metadata (scale, resize kernel, receptive field) is read from the
-.keras file itself (`srcnn.model_file.read_metadata`); a model without it is refused.
+The model is a .keras file or one of its exports (.onnx run by ONNX Runtime,
+.tflite by LiteRT, a SavedModel folder), opened by `srcnn.networks.open_network`:
+only a Keras or SavedModel model loads TensorFlow. Its metadata (scale, resize
+kernel, receptive field) is read from the file itself; a model without it is refused.
 """
 
 from __future__ import annotations
@@ -32,10 +34,9 @@ import cv2
 import numpy as np
 
 from srcnn.io import ImageError, decode_image, read_icc_profile, write_opencv_image
-from srcnn.resize import RESIZE_KERNELS
 from srcnn.upscale_jobs import UsageError, compare_path, plan_jobs
 
-if TYPE_CHECKING:  # TensorFlow loads only once a model is used: a usage error is reported at once
+if TYPE_CHECKING:  # the runtime loads only once a model is used: a usage error is reported at once
     from srcnn.engine import Upscaler
 
 # --------------------------------------------------------------------------- files
@@ -59,42 +60,19 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def load_checked_model(path: str, scale: int | None):
-    """Load with safe_mode=True and check the metadata; UsageError with a clear message otherwise."""
-    from srcnn.model import margin
-    from srcnn.model_file import MetadataError, ModelError, load_model, read_metadata
+    """(network, metadata) of a model in any format (`srcnn.networks`), checked; UsageError otherwise."""
+    from srcnn.networks import ModelError, open_network
 
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"--model {path}: no such file (train one with `dvc repro train`)")
     try:
-        meta = read_metadata(p)
-    except MetadataError as err:
-        raise UsageError(str(err)) from None
-    if meta is None:
-        raise UsageError(
-            f"--model {path}: no SRCNN metadata in this .keras file (saved before models carried their scale "
-            "and resize kernel); retrain it with `dvc repro train`"
-        )
-    if meta.get("scale") not in (2, 3, 4) or meta.get("resize") not in RESIZE_KERNELS:
-        raise UsageError(
-            f"--model {path}: metadata has no valid scale/resize: {meta.get('scale')!r}, {meta.get('resize')!r}"
-        )
+        network, meta = open_network(path)
+    except ModelError as err:
+        raise UsageError(f"--model {err}") from None
     if scale is not None and scale != meta["scale"]:
         raise UsageError(
             f"--scale {scale} does not match the model: {path} was trained for ×{meta['scale']} "
             f"(leave out --scale, or use a ×{scale} model)"
         )
-    try:
-        model = load_model(p)
-    except ModelError as err:
-        raise UsageError(f"--model {err}") from None
-    except Exception as err:  # Keras raises many types for a damaged or unsafe file
-        raise UsageError(f"--model {path}: cannot be loaded safely ({type(err).__name__}: {err})") from None
-    if meta.get("margin") not in (None, margin(model)):
-        raise UsageError(
-            f"--model {path}: metadata says receptive-field radius {meta['margin']}, the network has {margin(model)}"
-        )
-    return model, meta
+    return network, meta
 
 
 def upscale_file(
@@ -190,7 +168,11 @@ def add_parser(sub) -> None:
         metavar="OUTPUT",
         help="output folder (created), or a file name when INPUT is one file; its suffix sets the format",
     )
-    p.add_argument("--model", default="models/srcnn.keras", help="trained .keras model (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        default="models/srcnn.keras",
+        help="trained model: .keras, .onnx, .tflite or a SavedModel folder (default: %(default)s)",
+    )
     p.add_argument(
         "--scale",
         type=int,

@@ -30,7 +30,7 @@ from skimage import data as skdata
 N_TRAIN, N_VALID = 4, 2  # images in the DIV2K-shaped test zips
 
 PROJECT = Path(__file__).resolve().parents[1]
-STAGES = ("download", "patches", "train", "evaluate")
+STAGES = ("download", "patches", "train", "evaluate", "export")
 
 # Small enough for seconds per stage; the model stays the paper's 9-1-5.
 TINY = {

@@ -32,6 +32,13 @@ EXPECTED = [
     ("d", r"train stage peak anonymous RSS"),
     ("f", r"evaluate peak RSS \(VmHWM\), in 512-pixel tiles \(srcnn.engine.EVALUATE_TILE\)"),
     ("f", r"evaluate peak RSS \(VmHWM\), whole image \(before\)"),
+    ("g", r"srcnn upscale --model srcnn.keras: whole command, 64x64 photo"),
+    ("g", r"srcnn upscale --model srcnn.onnx: whole command, 64x64 photo"),
+    ("g", r"srcnn upscale --model srcnn.tflite: whole command, 64x64 photo"),
+    ("g", r"srcnn upscale --model srcnn.keras: output Mpix/s, 256x144 photo"),
+    ("g", r"srcnn upscale --model srcnn.onnx: output Mpix/s, 256x144 photo"),
+    ("g", r"srcnn upscale --model srcnn.tflite: output Mpix/s, 256x144 photo"),
+    ("g", r"8-bit values equal, onnx vs keras output, large photo"),
 ]
 
 
@@ -41,13 +48,13 @@ def test_bench_smoke_prints_the_whole_table(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = {}
     for line in result.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 5 and cells[0] in "abcdf" and cells[0]:
+        if len(cells) == 5 and cells[0] in "abcdfg" and cells[0]:
             rows[(cells[0], cells[1])] = float(cells[2])
     for section, pattern in EXPECTED:
         found = [v for (s, name), v in rows.items() if s == section and re.fullmatch(pattern, name)]

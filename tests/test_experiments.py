@@ -87,7 +87,7 @@ def processes_in(repo: Path) -> list[int]:
 def test_exp_run_sets_a_param_and_exp_show_reports_it(repo):
     try:
         result = dvc(repo, "exp", "run", "-n", "three-epochs", "-S", "train.epochs=3")
-        assert stages_run(result) == {"train", "evaluate"}
+        assert stages_run(result) == {"train", "evaluate", "export"}
         found = experiments(repo)
         assert param(found["three-epochs"], "train.epochs") == 3
         assert metric(found["three-epochs"], "metrics/train.json", "epochs") == 3

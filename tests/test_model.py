@@ -286,7 +286,7 @@ def test_mixed_precision_computes_in_bfloat16_on_cpu_and_saves_float32(in_tmp, p
 
 @pytest.mark.parametrize("filters,kernels", [([64, 32], [9, 1, 5]), ([8, 4], [9, 3, 5]), ([6], [3, 7]), ([5], [5, 1])])
 def test_forward_equals_the_keras_model(filters, kernels):
-    from srcnn.engine import forward
+    from srcnn.keras_network import forward
 
     keras.utils.set_random_seed(7)
     model = build_srcnn(filters, kernels)
@@ -304,7 +304,7 @@ def test_forward_equals_the_keras_model(filters, kernels):
 
 
 def test_forward_refuses_a_model_that_is_not_an_srcnn_stack():
-    from srcnn.engine import Forward
+    from srcnn.keras_network import Forward
 
     inputs = keras.Input((None, None, 1))
     same = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs), name="same_padding")

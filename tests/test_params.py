@@ -48,6 +48,7 @@ VALID = {
         "mixed_precision": False,
     },
     "evaluate": {"crop_border": None, "benchmarks": []},
+    "export": {"formats": ["onnx", "tflite", "savedmodel"]},
 }
 
 
@@ -248,6 +249,9 @@ def test_stage_scripts_paths_are_declared_in_dvc_yaml():
         ("download.div2k_sha256.train", "abc123", ["download.div2k_sha256.train", "SHA-256"]),
         ("download.div2k_sha256.valid", "g" * 64, ["download.div2k_sha256.valid", "SHA-256"]),
         ("evaluate.crop_border", -1, ["evaluate.crop_border", "null"]),
+        ("export.formats", ["onnx", "pt"], ["export.formats", "'pt'", "onnx, tflite, savedmodel"]),
+        ("export.formats", ["onnx", "onnx"], ["export.formats", "distinct"]),
+        ("export.formats", "onnx", ["export.formats", "a list"]),
     ],
 )
 def test_invalid_value_refused(key, value, fragments):

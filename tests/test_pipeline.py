@@ -47,6 +47,7 @@ READERS = {
     "train.mixed_precision": {"train"},
     "evaluate.crop_border": {"evaluate"},
     "evaluate.benchmarks": {"evaluate"},
+    "export.formats": {"export"},
 }
 
 # A valid value different from both the default and TINY for every key.
@@ -78,6 +79,7 @@ CHANGED = {
     "train.mixed_precision": True,
     "evaluate.crop_border": 4,
     "evaluate.benchmarks": ["Tiny"],
+    "export.formats": ["onnx"],
 }
 
 
@@ -107,7 +109,7 @@ def first_repro(repo: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess([], 0, saved["stdout"], saved["stderr"])
 
 
-def test_repro_runs_all_four_stages(repo):
+def test_repro_runs_every_stage(repo):
     assert stages_run(first_repro(repo)) == set(STAGES)
     assert len(list((repo / "data/raw/train").glob("*.png"))) > 0
     assert len(list((repo / "data/raw/valid").glob("*.png"))) > 0
@@ -121,6 +123,14 @@ def test_repro_runs_all_four_stages(repo):
     assert per_image[0].split(",")[:5] == ["set", "image", "width", "height", "psnr_bicubic"]
     assert len(per_image) - 1 == evaluate["images"] == len(list((repo / "metrics/crops").glob("*.png")))
     assert (repo / "metrics/train_log/plots/metrics/eval/loss.tsv").exists()
+    exports = json.loads((repo / "metrics/export.json").read_text())
+    assert set(exports) == {"onnx", "tflite", "savedmodel"} and all(f["max_abs_diff"] <= 1e-5 for f in exports.values())
+    assert {p.name for p in (repo / "models/export").iterdir()} == {
+        "MODEL_CARD.md",
+        "srcnn.onnx",
+        "srcnn.tflite",
+        "srcnn_savedmodel",
+    }
 
 
 def test_second_repro_runs_nothing(repo):
@@ -170,7 +180,7 @@ def test_exp_run_with_learning_rate_in_exponent_notation(repo):
     (repo / "params.yaml").write_text("\n".join(lines) + "\n")
     assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["learning_rate"] == "3e-4"
     result = dvc(repo, "exp", "run")
-    assert stages_run(result) == {"train", "evaluate"}
+    assert stages_run(result) == {"train", "evaluate", "export"}
     shown = dvc(repo, "exp", "show", "--csv").stdout
     assert "3e-4" in shown or "0.0003" in shown
     restore(repo)
@@ -216,7 +226,7 @@ def test_benchmark_sets_rerun_evaluate_only_and_are_reported_per_set(repo):
         params = yaml.safe_load((repo / "params.yaml").read_text())
         params["evaluate"]["benchmarks"] = ["Tiny"]
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        assert stages_run(dvc(repo, "repro")) == {"evaluate"}
+        assert stages_run(dvc(repo, "repro")) == {"evaluate", "export"}
         evaluate = json.loads((repo / "metrics/evaluate.json").read_text())
         assert set(evaluate) == {"valid", "Tiny"} and evaluate["Tiny"]["images"] == 2
         assert {p.name for p in (repo / "metrics/crops").glob("Tiny_*.png")} == {"Tiny_a.png", "Tiny_b.png"}
@@ -225,7 +235,7 @@ def test_benchmark_sets_rerun_evaluate_only_and_are_reported_per_set(repo):
 
         cv2.imwrite(str(folder / "c.png"), skdata.coffee()[:48, :64, ::-1])
         assert set(json.loads(dvc(repo, "status", "--json").stdout)) == {"evaluate"}
-        assert stages_run(dvc(repo, "repro")) == {"evaluate"}
+        assert stages_run(dvc(repo, "repro")) == {"evaluate", "export"}
         assert json.loads((repo / "metrics/evaluate.json").read_text())["Tiny"]["images"] == 3
         # Against the committed run (no Tiny set): the new set's metrics are listed by nested key.
         diff = dvc(repo, "metrics", "diff", "--all").stdout
@@ -277,14 +287,14 @@ def test_benchmarks_set_and_cleared_with_plain_dash_s_as_the_readme_shows(repo):
         restore(repo)
 
 
-def test_the_tpami_preset_by_dash_s_reruns_train_and_evaluate_only(repo):
+def test_the_tpami_preset_by_dash_s_reruns_train_and_what_follows(repo):
     """The README's `dvc exp run -S 'model.kernel_sizes=[9,5,5]'`."""
     from srcnn.model import kernel_sizes_of
     from srcnn.model_file import load_model
 
     try:
         result = dvc(repo, "exp", "run", "-S", "model.kernel_sizes=[9,5,5]")
-        assert stages_run(result) == {"train", "evaluate"}
+        assert stages_run(result) == {"train", "evaluate", "export"}
         assert kernel_sizes_of(load_model(repo / "models/srcnn.keras")) == [9, 5, 5]
     finally:
         restore(repo)

@@ -84,7 +84,7 @@ def test_push_pull_partial_pull_and_experiments_between_clones(tmp_path):
     (c / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     [line] = partial
     result = shell(c, line, remote)
-    assert stages_run(result) == {"train", "evaluate"}
+    assert stages_run(result) == {"train", "evaluate", "export"}
     assert (c / "data/patches/train.npy").read_bytes() == (a / "data/patches/train.npy").read_bytes()
     assert not (c / "data/raw/train").exists()  # not needed by the stages that ran: not pulled
 

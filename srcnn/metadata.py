@@ -1,0 +1,50 @@
+"""The SRCNN metadata every model file carries, in every format, and its checks: what inference needs to use
+a model correctly (scale, resize kernel, receptive-field radius), written by `srcnn.model_file.make_metadata`.
+
+A small module of its own, importing neither TensorFlow nor a runtime, so that the training side
+(`srcnn.model_file`) and the inference side (`srcnn.networks`) share one definition.
+"""
+
+from __future__ import annotations
+
+import json
+
+from srcnn.errors import UserError
+from srcnn.resize import RESIZE_KERNELS
+
+METADATA_KEY = "srcnn_metadata"  # the name of the metadata entry in every format
+MAX_METADATA_BYTES = 1 << 20
+
+
+class ModelError(UserError, ValueError):
+    """A model that cannot be used; the message names the file and why, in one line."""
+
+
+def check_metadata_size(size: int, where: str) -> None:
+    if size > MAX_METADATA_BYTES:
+        raise ModelError(f"{where}: {METADATA_KEY} is implausibly large ({size} bytes)")
+
+
+def parse_metadata(text: bytes | str | None, where: str, require_margin: bool = True) -> dict:
+    """The metadata JSON object, checked for what inference needs (scale 2-4, a known resize kernel, an integer
+    margin); ModelError naming `where` otherwise, and when `text` is None (no metadata). `require_margin=False`:
+    a .keras file may lack the margin (early files did), its network gives it."""
+    if text is None:
+        raise ModelError(
+            f"{where}: no SRCNN metadata ({METADATA_KEY}), so its scale and resize kernel are unknown; "
+            "export it from a trained model with `dvc repro export`, or retrain with `dvc repro train`"
+        )
+    check_metadata_size(len(text), where)
+    try:
+        meta = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{where}: unreadable {METADATA_KEY} ({err})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{where}: {METADATA_KEY} is not a JSON object")
+    if meta.get("scale") not in (2, 3, 4) or meta.get("resize") not in RESIZE_KERNELS:
+        raise ModelError(f"{where}: metadata has no valid scale/resize: {meta.get('scale')!r}, {meta.get('resize')!r}")
+    margin = meta.get("margin")
+    valid_margin = isinstance(margin, int) and not isinstance(margin, bool) and 0 <= margin <= 64
+    if (require_margin or "margin" in meta) and not valid_margin:
+        raise ModelError(f"{where}: metadata has no valid receptive-field radius (margin): {meta.get('margin')!r}")
+    return meta
