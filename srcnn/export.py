@@ -93,9 +93,33 @@ def canonical_names(graph) -> None:
         tensor.name = rename(tensor.name)
     for info in graph.value_info:
         info.name = rename(info.name)
-    ordered = sorted(graph.initializer, key=lambda t: int(t.name[1:]) if t.name[1:].isdigit() else -1)
+    # Sorted by their new number; copied before the field is cleared (protobuf messages taken from a repeated
+    # field must not outlive it).
+    ordered = [type(t).FromString(t.SerializeToString()) for t in graph.initializer]
+    ordered.sort(key=lambda t: int(t.name[1:]) if t.name[1:].isdigit() else -1)
     del graph.initializer[:]
     graph.initializer.extend(ordered)
+
+
+ONNX_ATTEMPTS = 5
+
+
+def _converted_onnx(model: keras.Model, raw: Path):
+    """Keras's ONNX export, retried while its graph is malformed: tf2onnx 1.17's optimiser now and then
+    (about one run in five here) drops the final Squeeze, leaving a rank-5 output. Each attempt is checked by
+    running it in ONNX Runtime on one (1, s, s, 1) input; the parity check later compares the values."""
+    import onnx
+    import onnxruntime
+
+    side = 2 * (sum(layer.kernel_size[0] - 1 for layer in model.layers if hasattr(layer, "kernel_size")) // 2) + 1
+    probe = np.zeros((1, side, side, 1), np.float32)
+    for _ in range(ONNX_ATTEMPTS):
+        _quiet_export(model, raw, "onnx")
+        proto = onnx.load(str(raw))
+        session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        if session.run(None, {session.get_inputs()[0].name: probe})[0].shape == (1, 1, 1, 1):
+            return proto
+    raise ParityError(f"tf2onnx gave a malformed graph (output not (n, h, w, 1)) {ONNX_ATTEMPTS} times")
 
 
 def write_onnx(model: keras.Model, path: Path, metadata: str) -> None:
@@ -104,8 +128,7 @@ def write_onnx(model: keras.Model, path: Path, metadata: str) -> None:
     with atomic_file(path) as tmp:
         raw = Path(tmp).with_suffix(".raw.onnx")
         try:
-            _quiet_export(model, raw, "onnx")
-            proto = onnx.load(str(raw))
+            proto = _converted_onnx(model, raw)
         finally:
             raw.unlink(missing_ok=True)
         canonical_names(proto.graph)
