@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup repro test check-params results paper paper-table clean-venv
+.PHONY: setup repro test check-params results report paper paper-table clean-venv
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ test: $(STAMP)
 
 results: $(STAMP)
 	$(BIN)/python -m srcnn.report --write
+
+# A pull-request report: params and metrics diff against $(BASELINE), curves and crops of both (report/).
+BASELINE ?= main
+report: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m srcnn.review --baseline "$(BASELINE)" -o report
 
 # Reproduce the paper's table: ×2, ×3, ×4 trained on the images in $(T91) and scored on every set under
 # data/benchmarks/ (Set5 required), one DVC experiment per scale; then the README table from their metrics.

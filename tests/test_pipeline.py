@@ -7,13 +7,15 @@ The repo is a copy of this project's dvc.yaml, params.yaml, stages/ and srcnn/
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import STAGES, TINY, dvc, flatten, project_repo, run, set_key, stages_run
+from conftest import STAGES, TINY, dvc, env, flatten, project_repo, run, set_key, stages_run
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
@@ -261,6 +263,29 @@ def test_plots_show_renders_curves_and_crops(repo, tmp_path):
         rendered = (diff / "index.html").read_text()
         assert "workspace" in rendered and "HEAD" in rendered
         assert any(p.name.startswith("HEAD_metrics_crops_") for p in (diff / "static").glob("*.png"))
+
+        # The pull-request report of the same change (make report's command, with this baseline).
+        review = subprocess.run(
+            [sys.executable, "-m", "srcnn.review", "--baseline", "HEAD", "-o", str(tmp_path / "report")],
+            cwd=repo, env=env(), capture_output=True, text=True,
+        )  # fmt: skip
+        assert review.returncode == 0, review.stderr
+        report = (tmp_path / "report" / "report.md").read_text()
+        assert "| params.yaml | train.learning_rate | 0.001 | 0.002 |" in re.sub(" +", " ", report)
+        assert "valid.psnr_srcnn" in report and "![Loss and PSNR per epoch" in report
+        crops = sorted(p.name for p in (repo / "metrics/crops").glob("*.png"))
+        for name in crops:
+            assert f"(crops/baseline_{name})" in report and f"(crops/{name})" in report
+            assert (tmp_path / "report/crops" / name).read_bytes() == (repo / "metrics/crops" / name).read_bytes()
+        assert (tmp_path / "report/curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        bad = subprocess.run(
+            [sys.executable, "-m", "srcnn.review", "--baseline", "no-such-rev", "-o", str(tmp_path / "bad")],
+            cwd=repo, env=env(), capture_output=True, text=True,
+        )  # fmt: skip
+        assert bad.returncode == 2 and bad.stderr.strip() == (
+            f"error: --baseline no-such-rev: not a revision of the git repository at {repo.resolve()}"
+        )
+        assert not (tmp_path / "bad").exists()
     finally:
         restore(repo)
 
