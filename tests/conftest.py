@@ -108,7 +108,7 @@ def project_repo(root: Path, overrides: dict) -> subprocess.CompletedProcess:
     reproduced once and committed; returns that first `dvc repro`."""
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(PROJECT / name, root / name)
-    for folder in ("stages", "srcnn", "data/benchmarks", "data/images"):
+    for folder in ("stages", "srcnn", "plots", "data/benchmarks", "data/images"):
         shutil.copytree(
             PROJECT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True
         )
@@ -116,6 +116,7 @@ def project_repo(root: Path, overrides: dict) -> subprocess.CompletedProcess:
     run(root, "git", "init", "-q", "-b", "main")
     dvc(root, "init", "-q")
     dvc(root, "config", "core.analytics", "false")
+    dvc(root, "config", "plots.html_template", "../plots/template.html")  # as the project's .dvc/config says
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "pipeline")
     first = dvc(root, "repro")

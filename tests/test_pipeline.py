@@ -290,6 +290,44 @@ def test_plots_show_renders_curves_and_crops(repo, tmp_path):
         restore(repo)
 
 
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def charts_drawn_offline(page: Path, profile: Path) -> int:
+    """How many Vega charts headless Chromium drew on `page` with every network request refused: the canvases
+    Vega-Embed creates once a chart has rendered (none when the libraries could not load)."""
+    result = subprocess.run(
+        [
+            CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+            "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",  # no network, no DNS
+            "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    sizes = re.findall(r'<canvas width="(\d+)" height="(\d+)" class="marks"', result.stdout)
+    return sum(1 for w, h in sizes if int(w) > 50 and int(h) > 50)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs the chromium package where it can)")
+def test_plots_pages_render_with_no_network(repo, tmp_path):
+    """`dvc plots show` and `dvc plots diff` pages, with the project's template (plots/template.html through
+    plots.html_template), draw both curves in a browser that cannot reach any server; DVC's own page, which
+    loads Vega from a CDN, draws nothing there (the failure the template fixes)."""
+    from dvc_render.html import PAGE_HTML
+
+    dvc(repo, "plots", "show", "-o", str(tmp_path / "show"))
+    dvc(repo, "plots", "diff", "HEAD", "-o", str(tmp_path / "diff"))
+    for out in ("show", "diff"):
+        page = (tmp_path / out / "index.html").read_text()
+        assert "Loss per epoch" in page and "cdn.jsdelivr.net" not in page
+        assert charts_drawn_offline(tmp_path / out / "index.html", tmp_path / f"profile_{out}") == 2, out
+    (tmp_path / "dvc_default.html").write_text(PAGE_HTML)
+    dvc(repo, "plots", "show", "--html-template", str(tmp_path / "dvc_default.html"), "-o", str(tmp_path / "cdn"))
+    assert "cdn.jsdelivr.net" in (tmp_path / "cdn" / "index.html").read_text()
+    assert charts_drawn_offline(tmp_path / "cdn" / "index.html", tmp_path / "profile_cdn") == 0
+
+
 def test_benchmarks_set_and_cleared_with_plain_dash_s_as_the_readme_shows(repo):
     """`dvc exp run -S 'evaluate.benchmarks=[Set5]'` (the README's command, with this repo's set) adds a set;
     `-S 'evaluate.benchmarks=[]'` drops it again. With the old mapping form the first was refused by DVC's

@@ -34,8 +34,11 @@ def shell(repo, line: str, remote) -> subprocess.CompletedProcess:
     return run_line(repo, line, {REMOTE_IN_README: str(remote)})
 
 
+REPO_URL_IN_README = "https://github.com/you/srcnn"
+
+
 def test_team_section_has_the_blocks_these_tests_run():
-    share, ssh_remote, partial, experiments = team_blocks()
+    share, ssh_remote, partial, experiments, versions = team_blocks()
     assert ssh_remote[0].startswith("dvc remote add -d storage ssh://user@host/srv/dvc/srcnn")
     assert (
         share[0].startswith("# once")
@@ -43,10 +46,11 @@ def test_team_section_has_the_blocks_these_tests_run():
     )
     assert partial == ["dvc repro --pull --allow-missing"]
     assert experiments[2] == "# the teammate:"
+    assert versions[1].startswith("git tag -a srcnn@v1.0.0") and versions[2].startswith("# anyone")
 
 
 def test_push_pull_partial_pull_and_experiments_between_clones(tmp_path):
-    share, _, partial, experiments = team_blocks()
+    share, _, partial, experiments, versions = team_blocks()
     split = share.index(TEAMMATE)
     origin, remote, a = tmp_path / "origin.git", tmp_path / "remote", tmp_path / "a"
     run(tmp_path, "git", "init", "-q", "--bare", "-b", "main", str(origin))
@@ -70,6 +74,19 @@ def test_push_pull_partial_pull_and_experiments_between_clones(tmp_path):
     assert stages_run(run(b, "dvc", "repro")) == set()
     assert (b / "models/srcnn.keras").read_bytes() == (a / "models/srcnn.keras").read_bytes()
     assert (b / "photo_x2.png").is_file()
+
+    # A registered version, fetched by someone with no clone: the model and its exports from the remote.
+    split_versions = versions.index(next(line for line in versions if line.startswith("# anyone")))
+    for line in versions[:split_versions]:
+        if not line.startswith("#"):
+            shell(a, line, remote)
+    d = tmp_path / "d"
+    d.mkdir()
+    for line in versions[split_versions + 1 :]:
+        run_line(d, line, {REPO_URL_IN_README: str(origin)})
+    assert (d / "srcnn.keras").read_bytes() == (a / "models/srcnn.keras").read_bytes()
+    exported = sorted(p.name for p in (d / "srcnn-export").iterdir())
+    assert exported == sorted(p.name for p in (a / "models/export").iterdir()) and "srcnn.onnx" in exported
 
     # A clone whose remote holds only download's and patches' outputs: after a change of train.learning_rate,
     # `dvc repro --pull --allow-missing` pulls what train and evaluate read, runs them, recomputes nothing else.
@@ -150,7 +167,7 @@ def test_push_and_pull_through_an_ssh_remote(tmp_path, sshd):
     """The README's SSH block (user, host and paths swapped for this machine's), then `dvc push` in one clone and
     `dvc pull` in a fresh one: the same model, nothing to recompute."""
     port, key = sshd
-    _, ssh_remote, _, _ = team_blocks()
+    _, ssh_remote, _, _, _ = team_blocks()
     store = tmp_path / "store"
     swaps = {
         "ssh://user@host/srv/dvc/srcnn": f"ssh://{getpass.getuser()}@127.0.0.1:{port}{store}",
