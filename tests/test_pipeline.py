@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import STAGES, TINY, dvc, env, flatten, project_repo, run, set_key, stages_run
+from conftest import PROJECT, STAGES, TINY, dvc, env, flatten, project_repo, run, set_key, stages_run
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
@@ -264,12 +264,18 @@ def test_plots_show_renders_curves_and_crops(repo, tmp_path):
         assert "workspace" in rendered and "HEAD" in rendered
         assert any(p.name.startswith("HEAD_metrics_crops_") for p in (diff / "static").glob("*.png"))
 
-        # The pull-request report of the same change (make report's command, with this baseline).
+        # The pull-request report of the same change: the README's `make report BASELINE=main`, as written, with
+        # this project's Makefile and its (already set up) virtual environment.
+        for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+            shutil.copy2(PROJECT / name, repo / name)  # copy2: older than the venv's stamp, so no reinstall
+        (repo / ".venv").symlink_to(Path(sys.executable).parents[1])
+        fresh = subprocess.run(["make", "-q", ".venv/.installed"], cwd=repo, env=env(), capture_output=True)
+        assert fresh.returncode == 0, "the venv is older than requirements.txt: `make setup` first (not rebuilt here)"
         review = subprocess.run(
-            [sys.executable, "-m", "srcnn.review", "--baseline", "HEAD", "-o", str(tmp_path / "report")],
-            cwd=repo, env=env(), capture_output=True, text=True,
-        )  # fmt: skip
-        assert review.returncode == 0, review.stderr
+            ["bash", "-c", "make report BASELINE=main"], cwd=repo, env=env(), capture_output=True, text=True
+        )
+        assert review.returncode == 0, review.stdout + review.stderr
+        shutil.copytree(repo / "report", tmp_path / "report")
         report = (tmp_path / "report" / "report.md").read_text()
         assert "| params.yaml | train.learning_rate | 0.001 | 0.002 |" in re.sub(" +", " ", report)
         assert "valid.psnr_srcnn" in report and "![Loss and PSNR per epoch" in report

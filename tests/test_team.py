@@ -38,7 +38,7 @@ REPO_URL_IN_README = "https://github.com/you/srcnn"
 
 
 def test_team_section_has_the_blocks_these_tests_run():
-    share, ssh_remote, partial, experiments, versions = team_blocks()
+    share, ssh_remote, partial, experiments, versions, report = team_blocks()
     assert ssh_remote[0].startswith("dvc remote add -d storage ssh://user@host/srv/dvc/srcnn")
     assert (
         share[0].startswith("# once")
@@ -46,11 +46,15 @@ def test_team_section_has_the_blocks_these_tests_run():
     )
     assert partial == ["dvc repro --pull --allow-missing"]
     assert experiments[2] == "# the teammate:"
-    assert versions[1].startswith("git tag -a srcnn@v1.0.0") and versions[2].startswith("# anyone")
+    assert (
+        versions[1].startswith("git tag -a srcnn@v1.0.0")
+        and "# anyone: that version's model and its exports, from the DVC remote" in versions
+    )
+    assert report == ["make report BASELINE=main"]  # srcnn.review, run by tests/test_pipeline.py
 
 
 def test_push_pull_partial_pull_and_experiments_between_clones(tmp_path):
-    share, _, partial, experiments, versions = team_blocks()
+    share, _, partial, experiments, versions, _ = team_blocks()
     split = share.index(TEAMMATE)
     origin, remote, a = tmp_path / "origin.git", tmp_path / "remote", tmp_path / "a"
     run(tmp_path, "git", "init", "-q", "--bare", "-b", "main", str(origin))
@@ -167,7 +171,7 @@ def test_push_and_pull_through_an_ssh_remote(tmp_path, sshd):
     """The README's SSH block (user, host and paths swapped for this machine's), then `dvc push` in one clone and
     `dvc pull` in a fresh one: the same model, nothing to recompute."""
     port, key = sshd
-    _, ssh_remote, _, _, _ = team_blocks()
+    _, ssh_remote, *_ = team_blocks()
     store = tmp_path / "store"
     swaps = {
         "ssh://user@host/srv/dvc/srcnn": f"ssh://{getpass.getuser()}@127.0.0.1:{port}{store}",
