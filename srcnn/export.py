@@ -35,7 +35,7 @@ import tensorflow as tf
 from srcnn.batches import to_model_arrays
 from srcnn.colour import round_to
 from srcnn.errors import UserError
-from srcnn.io import atomic_dir, atomic_file, write_json
+from srcnn.io import atomic_dir, atomic_file, sha256_of, write_json
 from srcnn.keras_network import forward
 from srcnn.metadata import METADATA_KEY, ModelError
 from srcnn.model_card import model_card
@@ -242,6 +242,9 @@ def export_model(
     meta = read_metadata(model_path)
     if meta is None:
         raise ModelError(f"{model_path}: no SRCNN metadata; retrain it with `dvc repro train`")
+    # Which .keras file the exports come from: `srcnn upscale` picks the ONNX file by default only while it
+    # is the current model's (srcnn.upscale.default_model).
+    meta["exported_from"] = {"file": Path(model_path).name, "sha256": sha256_of(model_path)}
     metadata = json.dumps(meta, indent=2, sort_keys=True)
     reference = forward(model)
     side = 2 * meta["margin"] + 1

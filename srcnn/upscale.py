@@ -59,6 +59,26 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- command line
 
 
+KERAS_MODEL, ONNX_MODEL = Path("models/srcnn.keras"), Path("models/export/srcnn.onnx")  # dvc.yaml's outputs
+
+
+def default_model() -> Path:
+    """The model `srcnn upscale` uses without --model: the export stage's ONNX file while it was exported from
+    the current models/srcnn.keras (its metadata records that file's SHA-256), as ONNX Runtime does the same
+    work without TensorFlow's start-up (bench/README.md, section g); models/srcnn.keras otherwise."""
+    from srcnn.io import sha256_of
+    from srcnn.networks import ModelError, open_network
+
+    if ONNX_MODEL.is_file() and KERAS_MODEL.is_file():
+        try:
+            _, meta = open_network(ONNX_MODEL)
+        except ModelError:
+            return KERAS_MODEL
+        if (meta.get("exported_from") or {}).get("sha256") == sha256_of(KERAS_MODEL):
+            return ONNX_MODEL
+    return KERAS_MODEL
+
+
 def load_checked_model(path: str, scale: int | None):
     """(network, metadata) of a model in any format (`srcnn.networks`), checked; UsageError otherwise."""
     from srcnn.networks import ModelError, open_network
@@ -108,7 +128,8 @@ def main(args: argparse.Namespace) -> int:
         if args.tile < 16:
             raise UsageError(f"--tile {args.tile}: use at least 16 pixels")
         jobs, errors = plan_jobs(args.inputs, args.output, args.compare)
-        model, meta = load_checked_model(args.model, args.scale)
+        model_path = args.model or str(default_model())
+        model, meta = load_checked_model(model_path, args.scale)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -125,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
         return 130
     total = done + failed
     print(
-        f"upscaled {done} of {total} image{'s' if total != 1 else ''} ×{up.scale}"
+        f"upscaled {done} of {total} image{'s' if total != 1 else ''} ×{up.scale} with {model_path}"
         + (f"; {failed} failed" if failed else "")
     )
     return 1 if failed else 0
@@ -170,8 +191,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--model",
-        default="models/srcnn.keras",
-        help="trained model: .keras, .onnx, .tflite or a SavedModel folder (default: %(default)s)",
+        default=None,
+        help="trained model: .keras, .onnx, .tflite or a SavedModel folder (default: models/export/srcnn.onnx "
+        "when it was exported from the current models/srcnn.keras, else models/srcnn.keras)",
     )
     p.add_argument(
         "--scale",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,9 +81,10 @@ def test_every_format_is_written_with_metadata_card_and_figures(exported):
     keras_meta = json.loads(
         json.dumps(make_metadata(load_model(exported / "srcnn.keras"), tiny_params(filters=(16, 8))))
     )
+    source = {"file": "srcnn.keras", "sha256": hashlib.sha256((exported / "srcnn.keras").read_bytes()).hexdigest()}
     for name in EXPORT_FORMATS:
         _, meta = open_network(out / export.FILE_NAMES[name])
-        assert meta == keras_meta, name
+        assert meta == {**keras_meta, "exported_from": source}, name
     card = (out / "MODEL_CARD.md").read_text()
     assert "# SRCNN ×2, 9-1-5" in card and "| valid | 4 | 30.79 dB | 31.81 dB | +1.02 dB |" in card
     assert "receptive field 13×13" in card and "pad `y` symmetrically by 6 pixels" in card
@@ -223,3 +225,22 @@ def test_only_the_formats_asked_for_are_written(exported, tmp_path):
     assert set(figures) == {"onnx"}
     assert sorted(p.name for p in (tmp_path / "export").iterdir()) == ["MODEL_CARD.md", "srcnn.onnx"]
     assert "LiteRT" not in (tmp_path / "export" / "MODEL_CARD.md").read_text()
+
+
+def test_srcnn_upscale_uses_the_onnx_export_by_default_only_while_it_is_the_current_models(
+    exported, tmp_path, monkeypatch, capsys
+):
+    """Without --model: models/export/srcnn.onnx (faster, bench section g) while its metadata names the SHA-256 of
+    models/srcnn.keras; after a retraining not yet exported, models/srcnn.keras."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    shutil.copy(exported / "srcnn.keras", tmp_path / "models" / "srcnn.keras")
+    shutil.copytree(exported / "export", tmp_path / "models" / "export")
+    cv2.imwrite("photo.png", skimage.data.camera()[:40, :48])
+    assert cli(["upscale", "photo.png", "-o", "a.png"]) == 0
+    assert "×2 with models/export/srcnn.onnx" in capsys.readouterr().out
+    model = tiny_model(9, filters=(16, 8))  # "retrained": other weights, the exports are stale
+    save_model(model, tmp_path / "models" / "srcnn.keras", make_metadata(model, tiny_params(filters=(16, 8))))
+    assert cli(["upscale", "photo.png", "-o", "b.png"]) == 0
+    assert "×2 with models/srcnn.keras" in capsys.readouterr().out
+    assert not np.array_equal(cv2.imread("a.png"), cv2.imread("b.png"))
