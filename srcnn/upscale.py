@@ -60,12 +60,29 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 KERAS_MODEL, ONNX_MODEL = Path("models/srcnn.keras"), Path("models/export/srcnn.onnx")  # dvc.yaml's outputs
+# bench/README.md, section g: ONNX Runtime spares TensorFlow's ~3.8 s of start-up, TensorFlow then computes
+# ~1.3× faster (3.9 vs 3.1 output Mpix/s on 2 cores): TensorFlow wins from ~53 output Mpix in one command.
+ONNX_UP_TO_MPIX = 50
 
 
-def default_model() -> Path:
+def output_mpix(jobs: list[tuple[Path, Path]], scale: int) -> float:
+    """Output megapixels of all jobs, from the image headers (Pillow reads the size without decoding)."""
+    from PIL import Image
+
+    total = 0
+    for src, _ in jobs:
+        try:
+            with Image.open(src) as image:
+                total += image.width * image.height * scale * scale
+        except Exception:  # an unreadable file fails later, named, in its job
+            continue
+    return total / 1e6
+
+
+def default_model(jobs: list[tuple[Path, Path]]) -> Path:
     """The model `srcnn upscale` uses without --model: the export stage's ONNX file while it was exported from
-    the current models/srcnn.keras (its metadata records that file's SHA-256), as ONNX Runtime does the same
-    work without TensorFlow's start-up (bench/README.md, section g); models/srcnn.keras otherwise."""
+    the current models/srcnn.keras (its metadata records that file's SHA-256) and the jobs' output is at most
+    ONNX_UP_TO_MPIX, where ONNX Runtime is faster; models/srcnn.keras otherwise."""
     from srcnn.io import sha256_of
     from srcnn.networks import ModelError, open_network
 
@@ -74,7 +91,8 @@ def default_model() -> Path:
             _, meta = open_network(ONNX_MODEL)
         except ModelError:
             return KERAS_MODEL
-        if (meta.get("exported_from") or {}).get("sha256") == sha256_of(KERAS_MODEL):
+        current = (meta.get("exported_from") or {}).get("sha256") == sha256_of(KERAS_MODEL)
+        if current and output_mpix(jobs, meta["scale"]) <= ONNX_UP_TO_MPIX:
             return ONNX_MODEL
     return KERAS_MODEL
 
@@ -128,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
         if args.tile < 16:
             raise UsageError(f"--tile {args.tile}: use at least 16 pixels")
         jobs, errors = plan_jobs(args.inputs, args.output, args.compare)
-        model_path = args.model or str(default_model())
+        model_path = args.model or str(default_model(jobs))
         model, meta = load_checked_model(model_path, args.scale)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -193,7 +211,8 @@ def add_parser(sub) -> None:
         "--model",
         default=None,
         help="trained model: .keras, .onnx, .tflite or a SavedModel folder (default: models/export/srcnn.onnx "
-        "when it was exported from the current models/srcnn.keras, else models/srcnn.keras)",
+        f"when it was exported from the current models/srcnn.keras and the output is at most {ONNX_UP_TO_MPIX} Mpix "
+        "in all, else models/srcnn.keras)",
     )
     p.add_argument(
         "--scale",

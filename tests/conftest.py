@@ -36,6 +36,9 @@ STAGES = ("download", "patches", "train", "evaluate", "export")
 TINY = {
     "patches": {"per_image": 8, "valid_per_image": 2},
     "train": {"epochs": 2, "batch_size": 32},
+    # ONNX only: the export stage runs after every training in these repos; tests/test_pipeline.py runs the
+    # default three formats through DVC, tests/test_export.py every format end to end.
+    "export": {"formats": ["onnx"]},
 }
 
 

@@ -19,7 +19,7 @@ import skimage.data
 from conftest import PROJECT, save_patch_files
 from test_upscale import tiny_model, tiny_params
 
-from srcnn import export
+from srcnn import export, upscale
 from srcnn.__main__ import main as cli
 from srcnn.colour import rgb_to_y
 from srcnn.keras_network import forward
@@ -230,8 +230,9 @@ def test_only_the_formats_asked_for_are_written(exported, tmp_path):
 def test_srcnn_upscale_uses_the_onnx_export_by_default_only_while_it_is_the_current_models(
     exported, tmp_path, monkeypatch, capsys
 ):
-    """Without --model: models/export/srcnn.onnx (faster, bench section g) while its metadata names the SHA-256 of
-    models/srcnn.keras; after a retraining not yet exported, models/srcnn.keras."""
+    """Without --model: models/export/srcnn.onnx (faster up to ONNX_UP_TO_MPIX of output, bench section g) while
+    its metadata names the SHA-256 of models/srcnn.keras; beyond that, or after a retraining not yet exported,
+    models/srcnn.keras."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models").mkdir()
     shutil.copy(exported / "srcnn.keras", tmp_path / "models" / "srcnn.keras")
@@ -239,6 +240,12 @@ def test_srcnn_upscale_uses_the_onnx_export_by_default_only_while_it_is_the_curr
     cv2.imwrite("photo.png", skimage.data.camera()[:40, :48])
     assert cli(["upscale", "photo.png", "-o", "a.png"]) == 0
     assert "×2 with models/export/srcnn.onnx" in capsys.readouterr().out
+    # More output than ONNX_UP_TO_MPIX (here lowered below this photo's 40×48×4 pixels): TensorFlow is faster.
+    monkeypatch.setattr(upscale, "ONNX_UP_TO_MPIX", 40 * 48 * 4 / 1e6 - 1e-6)
+    assert cli(["upscale", "photo.png", "-o", "big.png"]) == 0
+    assert "×2 with models/srcnn.keras" in capsys.readouterr().out
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
     model = tiny_model(9, filters=(16, 8))  # "retrained": other weights, the exports are stale
     save_model(model, tmp_path / "models" / "srcnn.keras", make_metadata(model, tiny_params(filters=(16, 8))))
     assert cli(["upscale", "photo.png", "-o", "b.png"]) == 0

@@ -92,7 +92,7 @@ def first_repro_file(repo: Path) -> Path:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pipeline")
-    first = project_repo(root, TINY)
+    first = project_repo(root, {**TINY, "export": {"formats": ["onnx", "tflite", "savedmodel"]}})  # the default
     # Beside the repo, not in it: `restore` runs `git clean`, which would remove an untracked file.
     first_repro_file(root).write_text(json.dumps({"stdout": first.stdout, "stderr": first.stderr}))
     return root
