@@ -398,7 +398,7 @@ def bench_upscale_runtimes(args, work: Path) -> None:
     import keras
     from skimage import data as skdata
 
-    from srcnn import export
+    from srcnn import converters
     from srcnn.model import build_srcnn
     from srcnn.model_file import make_metadata, save_model
     from srcnn.params import ModelParams, TrainParams, TrainStage
@@ -414,8 +414,8 @@ def bench_upscale_runtimes(args, work: Path) -> None:
     models = {"keras": work / "srcnn.keras", "onnx": work / "srcnn.onnx", "tflite": work / "srcnn.tflite"}
     save_model(model, models["keras"], metadata)
     model(keras.ops.zeros((1, 13, 13, 1)))  # Keras exports only a model that has been called
-    export.write_onnx(model, models["onnx"], json.dumps(metadata))
-    export.write_tflite(model, models["tflite"], json.dumps(metadata))
+    converters.write_onnx(model, models["onnx"], json.dumps(metadata))
+    converters.write_tflite(model, models["tflite"], json.dumps(metadata))
     photo = skdata.astronaut()[..., ::-1]
     for name, (w, h) in (("small", args.upscale_small), ("large", args.upscale_large)):
         cv2.imwrite(str(work / f"{name}.png"), cv2.resize(photo, (w, h), interpolation=cv2.INTER_CUBIC))

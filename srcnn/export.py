@@ -1,46 +1,29 @@
-"""Exporting a trained SRCNN to ONNX, TFLite and a SavedModel, each with its metadata, and checking that each
-computes what the Keras model computes.
+"""The export stage: a trained SRCNN as ONNX, TFLite and a SavedModel (`srcnn.converters`), each checked against
+the Keras model, with a model card.
 
-ONNX and TFLite are written by Keras's own `Model.export` (through tf2onnx and TensorFlow's LiteRT
-converter), the SavedModel by `tf.saved_model.save` (`ServingModule`: Keras's own is not byte-reproducible);
-all float32, input (n, h, w, 1) with n, h and w dynamic. The metadata (`srcnn.model_file.make_metadata`'s
-JSON, read back by `srcnn.networks.open_network`) is added where each format keeps such things: ONNX
-`metadata_props`, a TFLite model metadata entry, a SavedModel asset file. Each file is written atomically,
-and the same model gives the same bytes.
+Parity: each export is opened as a user opens it (`srcnn.networks.open_network`) and run on the validation
+patches; its float output must stay within `PARITY_ATOL` of the Keras forward pass. Its 8-bit Y output is
+compared too: two runtimes add the same products in other orders, so a pixel whose float value lies within
+that rounding error of a half level can round to the neighbouring level; any other difference fails.
 
-Parity: each export is opened as a user opens it (`open_network`) and run on the validation patches; its
-float output must stay within `PARITY_ATOL` of the Keras forward pass. Its 8-bit Y output is compared too:
-two runtimes add the same products in other orders, so a pixel whose float value lies within that rounding
-error of a half level can round to the neighbouring level; any other difference fails.
+With no format asked for (`export.formats: []`) only the model card is written, and TensorFlow is not loaded.
 """
 
 from __future__ import annotations
 
-import srcnn.quiet_tensorflow  # noqa: F401  (before keras and tensorflow: loads TensorFlow without its start-up lines)
-
-# isort: split
-
 import contextlib
-import hashlib
-import io
 import json
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from srcnn.batches import to_model_arrays
 from srcnn.colour import round_to
 from srcnn.errors import UserError
-from srcnn.io import atomic_dir, atomic_file, sha256_of, write_json
-from srcnn.keras_network import forward
-from srcnn.metadata import METADATA_KEY, ModelError
+from srcnn.io import atomic_dir, sha256_of, write_json
+from srcnn.metadata import ModelError, read_metadata
 from srcnn.model_card import model_card
-from srcnn.model_file import load_model, read_metadata
-from srcnn.networks import SAVEDMODEL_METADATA, Network, open_network
+from srcnn.networks import Network, open_network
 from srcnn.patches import PatchFile
 
 FILE_NAMES = {"onnx": "srcnn.onnx", "tflite": "srcnn.tflite", "savedmodel": "srcnn_savedmodel"}  # EXPORT_FORMATS
@@ -52,160 +35,6 @@ class ParityError(UserError, ValueError):
     """An exported model computes something other than the Keras model; the message gives the figures."""
 
 
-def _quiet_export(model: keras.Model, path: Path, keras_format: str) -> None:
-    # Keras prints the endpoint summary and "Saved artifact at …" for every format; the stage says it once.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)  # Keras's tf2onnx shim
-        model.export(str(path), format=keras_format, verbose=False)
-
-
-def canonical_names(graph) -> None:
-    """Rename the graph's nodes and inner values in order of first use (`t0`, `t1`, …; `Conv_2`, …), keeping
-    its input and output names, and name the dynamic dimensions (batch, height, width; out_batch, out_height,
-    out_width: distinct names, as ONNX Runtime takes equal names for equal sizes).
-    tf2onnx numbers constants and dimensions from counters that change from run to run, so the same model
-    would otherwise give other bytes."""
-    dims: dict[str, str] = {}
-    for values, names in (
-        (graph.input, ("batch", "height", "width")),
-        (graph.output, ("out_batch", "out_height", "out_width")),
-    ):
-        for value in values:
-            for dim, name in zip(value.type.tensor_type.shape.dim, names, strict=False):
-                if dim.dim_param:
-                    dim.dim_param = dims.setdefault(dim.dim_param, name)
-    for info in graph.value_info:
-        for dim in info.type.tensor_type.shape.dim:
-            if dim.dim_param:
-                dim.dim_param = dims.setdefault(dim.dim_param, f"d{len(dims)}")
-    graph.doc_string = "SRCNN's Keras model, converted by tf2onnx"  # was the traced function's numbered name
-    keep = {v.name for v in graph.input} | {v.name for v in graph.output}
-    names: dict[str, str] = {}
-
-    def rename(name: str) -> str:
-        return name if not name or name in keep else names.setdefault(name, f"t{len(names)}")
-
-    for i, node in enumerate(graph.node):
-        node.input[:] = [rename(n) for n in node.input]
-        node.output[:] = [rename(n) for n in node.output]
-        node.name = f"{node.op_type}_{i}"
-    for tensor in graph.initializer:
-        tensor.name = rename(tensor.name)
-    for info in graph.value_info:
-        info.name = rename(info.name)
-    # Sorted by their new number; copied before the field is cleared (protobuf messages taken from a repeated
-    # field must not outlive it).
-    ordered = [type(t).FromString(t.SerializeToString()) for t in graph.initializer]
-    ordered.sort(key=lambda t: int(t.name[1:]) if t.name[1:].isdigit() else -1)
-    del graph.initializer[:]
-    graph.initializer.extend(ordered)
-
-
-ONNX_ATTEMPTS = 5
-
-
-def _converted_onnx(model: keras.Model, raw: Path):
-    """Keras's ONNX export, retried while its graph is malformed: tf2onnx 1.17's optimiser now and then
-    (about one run in five here) drops the final Squeeze, leaving a rank-5 output. Each attempt is checked by
-    running it in ONNX Runtime on one (1, s, s, 1) input; the parity check later compares the values."""
-    import onnx
-    import onnxruntime
-
-    side = 2 * (sum(layer.kernel_size[0] - 1 for layer in model.layers if hasattr(layer, "kernel_size")) // 2) + 1
-    probe = np.zeros((1, side, side, 1), np.float32)
-    for _ in range(ONNX_ATTEMPTS):
-        _quiet_export(model, raw, "onnx")
-        proto = onnx.load(str(raw))
-        session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-        if session.run(None, {session.get_inputs()[0].name: probe})[0].shape == (1, 1, 1, 1):
-            return proto
-    raise ParityError(f"tf2onnx gave a malformed graph (output not (n, h, w, 1)) {ONNX_ATTEMPTS} times")
-
-
-def write_onnx(model: keras.Model, path: Path, metadata: str) -> None:
-    import onnx
-
-    with atomic_file(path) as tmp:
-        raw = Path(tmp).with_suffix(".raw.onnx")
-        try:
-            proto = _converted_onnx(model, raw)
-        finally:
-            raw.unlink(missing_ok=True)
-        canonical_names(proto.graph)
-        proto.metadata_props.append(onnx.StringStringEntryProto(key=METADATA_KEY, value=metadata))
-        proto.doc_string = "SRCNN (Dong et al., 2014) on Y; see the srcnn_metadata entry"
-        onnx.checker.check_model(proto)
-        Path(tmp).write_bytes(proto.SerializeToString(deterministic=True))
-
-
-def write_tflite(model: keras.Model, path: Path, metadata: str) -> None:
-    """The LiteRT converter's flatbuffer with one more model metadata entry (name `srcnn_metadata`, its
-    buffer the JSON), added through the flatbuffer schema's object API as TensorFlow's flatbuffer_utils does."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    with atomic_file(path) as tmp:
-        raw = Path(tmp).with_suffix(".raw.tflite")
-        try:
-            _quiet_export(model, raw, "litert")
-            content = raw.read_bytes()
-        finally:
-            raw.unlink(missing_ok=True)
-        tree = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
-        buffer = schema.BufferT()
-        buffer.data = np.frombuffer(metadata.encode(), np.uint8)
-        tree.buffers.append(buffer)
-        entry = schema.MetadataT()
-        entry.name, entry.buffer = METADATA_KEY, len(tree.buffers) - 1
-        tree.metadata = [*(tree.metadata or []), entry]
-        builder = flatbuffers.Builder(len(content) + len(metadata) + 1024)
-        builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
-        Path(tmp).write_bytes(bytes(builder.Output()))
-
-
-class ServingModule(tf.Module):
-    """The network as a tf.Module with one `serve` function: each layer's kernel and bias as variables in layer
-    order, applied by the ops Keras's Conv2D runs (conv2d, bias_add, the activation).
-
-    Not Keras's own SavedModel export: it lists the variables in an order that changes from run to run, so
-    the same model would give other bytes (and rerun everything downstream) each time.
-    """
-
-    def __init__(self, model: keras.Model):
-        super().__init__(name="srcnn")
-        convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-        self.kernels = [tf.Variable(np.asarray(c.kernel), name=f"{c.name}_kernel") for c in convs]
-        self.biases = [tf.Variable(np.asarray(c.bias), name=f"{c.name}_bias") for c in convs]
-        self.activations = [c.activation for c in convs]
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name="y_bicubic")])
-    def serve(self, x: tf.Tensor) -> tf.Tensor:
-        for kernel, bias, activation in zip(self.kernels, self.biases, self.activations, strict=True):
-            x = activation(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "VALID"), bias))
-        return x
-
-
-def write_savedmodel(model: keras.Model, path: Path, metadata: str) -> None:
-    """A SavedModel (`serve` and the `serving_default` signature) with the metadata as an asset file; its
-    fingerprint's random UUID replaced by one derived from its content, so the same model gives the same bytes."""
-    from tensorflow.core.protobuf import fingerprint_pb2
-
-    module = ServingModule(model)
-    with atomic_dir(path) as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
-        (tmp / SAVEDMODEL_METADATA).parent.mkdir(exist_ok=True)
-        (tmp / SAVEDMODEL_METADATA).write_text(metadata)
-        fingerprint = fingerprint_pb2.FingerprintDef()
-        fingerprint.ParseFromString((tmp / "fingerprint.pb").read_bytes())
-        fingerprint.uuid = ""  # the rest hashes the graph, signatures and variables
-        content = fingerprint.SerializeToString(deterministic=True)
-        fingerprint.uuid = str(int.from_bytes(hashlib.sha256(content).digest()[:16], "big"))
-        (tmp / "fingerprint.pb").write_bytes(fingerprint.SerializeToString(deterministic=True))
-
-
-WRITERS = {"onnx": write_onnx, "tflite": write_tflite, "savedmodel": write_savedmodel}
-
-
 def parity(reference: Network, exported: Network, patches: PatchFile) -> dict:
     """How far `exported` is from `reference` on every input patch of `patches` (the bicubic Y, centre
     scored): max |Δ| of the float output (Y in [0, 1]), and how many 8-bit Y pixels differ, by at most how
@@ -213,7 +42,7 @@ def parity(reference: Network, exported: Network, patches: PatchFile) -> dict:
     worst, differing, levels, pixels = 0.0, 0, 0, 0
     for start in range(0, len(patches), PARITY_BATCH):
         batch = patches.read(np.arange(start, min(start + PARITY_BATCH, len(patches))))
-        x, _ = to_model_arrays(batch, reference.margin)
+        x = (batch[:, 0, :, :, None] / np.float32(255.0)).astype(np.float32)  # as `batches.to_model_arrays`
         want, got = reference(x), np.asarray(exported(x))
         if got.shape != want.shape:
             raise ParityError(f"the export maps {x.shape} to {got.shape}; the Keras model to {want.shape}")
@@ -238,7 +67,6 @@ def export_model(
     only differ by one level, where the two float values lie on either side of a half level: the count says
     how often.)
     """
-    model = load_model(model_path)
     meta = read_metadata(model_path)
     if meta is None:
         raise ModelError(f"{model_path}: no SRCNN metadata; retrain it with `dvc repro train`")
@@ -246,9 +74,15 @@ def export_model(
     # is the current model's (srcnn.upscale.default_model).
     meta["exported_from"] = {"file": Path(model_path).name, "sha256": sha256_of(model_path)}
     metadata = json.dumps(meta, indent=2, sort_keys=True)
-    reference = forward(model)
-    side = 2 * meta["margin"] + 1
-    model(np.zeros((1, side, side, 1), np.float32))  # Keras exports only a model that has been called
+    if formats:  # TensorFlow only when there is something to convert
+        from srcnn.converters import WRITERS
+        from srcnn.keras_network import forward
+        from srcnn.model_file import load_model
+
+        model = load_model(model_path)
+        reference = forward(model)
+        side = 2 * meta["margin"] + 1
+        model(np.zeros((1, side, side, 1), np.float32))  # Keras exports only a model that has been called
     figures = {}
     with atomic_dir(out_dir) as tmp, contextlib.closing(PatchFile(valid_path)) as patches:
         for name in formats:

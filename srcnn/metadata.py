@@ -8,11 +8,14 @@ A small module of its own, importing neither TensorFlow nor a runtime, so that t
 from __future__ import annotations
 
 import json
+import os
+import zipfile
 
 from srcnn.errors import UserError
 from srcnn.resize import RESIZE_KERNELS
 
 METADATA_KEY = "srcnn_metadata"  # the name of the metadata entry in every format
+METADATA_NAME = f"{METADATA_KEY}.json"  # its member of a .keras zip (Keras ignores it when loading)
 MAX_METADATA_BYTES = 1 << 20
 
 
@@ -48,3 +51,17 @@ def parse_metadata(text: bytes | str | None, where: str, require_margin: bool = 
     if (require_margin or "margin" in meta) and not valid_margin:
         raise ModelError(f"{where}: metadata has no valid receptive-field radius (margin): {meta.get('margin')!r}")
     return meta
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    """The SRCNN metadata of a .keras file, checked (`srcnn.networks.parse_metadata`), or None for a model
+    saved without it. ModelError for a file that is not a zip or unusable metadata."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if METADATA_NAME not in zf.namelist():
+                return None
+            check_metadata_size(zf.getinfo(METADATA_NAME).file_size, str(path))
+            text = zf.read(METADATA_NAME)
+    except zipfile.BadZipFile as err:
+        raise ModelError(f"{path}: not a Keras v3 model file ({err})") from None
+    return parse_metadata(text, str(path), require_margin=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from srcnn.metadata import METADATA_KEY, ModelError, check_metadata_size, parse_metadata
+from srcnn.metadata import METADATA_NAME, ModelError
 from srcnn.model import kernel_sizes_of, margin
 from srcnn.params import TrainStage, receptive_field
 
@@ -49,7 +49,6 @@ def load_model(path: str | os.PathLike) -> keras.Model:
 
 # --------------------------------------------------------------------------- metadata inside the .keras file
 
-METADATA_NAME = f"{METADATA_KEY}.json"  # an extra member of the .keras zip; Keras ignores it when loading
 COLOUR_CONVENTION = "BT.601 Y in [16,235], MATLAB rgb2ycbcr"
 
 
@@ -125,17 +124,3 @@ def save_model(model: keras.Model, path: str | os.PathLike, metadata: dict) -> N
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, entries[name])
-
-
-def read_metadata(path: str | os.PathLike) -> dict | None:
-    """The SRCNN metadata of a .keras file, checked (`srcnn.networks.parse_metadata`), or None for a model
-    saved without it. ModelError for a file that is not a zip or unusable metadata."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            if METADATA_NAME not in zf.namelist():
-                return None
-            check_metadata_size(zf.getinfo(METADATA_NAME).file_size, str(path))
-            text = zf.read(METADATA_NAME)
-    except zipfile.BadZipFile as err:
-        raise ModelError(f"{path}: not a Keras v3 model file ({err})") from None
-    return parse_metadata(text, str(path), require_margin=False)

@@ -140,8 +140,9 @@ def open_network(path: str | os.PathLike) -> tuple[Network, dict]:
     kind = format_of(p)
     if kind == "keras":
         from srcnn.keras_network import forward
+        from srcnn.metadata import read_metadata
         from srcnn.model import margin
-        from srcnn.model_file import load_model, read_metadata
+        from srcnn.model_file import load_model
 
         meta = read_metadata(p)  # checked there; None: no metadata
         if meta is None:

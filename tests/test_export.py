@@ -19,7 +19,7 @@ import skimage.data
 from conftest import PROJECT, save_patch_files
 from test_upscale import tiny_model, tiny_params
 
-from srcnn import export, upscale
+from srcnn import converters, export, upscale
 from srcnn.__main__ import main as cli
 from srcnn.colour import rgb_to_y
 from srcnn.keras_network import forward
@@ -170,9 +170,9 @@ def without_metadata(exported: Path, tmp_path: Path) -> dict[str, Path]:
     model = load_model(exported / "srcnn.keras")
     model(np.zeros((1, 13, 13, 1), np.float32))
     paths = {"onnx": tmp_path / "bare.onnx", "tflite": tmp_path / "bare.tflite", "savedmodel": tmp_path / "bare_sm"}
-    export._quiet_export(model, paths["onnx"], "onnx")
-    export._quiet_export(model, paths["tflite"], "litert")
-    export.write_savedmodel(model, paths["savedmodel"], "{}")
+    converters._quiet_export(model, paths["onnx"], "onnx")
+    converters._quiet_export(model, paths["tflite"], "litert")
+    converters.write_savedmodel(model, paths["savedmodel"], "{}")
     (paths["savedmodel"] / "assets" / "srcnn_metadata.json").unlink()
     return paths
 
@@ -203,7 +203,7 @@ def test_models_without_metadata_or_of_no_format_are_refused_in_one_line(exporte
 
 def test_an_export_that_computes_something_else_fails_the_stage_and_writes_nothing(exported, tmp_path, monkeypatch):
     """A converter that changed the arithmetic (here: weights off by 1e-3) is caught by the parity check."""
-    real = export.WRITERS["tflite"]
+    real = converters.WRITERS["tflite"]
 
     def wrong_tflite(model, path, metadata):
         other = tiny_model(3, filters=(16, 8))
@@ -211,13 +211,31 @@ def test_an_export_that_computes_something_else_fails_the_stage_and_writes_nothi
         other(np.zeros((1, 13, 13, 1), np.float32))
         real(other, path, metadata)
 
-    monkeypatch.setitem(export.WRITERS, "tflite", wrong_tflite)
+    monkeypatch.setitem(converters.WRITERS, "tflite", wrong_tflite)
     with pytest.raises(
         export.ParityError, match=r"srcnn.tflite: differs from .*srcnn.keras by up to .*nothing written"
     ):
         export_into(tmp_path, exported / "srcnn.keras", exported / "valid.npy")
     assert not (tmp_path / "export").exists() and not (tmp_path / "export.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_no_format_writes_the_card_alone_without_loading_tensorflow(exported, tmp_path):
+    (tmp_path / "evaluate.json").write_text(json.dumps(EVALUATION))
+    code = (
+        "import sys; from pathlib import Path; from srcnn.export import export_model; "
+        "t, m, v = map(Path, sys.argv[1:]); "
+        "print(export_model(m, v, t / 'evaluate.json', t / 'export', t / 'export.json', []), "
+        "'tensorflow' in sys.modules)"
+    )
+    args = [str(tmp_path), str(exported / "srcnn.keras"), str(exported / "valid.npy")]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, cwd=PROJECT
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["{}", "False"]
+    assert [p.name for p in (tmp_path / "export").iterdir()] == ["MODEL_CARD.md"]
+    assert "No format was exported" in (tmp_path / "export" / "MODEL_CARD.md").read_text()
 
 
 def test_only_the_formats_asked_for_are_written(exported, tmp_path):

@@ -251,7 +251,8 @@ def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
     import hashlib
     import time
 
-    from srcnn.model_file import make_metadata, read_metadata, save_model
+    from srcnn.metadata import read_metadata
+    from srcnn.model_file import make_metadata, save_model
 
     keras.utils.set_random_seed(5)
     model = build_srcnn([8, 4], [9, 1, 5])

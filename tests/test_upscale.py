@@ -20,8 +20,9 @@ from srcnn.__main__ import main as cli
 from srcnn.colour import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from srcnn.engine import Upscaler, predict_y
 from srcnn.io import encode_png_gray_alpha
+from srcnn.metadata import METADATA_NAME, read_metadata
 from srcnn.model import build_srcnn, margin
-from srcnn.model_file import METADATA_NAME, load_model, make_metadata, read_metadata, save_model
+from srcnn.model_file import load_model, make_metadata, save_model
 from srcnn.params import ModelParams, TrainParams, TrainStage
 from srcnn.resize import apply_taps, axis_taps, imresize_matlab, resize
 from srcnn.upscale import read_image
