@@ -27,6 +27,7 @@ import tensorflow as tf
 from srcnn.errors import UserError
 from srcnn.io import atomic_dir, atomic_file
 from srcnn.metadata import METADATA_KEY
+from srcnn.model import margin
 from srcnn.networks import SAVEDMODEL_METADATA
 
 
@@ -93,7 +94,7 @@ def _converted_onnx(model: keras.Model, raw: Path):
     import onnx
     import onnxruntime
 
-    side = 2 * (sum(layer.kernel_size[0] - 1 for layer in model.layers if hasattr(layer, "kernel_size")) // 2) + 1
+    side = 2 * margin(model) + 1
     probe = np.zeros((1, side, side, 1), np.float32)
     for _ in range(ONNX_ATTEMPTS):
         _quiet_export(model, raw, "onnx")

@@ -79,30 +79,33 @@ def output_mpix(jobs: list[tuple[Path, Path]], scale: int) -> float:
     return total / 1e6
 
 
-def default_model(jobs: list[tuple[Path, Path]]) -> Path:
+def default_model(jobs: list[tuple[Path, Path]]) -> tuple[Path, tuple | None]:
     """The model `srcnn upscale` uses without --model: the export stage's ONNX file while it was exported from
     the current models/srcnn.keras (its metadata records that file's SHA-256) and the jobs' output is at most
-    ONNX_UP_TO_MPIX, where ONNX Runtime is faster; models/srcnn.keras otherwise."""
+    ONNX_UP_TO_MPIX, where ONNX Runtime is faster; models/srcnn.keras otherwise. Returns the path and, for the
+    ONNX file, its opened (network, metadata), so it is not opened twice."""
     from srcnn.io import sha256_of
     from srcnn.networks import ModelError, open_network
 
     if ONNX_MODEL.is_file() and KERAS_MODEL.is_file():
         try:
-            _, meta = open_network(ONNX_MODEL)
+            opened = open_network(ONNX_MODEL)
         except ModelError:
-            return KERAS_MODEL
+            return KERAS_MODEL, None
+        meta = opened[1]
         current = (meta.get("exported_from") or {}).get("sha256") == sha256_of(KERAS_MODEL)
         if current and output_mpix(jobs, meta["scale"]) <= ONNX_UP_TO_MPIX:
-            return ONNX_MODEL
-    return KERAS_MODEL
+            return ONNX_MODEL, opened
+    return KERAS_MODEL, None
 
 
-def load_checked_model(path: str, scale: int | None):
-    """(network, metadata) of a model in any format (`srcnn.networks`), checked; UsageError otherwise."""
+def load_checked_model(path: str, scale: int | None, opened: tuple | None = None):
+    """(network, metadata) of a model in any format (`srcnn.networks`), checked; UsageError otherwise.
+    `opened`: the (network, metadata) of `path` when the caller has already opened it."""
     from srcnn.networks import ModelError, open_network
 
     try:
-        network, meta = open_network(path)
+        network, meta = opened or open_network(path)
     except ModelError as err:
         raise UsageError(f"--model {err}") from None
     if scale is not None and scale != meta["scale"]:
@@ -146,8 +149,8 @@ def main(args: argparse.Namespace) -> int:
         if args.tile < 16:
             raise UsageError(f"--tile {args.tile}: use at least 16 pixels")
         jobs, errors = plan_jobs(args.inputs, args.output, args.compare)
-        model_path = args.model or str(default_model(jobs))
-        model, meta = load_checked_model(model_path, args.scale)
+        model_path, opened = (args.model, None) if args.model else default_model(jobs)
+        model, meta = load_checked_model(str(model_path), args.scale, opened)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
