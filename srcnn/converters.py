@@ -17,6 +17,7 @@ import srcnn.quiet_tensorflow  # noqa: F401  (before keras and tensorflow: loads
 import contextlib
 import hashlib
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -168,16 +169,58 @@ class ServingModule(tf.Module):
         return x
 
 
+def canonical_function_names(saved_model_pb: Path) -> None:
+    """Renumber the traced functions' names in `saved_model_pb` in place.
+
+    `tf.function` names a traced function `__inference_<name>_<uid>`, uid from a counter shared by every
+    function traced before in the process (an ONNX conversion retried, a model called), so the same model
+    would give other bytes after other work. Each uid becomes its rank among the file's uids (their order is
+    the order of tracing, the same every time), and the library is sorted by the new names.
+    """
+    from google.protobuf import text_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString(saved_model_pb.read_bytes())
+    names = [f.signature.name for meta in saved_model.meta_graphs for f in meta.graph_def.library.function]
+    uid = re.compile(r"_(\d+)$")
+    by_uid = sorted(names, key=lambda name: int(uid.search(name).group(1)))
+    renamed = {old: uid.sub(f"_{rank}", old) for rank, old in enumerate(by_uid)}
+    # Every reference to a function (call ops, the object graph, signatures) is one of these whole names.
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, renamed)) + r")\b")
+    text = pattern.sub(lambda match: renamed[match.group(1)], text_format.MessageToString(saved_model))
+    saved_model = text_format.Parse(text, saved_model_pb2.SavedModel())
+    # Captured variables' arguments are named by the same counter: the rank again.
+    user_names = [
+        attrs.attr["_user_specified_name"]
+        for meta in saved_model.meta_graphs
+        for f in meta.graph_def.library.function
+        for attrs in f.arg_attr.values()
+        if "_user_specified_name" in attrs.attr and attrs.attr["_user_specified_name"].s.isdigit()
+    ]
+    for rank, value in enumerate(sorted(user_names, key=lambda value: int(value.s))):
+        value.s = str(rank).encode()
+    for meta in saved_model.meta_graphs:
+        functions = sorted(meta.graph_def.library.function, key=lambda f: f.signature.name)
+        del meta.graph_def.library.function[:]
+        meta.graph_def.library.function.extend(functions)
+    saved_model_pb.write_bytes(saved_model.SerializeToString(deterministic=True))
+
+
 def write_savedmodel(model: keras.Model, path: Path, metadata: str) -> None:
-    """A SavedModel (`serve` and the `serving_default` signature) with the metadata as an asset file; its
-    fingerprint's random UUID replaced by one derived from its content, so the same model gives the same bytes."""
+    """A SavedModel (`serve` and the `serving_default` signature) with the metadata as an asset file; the same
+    model gives the same bytes, whatever the process traced before: its functions' names are renumbered
+    (canonical_function_names) and its fingerprint's random UUID is replaced by one derived from its content."""
     from tensorflow.core.protobuf import fingerprint_pb2
+    from tensorflow.python.saved_model import fingerprinting_utils
 
     module = ServingModule(model)
     with atomic_dir(path) as tmp:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         (tmp / SAVEDMODEL_METADATA).parent.mkdir(exist_ok=True)
         (tmp / SAVEDMODEL_METADATA).write_text(metadata)
+        canonical_function_names(tmp / "saved_model.pb")
+        fingerprinting_utils.write_fingerprint(str(tmp))  # its checksums cover saved_model.pb: recompute
         fingerprint = fingerprint_pb2.FingerprintDef()
         fingerprint.ParseFromString((tmp / "fingerprint.pb").read_bytes())
         fingerprint.uuid = ""  # the rest hashes the graph, signatures and variables
