@@ -15,6 +15,7 @@ import srcnn.quiet_tensorflow  # noqa: F401  (before keras and tensorflow: loads
 # isort: split
 
 import contextlib
+import copy
 import hashlib
 import io
 import re
@@ -182,14 +183,19 @@ def canonical_function_names(saved_model_pb: Path) -> None:
 
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString(saved_model_pb.read_bytes())
-    names = [f.signature.name for meta in saved_model.meta_graphs for f in meta.graph_def.library.function]
     uid = re.compile(r"_(\d+)$")
-    by_uid = sorted(names, key=lambda name: int(uid.search(name).group(1)))
+    numbered = [
+        f.signature.name
+        for meta in saved_model.meta_graphs
+        for f in meta.graph_def.library.function
+        if uid.search(f.signature.name)
+    ]
+    by_uid = sorted(numbered, key=lambda name: int(uid.search(name).group(1)))
     renamed = {old: uid.sub(f"_{rank}", old) for rank, old in enumerate(by_uid)}
-    # Every reference to a function (call ops, the object graph, signatures) is one of these whole names.
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, renamed)) + r")\b")
-    text = pattern.sub(lambda match: renamed[match.group(1)], text_format.MessageToString(saved_model))
-    saved_model = text_format.Parse(text, saved_model_pb2.SavedModel())
+    if renamed:  # every reference to a function (call ops, the object graph, signatures) is a whole name
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, renamed)) + r")\b")
+        text = pattern.sub(lambda match: renamed[match.group(1)], text_format.MessageToString(saved_model))
+        saved_model = text_format.Parse(text, saved_model_pb2.SavedModel())
     # Captured variables' arguments are named by the same counter: the rank again.
     user_names = [
         attrs.attr["_user_specified_name"]
@@ -201,7 +207,7 @@ def canonical_function_names(saved_model_pb: Path) -> None:
     for rank, value in enumerate(sorted(user_names, key=lambda value: int(value.s))):
         value.s = str(rank).encode()
     for meta in saved_model.meta_graphs:
-        functions = sorted(meta.graph_def.library.function, key=lambda f: f.signature.name)
+        functions = [copy.deepcopy(f) for f in sorted(meta.graph_def.library.function, key=lambda f: f.signature.name)]
         del meta.graph_def.library.function[:]
         meta.graph_def.library.function.extend(functions)
     saved_model_pb.write_bytes(saved_model.SerializeToString(deterministic=True))
