@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from srcnn.patches import PatchFile
+from srcnn.patches import PatchFile, to_model_arrays
 
 
 class BatchPlan:
@@ -56,17 +56,6 @@ class BatchPlan:
 
     def replica_slice(self, step: int, replica: int) -> np.ndarray:
         return np.array_split(self.batch(step), self.replicas)[replica]
-
-
-def to_model_arrays(pairs: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (k, 2, S, S) pairs → float32 inputs (k, S, S, 1) and label centres (k, S-2m, S-2m, 1) in [0, 1].
-
-    `margin` (m): the receptive-field radius, the pixels the valid convolutions lose on each side.
-    """
-    s = pairs.shape[2]
-    inputs = pairs[:, 0, :, :, None].astype(np.float32) / 255.0
-    labels = pairs[:, 1, margin : s - margin, margin : s - margin, None].astype(np.float32) / 255.0
-    return inputs, labels
 
 
 def replica_dataset(

@@ -44,6 +44,14 @@ def _quiet_export(model: keras.Model, path: Path, keras_format: str) -> None:
         model.export(str(path), format=keras_format, verbose=False)
 
 
+def sort_repeated(field, key) -> None:
+    """Sort a protobuf repeated message field in place by `key`. The messages are copied before the field is
+    cleared: messages taken from a repeated field must not outlive it."""
+    ordered = sorted((copy.deepcopy(message) for message in field), key=key)
+    del field[:]
+    field.extend(ordered)
+
+
 def canonical_names(graph) -> None:
     """Rename the graph's nodes and inner values in order of first use (`t0`, `t1`, …; `Conv_2`, …), keeping
     its input and output names, and name the dynamic dimensions (batch, height, width; out_batch, out_height,
@@ -78,12 +86,7 @@ def canonical_names(graph) -> None:
         tensor.name = rename(tensor.name)
     for info in graph.value_info:
         info.name = rename(info.name)
-    # Sorted by their new number; copied before the field is cleared (protobuf messages taken from a repeated
-    # field must not outlive it).
-    ordered = [type(t).FromString(t.SerializeToString()) for t in graph.initializer]
-    ordered.sort(key=lambda t: int(t.name[1:]) if t.name[1:].isdigit() else -1)
-    del graph.initializer[:]
-    graph.initializer.extend(ordered)
+    sort_repeated(graph.initializer, key=lambda t: int(t.name[1:]) if t.name[1:].isdigit() else -1)
 
 
 ONNX_ATTEMPTS = 5
@@ -207,9 +210,7 @@ def canonical_function_names(saved_model_pb: Path) -> None:
     for rank, value in enumerate(sorted(user_names, key=lambda value: int(value.s))):
         value.s = str(rank).encode()
     for meta in saved_model.meta_graphs:
-        functions = [copy.deepcopy(f) for f in sorted(meta.graph_def.library.function, key=lambda f: f.signature.name)]
-        del meta.graph_def.library.function[:]
-        meta.graph_def.library.function.extend(functions)
+        sort_repeated(meta.graph_def.library.function, key=lambda f: f.signature.name)
     saved_model_pb.write_bytes(saved_model.SerializeToString(deterministic=True))
 
 

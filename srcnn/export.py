@@ -24,7 +24,7 @@ from srcnn.io import atomic_dir, sha256_of, write_json
 from srcnn.metadata import ModelError, read_metadata
 from srcnn.model_card import model_card
 from srcnn.networks import Network, open_network
-from srcnn.patches import PatchFile
+from srcnn.patches import PatchFile, to_model_arrays
 
 FILE_NAMES = {"onnx": "srcnn.onnx", "tflite": "srcnn.tflite", "savedmodel": "srcnn_savedmodel"}  # EXPORT_FORMATS
 PARITY_ATOL = 1e-5  # on the float output, Y in [0, 1]
@@ -42,7 +42,7 @@ def parity(reference: Network, exported: Network, patches: PatchFile) -> dict:
     worst, differing, levels, pixels = 0.0, 0, 0, 0
     for start in range(0, len(patches), PARITY_BATCH):
         batch = patches.read(np.arange(start, min(start + PARITY_BATCH, len(patches))))
-        x = (batch[:, 0, :, :, None] / np.float32(255.0)).astype(np.float32)  # as `batches.to_model_arrays`
+        x, _ = to_model_arrays(batch, reference.margin)
         want, got = reference(x), np.asarray(exported(x))
         if got.shape != want.shape:
             raise ParityError(f"the export maps {x.shape} to {got.shape}; the Keras model to {want.shape}")

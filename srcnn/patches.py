@@ -216,3 +216,14 @@ def load_patches(path: Path) -> np.ndarray:
     """Memory-map a whole patch file (read-only), checking its layout: for analysis and benchmarks."""
     PatchFile(path).close()
     return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def to_model_arrays(pairs: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (k, 2, S, S) pairs → float32 inputs (k, S, S, 1) and label centres (k, S-2m, S-2m, 1) in [0, 1].
+
+    `margin` (m): the receptive-field radius, the pixels the valid convolutions lose on each side.
+    """
+    s = pairs.shape[2]
+    inputs = pairs[:, 0, :, :, None].astype(np.float32) / 255.0
+    labels = pairs[:, 1, margin : s - margin, margin : s - margin, None].astype(np.float32) / 255.0
+    return inputs, labels

@@ -41,14 +41,14 @@ import numpy as np
 import tensorflow as tf
 from dvclive import Live
 
-from srcnn.batches import BatchPlan, replica_dataset, to_model_arrays
+from srcnn.batches import BatchPlan, replica_dataset
 from srcnn.errors import UserError
 from srcnn.fast_layers import FAST_LAYERS_REVISION
 from srcnn.io import atomic_dir, atomic_file, remove_dir, sha256_of, write_json
 from srcnn.model import build_srcnn
 from srcnn.model_file import make_metadata, save_model
 from srcnn.params import ParamsError, TrainStage, margin_of
-from srcnn.patches import PatchFile, PatchFileError
+from srcnn.patches import PatchFile, PatchFileError, to_model_arrays
 
 CURVES = ("loss", "psnr", "val_loss", "val_psnr")  # per-epoch values kept in checkpoints and DVCLive
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srcnn.batches import BatchPlan, replica_dataset, to_model_arrays
-from srcnn.patches import PatchFile
+from srcnn.batches import BatchPlan, replica_dataset
+from srcnn.patches import PatchFile, to_model_arrays
 
 N, S, MARGIN, BATCH = 37, 13, 3, 8
 

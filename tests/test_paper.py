@@ -129,7 +129,7 @@ def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
     for scale, entry in recorded["scales"].items():
         assert entry["experiment"] in shown and entry["experiment"].startswith(f"paper-x{scale}-")
         assert set(entry["evaluate"]) == {"valid", "Set5"} and entry["evaluate"]["Set5"]["images"] == 5
-        # Each scale's own model: the bicubic baseline differs between ×2 and ×3.
+        # The -S overrides are recorded as changes to the recipe.
         assert entry["recipe_changes"] == {
             "patches.hr_scales": [1.0, 0.8],
             "patches.stride": 24,
