@@ -37,12 +37,13 @@ report: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m srcnn.review --baseline "$(BASELINE)" -o report
 
 # Reproduce the paper's table: ×2, ×3, ×4 trained on the images in $(T91) and scored on every set under
-# data/benchmarks/ (Set5 required), one DVC experiment per scale; then the README table from their metrics.
+# data/benchmarks/ (Set5 required), one DVC experiment per scale; then their table (results/paper.json).
 T91 ?= data/T91
 paper: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m srcnn.paper run --train-dir "$(T91)"
-	$(BIN)/python -m srcnn.paper table --write
+	$(BIN)/python -m srcnn.paper table --results results/paper.json
 
+# The README's results table, from the shipped models' records (srcnn/weights/*/record.json).
 paper-table: $(STAMP)
 	$(BIN)/python -m srcnn.paper table --write
 

@@ -71,7 +71,7 @@ def export_model(
     if meta is None:
         raise ModelError(f"{model_path}: no SRCNN metadata; retrain it with `dvc repro train`")
     # Which .keras file the exports come from: `srcnn upscale` picks the ONNX file by default only while it
-    # is the current model's (srcnn.upscale.default_model).
+    # is the current model's (srcnn.upscale.trained_model).
     meta["exported_from"] = {"file": Path(model_path).name, "sha256": sha256_of(model_path)}
     metadata = json.dumps(meta, indent=2, sort_keys=True)
     if formats:  # TensorFlow only when there is something to convert

@@ -62,8 +62,21 @@ PAPER_SRCNN_955 = {
     "BSD100": (31.36, 28.41, 26.90),
     "Urban100": (29.50, 26.24, 24.52),
 }
-PAPER_SRCNN_915 = {("Set5", 2): 36.34}
-PAPER_BICUBIC_SSIM = {("Set5", 2): 0.9299}  # Set5's reference figures (../shared/benchmarks/README.md)
+PAPER_SRCNN_915 = {("Set5", 2): 36.34, ("Set5", 3): 32.39, ("Set5", 4): 30.09}
+# SSIM of the 9-5-5 and of bicubic, from the same sources (../shared/benchmarks/README.md lists them all).
+PAPER_SRCNN_955_SSIM = {
+    "Set5": (0.9542, 0.9090, 0.8628),
+    "Set14": (0.9067, 0.8215, 0.7513),
+    "BSD100": (0.8879, 0.7863, 0.7101),
+    "Urban100": (0.8946, 0.7989, 0.7221),
+}
+PAPER_BICUBIC_SSIM = {
+    "Set5": (0.9299, 0.8682, 0.8104),
+    "Set14": (0.8687, 0.7736, 0.7019),
+    "BSD100": (0.8431, 0.7384, 0.6674),
+    "Urban100": (0.8403, 0.7349, 0.6577),
+}
+PRESETS = {"9-1-5": ("SRCNN 9-1-5", "ECCV 2014"), "9-5-5": ("SRCNN 9-5-5", "TPAMI 2016")}
 PAPER_BICUBIC = {
     "Set5": (33.66, 30.39, 28.42),
     "Set14": (30.23, 27.54, 26.00),
@@ -281,6 +294,53 @@ def render_table(record: dict) -> str:
     )
 
 
+def paper_figure(preset: str, name: str, scale: int) -> float | None:
+    if preset == "9-5-5":
+        return PAPER_SRCNN_955.get(name, (None,) * 3)[scale - 2]
+    return PAPER_SRCNN_915.get((name, scale))
+
+
+def render_shipped_table(records: list[dict]) -> str:
+    """The README table from the shipped models' records (`srcnn.pretrained`): per set and scale, bicubic and
+    each preset's PSNR / SSIM beside the published figures, the gap in brackets; then how each was trained."""
+    by_key = {(r["preset"], r["scale"]): r for r in records}
+    rows = [
+        "| set | scale | bicubic: ours / paper | SRCNN 9-1-5: ours (− ECCV 2014) | ECCV 2014 | "
+        "SRCNN 9-5-5: ours (− TPAMI 2016) | TPAMI 2016 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in PAPER_SRCNN_955:
+        for scale in SCALES:
+            shipped = [by_key.get((preset, scale)) for preset in PRESETS]
+            scored = [(r["metrics"].get(name) if r else None) for r in shipped]
+            ours_bicubic = next((m["psnr_bicubic"] for m in scored if m), None)
+            cells = [f"{name} | ×{scale} | {fmt(ours_bicubic)} / {fmt(PAPER_BICUBIC[name][scale - 2])}"]
+            for preset, metrics in zip(PRESETS, scored, strict=True):
+                published = paper_figure(preset, name, scale)
+                if metrics is None:
+                    cells.append("not trained yet" if by_key.get((preset, scale)) is None else "not scored")
+                else:
+                    gap = "" if published is None else f" ({metrics['psnr_srcnn'] - published:+.2f})"
+                    cells.append(f"{metrics['psnr_srcnn']:.2f} / {metrics['ssim_srcnn']:.4f}{gap}")
+                ssim = PAPER_SRCNN_955_SSIM[name][scale - 2] if preset == "9-5-5" else None
+                cells.append(fmt(published) + (f" / {ssim:.4f}" if ssim is not None else ""))
+            rows.append("| " + " | ".join(cells) + " |")
+    trained = []
+    for r in sorted(records, key=lambda r: (r["preset"], r["scale"])):
+        t, m = r["training"], r["machine"]
+        changes = deviations(r["params"])
+        trained.append(
+            f"- `{r['name']}`: {t['epochs']} epochs of {t['patches']:,} patches, {t['seconds'] / 60:.0f} min on "
+            f"{m['cpu']} ({m['cores']} cores), experiment `{r['code']['experiment']}` of commit "
+            f"`{r['code']['commit'][:10]}`"
+            + ("; recipe changes: " + ", ".join(f"`{k}={_format(v)}`" for k, v in changes.items()) if changes else "")
+        )
+    return (
+        "Generated from the shipped models' records (`srcnn/weights/*/record.json`, `make paper-table`); PSNR (dB) "
+        "/ SSIM on Y, the literature's protocol:\n\n" + "\n".join(rows) + "\n\n" + "\n".join(trained)
+    )
+
+
 def render_commands(train_dir: str = "data/T91", sets: list[str] = ("Set5",)) -> str:
     """What `run` does, as shell commands that run as written (the README shows them)."""
     args = [kv for kv in overrides(0, train_dir, list(sets)) if not kv.startswith("scale=")]
@@ -289,8 +349,8 @@ def render_commands(train_dir: str = "data/T91", sets: list[str] = ("Set5",)) ->
     lines[-1] = lines[-1][: -len(" \\")]
     lines += [
         "done",
-        "python -m srcnn.paper collect        # results/paper.json from dvc exp show",
-        "python -m srcnn.paper table --write  # the table below",
+        "python -m srcnn.paper collect                         # results/paper.json from dvc exp show",
+        "python -m srcnn.paper table --results results/paper.json  # your runs beside the paper's figures",
     ]
     return "```sh\n" + "\n".join(lines) + "\n```"
 
@@ -329,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="these experiments instead of the newest paper-x<scale>-<time> ones",
     )
-    p_table = sub.add_parser("table", help=f"the README table from {RESULTS}")
+    p_table = sub.add_parser("table", help="the README table from the shipped models' records (or --results)")
+    p_table.add_argument("--results", type=Path, default=None, help=f"a `make paper` record instead ({RESULTS})")
     mode = p_table.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="replace the README block")
     mode.add_argument("--check", action="store_true", help="exit 1 if the README block is stale")
@@ -343,24 +404,29 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "commands":
             print(render_commands())
         else:
-            if not RESULTS.is_file():
-                raise PaperError(f"{RESULTS}: no such file; run `make paper` (or `python -m srcnn.paper collect`)")
+            if args.results is not None:
+                if not args.results.is_file():
+                    raise PaperError(f"{args.results}: no such file; run `make paper` first")
+                table = render_table(json.loads(args.results.read_text()))
+            else:
+                from srcnn import pretrained
+
+                table = render_shipped_table([pretrained.record(n) for n in pretrained.names()])
+            if not (args.check or args.write):
+                print(table)
+                return 0
             readme = README.read_text()
-            fresh = replace_block(
-                replace_block(readme, TABLE, render_table(json.loads(RESULTS.read_text()))), COMMANDS, render_commands()
-            )
+            fresh = replace_block(replace_block(readme, TABLE, table), COMMANDS, render_commands())
             if args.check:
                 if fresh != readme:
                     print(
-                        f"{README}: the paper table or commands differ from {RESULTS} and srcnn.paper.RECIPE; "
-                        "run `make paper-table`",
+                        f"{README}: the paper table or commands differ from the shipped models' records and "
+                        "srcnn.paper.RECIPE; run `make paper-table`",
                         file=sys.stderr,
                     )
                     return 1
-            elif args.write:
-                README.write_text(fresh)
             else:
-                print(render_table(json.loads(RESULTS.read_text())))
+                README.write_text(fresh)
     except PaperError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

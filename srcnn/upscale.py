@@ -63,6 +63,7 @@ KERAS_MODEL, ONNX_MODEL = Path("models/srcnn.keras"), Path("models/export/srcnn.
 # bench/README.md, section g: ONNX Runtime spares TensorFlow's ~3.8 s of start-up, TensorFlow then computes
 # ~1.3× faster (3.9 vs 3.1 output Mpix/s on 2 cores): TensorFlow wins from ~53 output Mpix in one command.
 ONNX_UP_TO_MPIX = 50
+DEFAULT_SCALE = 2
 
 
 def output_mpix(jobs: list[tuple[Path, Path]], scale: int) -> float:
@@ -79,24 +80,80 @@ def output_mpix(jobs: list[tuple[Path, Path]], scale: int) -> float:
     return total / 1e6
 
 
-def default_model(jobs: list[tuple[Path, Path]]) -> tuple[Path, tuple | None]:
-    """The model `srcnn upscale` uses without --model: the export stage's ONNX file while it was exported from
-    the current models/srcnn.keras (its metadata records that file's SHA-256) and the jobs' output is at most
-    ONNX_UP_TO_MPIX, where ONNX Runtime is faster; models/srcnn.keras otherwise. Returns the path and, for the
-    ONNX file, its opened (network, metadata), so it is not opened twice."""
+def project_root(start: Path | None = None) -> Path | None:
+    """The DVC project the command runs in: the nearest folder with a dvc.yaml, from `start` (default: the
+    current folder) up; None outside any project."""
+    here = (start or Path.cwd()).resolve()
+    return next((d for d in (here, *here.parents) if (d / "dvc.yaml").is_file()), None)
+
+
+def trained_model(root: Path | None, jobs: list[tuple[Path, Path]]) -> tuple[Path, tuple | None] | None:
+    """This project's trained model: the export stage's ONNX file while it was exported from the current
+    models/srcnn.keras (its metadata records that file's SHA-256) and the jobs' output is at most
+    ONNX_UP_TO_MPIX, where ONNX Runtime is faster; models/srcnn.keras otherwise; None without one. Returns the
+    path and, for the ONNX file, its opened (network, metadata), so it is not opened twice."""
     from srcnn.io import sha256_of
     from srcnn.networks import ModelError, open_network
 
-    if ONNX_MODEL.is_file() and KERAS_MODEL.is_file():
+    if root is None or not (root / KERAS_MODEL).is_file():
+        return None
+    keras_path, onnx_path = root / KERAS_MODEL, root / ONNX_MODEL
+    if onnx_path.is_file():
         try:
-            opened = open_network(ONNX_MODEL)
+            opened = open_network(onnx_path)
         except ModelError:
-            return KERAS_MODEL, None
+            return keras_path, None
         meta = opened[1]
-        current = (meta.get("exported_from") or {}).get("sha256") == sha256_of(KERAS_MODEL)
+        current = (meta.get("exported_from") or {}).get("sha256") == sha256_of(keras_path)
         if current and output_mpix(jobs, meta["scale"]) <= ONNX_UP_TO_MPIX:
-            return ONNX_MODEL, opened
-    return KERAS_MODEL, None
+            return onnx_path, opened
+    return keras_path, None
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def choose_model(spec: str | None, scale: int | None, jobs: list[tuple[Path, Path]]) -> tuple[Path, tuple | None, str]:
+    """(model path, opened network or None, the summary line's words for it) for `--model spec --scale scale`.
+
+    `spec`: a model file or folder, or a shipped model's name (`srcnn.pretrained.names()`). Without it: this
+    project's trained model (found from the current folder up, `project_root`) when it exists and is of
+    `scale`, else the best shipped model of `scale` (default ×2). UsageError when there is none."""
+    from srcnn import pretrained
+    from srcnn.metadata import ModelError, read_metadata
+
+    shipped = pretrained.names()
+    if spec is not None:
+        if not Path(spec).exists() and spec in shipped:
+            return pretrained.model_file(spec), None, f"{pretrained.describe(spec)}, shipped"
+        if not Path(spec).exists() and "/" not in spec and not Path(spec).suffix:
+            raise UsageError(f"--model {spec}: no such file, and no shipped model of that name ({', '.join(shipped)})")
+        return Path(spec), None, spec
+    root = project_root()
+    found = trained_model(root, jobs)
+    trained_scale = None
+    if found is not None:
+        try:
+            trained_scale = (read_metadata(root / KERAS_MODEL) or {}).get("scale")
+        except ModelError:
+            trained_scale = None  # refused, named, when it is loaded
+        if scale is None or trained_scale in (None, scale):
+            alternative = pretrained.best(trained_scale or DEFAULT_SCALE)
+            hint = f"; the best shipped one: --model {alternative}" if alternative else ""
+            return found[0], found[1], f"{_display(found[0])} (this project's trained model{hint})"
+    wanted = scale or DEFAULT_SCALE
+    name = pretrained.best(wanted)
+    if name is None:
+        raise UsageError(
+            f"no ×{wanted} model: none is shipped (shipped: {', '.join(shipped) or 'none'}) and this project "
+            "has no trained models/srcnn.keras of that scale; pass --model, or train one (dvc repro)"
+        )
+    why = "best shipped" + (f"; this project's trained model is ×{trained_scale}" if found else "")
+    return pretrained.model_file(name), None, f"{pretrained.describe(name)}, {why}"
 
 
 def load_checked_model(path: str, scale: int | None, opened: tuple | None = None):
@@ -149,7 +206,7 @@ def main(args: argparse.Namespace) -> int:
         if args.tile < 16:
             raise UsageError(f"--tile {args.tile}: use at least 16 pixels")
         jobs, errors = plan_jobs(args.inputs, args.output, args.compare)
-        model_path, opened = (args.model, None) if args.model else default_model(jobs)
+        model_path, opened, model_words = choose_model(args.model, args.scale, jobs)
         model, meta = load_checked_model(str(model_path), args.scale, opened)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -167,7 +224,7 @@ def main(args: argparse.Namespace) -> int:
         return 130
     total = done + failed
     print(
-        f"upscaled {done} of {total} image{'s' if total != 1 else ''} ×{up.scale} with {model_path}"
+        f"upscaled {done} of {total} image{'s' if total != 1 else ''} ×{up.scale} with {model_words}"
         + (f"; {failed} failed" if failed else "")
     )
     return 1 if failed else 0
@@ -213,15 +270,17 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="trained model: .keras, .onnx, .tflite or a SavedModel folder (default: models/export/srcnn.onnx "
-        f"when it was exported from the current models/srcnn.keras and the output is at most {ONNX_UP_TO_MPIX} Mpix "
-        "in all, else models/srcnn.keras)",
+        help="a shipped model's name (python -m srcnn.pretrained list), or a model file: .keras, .onnx, .tflite or "
+        "a SavedModel folder (default: this project's trained models/srcnn.keras, run as its ONNX export when that "
+        f"is current and the output is at most {ONNX_UP_TO_MPIX} Mpix; without one, the best shipped model of "
+        "--scale)",
     )
     p.add_argument(
         "--scale",
         type=int,
         default=None,
-        help="expected factor; refused unless it is the model's (default: the model's)",
+        help="factor 2, 3 or 4: picks the default model (the best shipped one of that scale unless this project's "
+        "trained model has it); with --model, refused unless it is that model's (default: the model's, or 2)",
     )
     p.add_argument("--tile", type=int, default=512, help="output tile side in pixels, bounds memory (default: 512)")
     p.add_argument("--compare", action="store_true", help="also write NAME.compare.EXT: bicubic | SRCNN side by side")

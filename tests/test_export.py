@@ -267,6 +267,7 @@ def test_srcnn_upscale_uses_the_onnx_export_by_default_only_while_it_is_the_curr
     its metadata names the SHA-256 of models/srcnn.keras; beyond that, or after a retraining not yet exported,
     models/srcnn.keras."""
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # a project: its trained model is the default
     (tmp_path / "models").mkdir()
     shutil.copy(exported / "srcnn.keras", tmp_path / "models" / "srcnn.keras")
     shutil.copytree(exported / "export", tmp_path / "models" / "export")

@@ -1,0 +1,207 @@
+"""The shipped models (srcnn.pretrained): shipping an experiment with its provenance, choosing a model without
+--model, the Python API, the wheel without TensorFlow, and the shipped figures re-scored on Set5."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage
+import yaml
+from conftest import TINY, dvc, project_repo, run
+
+import srcnn
+from srcnn import paper, pretrained
+from srcnn.__main__ import main as cli
+from srcnn.io import sha256_of
+
+PROJECT = Path(__file__).resolve().parents[1]
+SET5 = PROJECT.parent / "shared" / "benchmarks" / "Set5"
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory) -> Path:
+    """A tiny ×2 experiment of the real pipeline (dvc exp run, ONNX exported), shipped into a weights folder."""
+    repo = tmp_path_factory.mktemp("ship_repo")
+    project_repo(repo, TINY)
+    dvc(repo, "exp", "run", "-n", "tiny-x2", "-S", "export.formats=[onnx]", "-S", "train.epochs=1")
+    weights = tmp_path_factory.mktemp("weights")
+    original = pretrained.WEIGHTS
+    pretrained.WEIGHTS = weights
+    try:
+        pretrained.ship(repo, "tiny-x2", "srcnn-915-x2")
+    finally:
+        pretrained.WEIGHTS = original
+    return weights, repo
+
+
+@pytest.mark.slow
+def test_ship_records_how_the_model_was_made(shipped):
+    weights, repo = shipped
+    folder = weights / "srcnn-915-x2"
+    assert sorted(p.name for p in folder.iterdir()) == ["model.keras", "model.onnx", "record.json"]
+    rec = json.loads((folder / "record.json").read_text())
+    exp = run(repo, "git", "for-each-ref", "--format=%(objectname)", "refs/exps").stdout.split()
+    assert rec["code"]["experiment_commit"] in exp and rec["code"]["experiment"] == "tiny-x2"
+    assert rec["code"]["commit"] == run(repo, "git", "rev-parse", "HEAD").stdout.strip()  # the baseline
+    assert rec["params"]["train"]["epochs"] == 1 and rec["params"]["export"]["formats"] == ["onnx"]
+    lock = yaml.safe_load(run(repo, "git", "show", f"{rec['code']['experiment_commit']}:dvc.lock").stdout)
+    raw = next(o for o in lock["stages"]["download"]["outs"] if o["path"] == "data/raw")
+    assert rec["training_data"]["data_raw_md5"] == raw["md5"]
+    assert rec["training"]["epochs"] == 1 and rec["training"]["seconds"] > 0
+    assert [point[0] for point in rec["validation_curve"]["epoch_psnr"]] == [1]
+    for fmt, entry in rec["files"].items():
+        assert sha256_of(folder / entry["file"]) == entry["sha256"], fmt
+    assert set(rec["metrics"]) == {"valid"} and rec["machine"]["cores"] >= 1
+    # The ONNX file is the export of this very .keras file.
+    onnx_meta = pretrained_meta(folder / "model.onnx")
+    assert onnx_meta["exported_from"]["sha256"] == sha256_of(folder / "model.keras")
+
+
+def pretrained_meta(path: Path) -> dict:
+    from srcnn.networks import open_network
+
+    return open_network(path)[1]
+
+
+@pytest.mark.slow
+def test_upscale_without_model_uses_the_best_shipped_one_from_any_folder(shipped, tmp_path, monkeypatch, capsys):
+    weights, _ = shipped
+    monkeypatch.setattr(pretrained, "WEIGHTS", weights)
+    monkeypatch.chdir(tmp_path)  # no dvc.yaml here or above: no project model
+    cv2.imwrite("photo.png", skimage.data.astronaut()[:40, :48, ::-1])
+    assert cli(["upscale", "photo.png", "-o", "a.png"]) == 0
+    out = capsys.readouterr().out
+    assert "×2 with srcnn-915-x2 (SRCNN 9-1-5 ×2" in out and "best shipped" in out
+    assert cv2.imread("a.png").shape == (80, 96, 3)
+    assert cli(["upscale", "photo.png", "-o", "b.png", "--model", "srcnn-915-x2"]) == 0
+    assert np.array_equal(cv2.imread("a.png"), cv2.imread("b.png"))
+    # No ×3 model shipped and none trained: said, nothing written.
+    assert cli(["upscale", "photo.png", "-o", "c.png", "--scale", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "no ×3 model: none is shipped (shipped: srcnn-915-x2)" in err and not Path("c.png").exists()
+    assert cli(["upscale", "photo.png", "-o", "d.png", "--model", "srcnn-915-x9"]) == 2
+    assert "no shipped model of that name (srcnn-915-x2)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_project_model_is_used_and_named_before_the_shipped_one(shipped, tmp_path, monkeypatch, capsys):
+    weights, repo = shipped
+    monkeypatch.setattr(pretrained, "WEIGHTS", weights)
+    sub = repo / "data" / "somewhere"
+    sub.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(sub)  # from a subfolder: the project's models/ is found from dvc.yaml
+    cv2.imwrite("photo.png", skimage.data.astronaut()[:40, :48, ::-1])
+    assert cli(["upscale", "photo.png", "-o", "a.png"]) == 0
+    out = capsys.readouterr().out
+    assert "(this project's trained model; the best shipped one: --model srcnn-915-x2)" in out, out
+    assert f"with {repo / 'models'}" in out  # the full path: the project is not the current folder
+
+
+@pytest.mark.slow
+def test_python_api_matches_the_command(shipped, tmp_path, monkeypatch):
+    weights, _ = shipped
+    monkeypatch.setattr(pretrained, "WEIGHTS", weights)
+    monkeypatch.chdir(tmp_path)
+    rgb = np.ascontiguousarray(skimage.data.astronaut()[:40, :48])
+    model = srcnn.load()
+    assert (model.name, model.scale) == ("srcnn-915-x2", 2) and model.metadata["margin"] == 6
+    hr = model.upscale(rgb)
+    assert hr.shape == (80, 96, 3) and hr.dtype == np.uint8
+    cv2.imwrite("photo.png", rgb[..., ::-1])
+    assert cli(["upscale", "photo.png", "-o", "cli.png"]) == 0
+    assert np.array_equal(cv2.imread("cli.png")[..., ::-1], hr)
+    assert np.array_equal(model.upscale(rgb[..., ::-1].copy(), order="bgr")[..., ::-1], hr)
+    assert model.upscale_file("photo.png", "api.png") == Path("api.png")
+    assert np.array_equal(cv2.imread("api.png"), cv2.imread("cli.png"))
+    gray = model.upscale(rgb[..., 0].copy())
+    assert gray.shape == (80, 96)
+    for bad, words in ((rgb.astype(np.float32), "dtype float32"), (rgb[..., :1].copy(), "shape (40, 48, 1)")):
+        with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            model.upscale(bad)
+    with pytest.raises(ValueError, match="no shipped model of that name"):
+        srcnn.load("srcnn-nope")
+
+
+def test_wheel_ships_the_models_without_tensorflow_or_dvc(tmp_path):
+    """`pip install .` carries srcnn/weights/ and needs neither TensorFlow nor DVC (those are the [train] extra)."""
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("srcnn_dvc-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        meta = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    for name in pretrained.names():
+        assert f"srcnn/weights/{name}/model.onnx" in names and f"srcnn/weights/{name}/record.json" in names
+    required = [line for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    assert any("onnxruntime" in line for line in required)
+    assert not any(pkg in line for line in required for pkg in ("tensorflow", "dvc", "keras")), required
+
+
+# --------------------------------------------------------------------------- the models in this repository
+
+
+def test_every_scale_has_a_shipped_model_with_a_complete_record():
+    shipped = pretrained.names()
+    assert shipped, "no model is shipped in srcnn/weights/"
+    for name in shipped:
+        rec = pretrained.record(name)
+        folder = pretrained.WEIGHTS / name
+        assert name == f"srcnn-{rec['preset'].replace('-', '')}-x{rec['scale']}"
+        for entry in rec["files"].values():
+            assert sha256_of(folder / entry["file"]) == entry["sha256"], f"{name}: {entry['file']} changed"
+        assert rec["params"]["download"]["train_dir"].endswith("T91") and rec["training"]["seconds"] > 0
+        assert {"Set5", "Set14", "BSD100", "Urban100"} <= set(rec["metrics"]), name
+        assert rec["code"]["commit"] and rec["training_data"]["folder_md5"]
+
+
+def test_readme_table_is_generated_from_the_shipped_records(tmp_path, monkeypatch):
+    monkeypatch.chdir(PROJECT)
+    assert paper.main(["table", "--check"]) == 0
+    weights = tmp_path / "weights"
+    name = pretrained.names()[0]
+    (weights / name).mkdir(parents=True)
+    rec = pretrained.record(name)
+    rec["metrics"]["Set5"]["psnr_srcnn"] += 0.01
+    (weights / name / "record.json").write_text(json.dumps(rec))
+    monkeypatch.setattr(pretrained, "WEIGHTS", weights)
+    assert paper.main(["table", "--check"]) == 1  # a changed figure: the README is stale
+
+
+@pytest.mark.slow
+def test_shipped_models_score_their_recorded_set5_figures():
+    """Re-score every shipped .keras on Set5 (the literature's protocol): within 0.01 dB of its record, which
+    the README table is generated from."""
+    if not SET5.is_dir():
+        pytest.skip(f"{SET5} absent (the shared benchmark folder is not beside this checkout)")
+    from srcnn.evaluation import score_image
+    from srcnn.io import list_images
+    from srcnn.model_file import load_model
+
+    for name in pretrained.names():
+        rec = pretrained.record(name)
+        model = load_model(pretrained.model_file(name, "keras"))
+        rows = [score_image(model, path, rec["scale"], "matlab", rec["scale"])[0] for path in list_images(SET5)]
+        psnr = float(np.mean([r["psnr_srcnn"] for r in rows]))
+        assert abs(psnr - rec["metrics"]["Set5"]["psnr_srcnn"]) <= 0.01, (name, psnr)
+        # The ONNX file users run gives the same figure.
+        onnx = pretrained_network(pretrained.model_file(name))
+        rows = [score_image(onnx, path, rec["scale"], "matlab", rec["scale"])[0] for path in list_images(SET5)]
+        assert abs(float(np.mean([r["psnr_srcnn"] for r in rows])) - psnr) <= 0.01, name
+
+
+def pretrained_network(path: Path):
+    from srcnn.networks import open_network
+
+    return open_network(path)[0]
