@@ -148,9 +148,10 @@ def choose_model(spec: str | None, scale: int | None, jobs: list[tuple[Path, Pat
     wanted = scale or DEFAULT_SCALE
     name = pretrained.best(wanted)
     if name is None:
+        project = f"{_display(root)} has no trained ×{wanted} models/srcnn.keras" if root else "no project here"
         raise UsageError(
-            f"no ×{wanted} model: none is shipped (shipped: {', '.join(shipped) or 'none'}) and this project "
-            "has no trained models/srcnn.keras of that scale; pass --model, or train one (dvc repro)"
+            f"no ×{wanted} model: none is shipped (shipped: {', '.join(shipped) or 'none'}) and {project}; "
+            "pass --model FILE, or train one (dvc repro)"
         )
     why = "best shipped" + (f"; this project's trained model is ×{trained_scale}" if found else "")
     return pretrained.model_file(name), None, f"{pretrained.describe(name)}, {why}"

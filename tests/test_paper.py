@@ -72,21 +72,15 @@ def test_table_puts_ours_beside_the_published_figures():
     assert "valid" not in table.split("\n\n", 1)[1]  # the validation split is Set5 itself: not a row of its own
 
 
-def test_readme_table_and_commands_are_generated_not_typed(tmp_path, monkeypatch):
-    """The committed README matches results/paper.json and the RECIPE; a changed figure or recipe fails."""
-    if not (PROJECT / paper.RESULTS).is_file():
-        pytest.skip(f"{paper.RESULTS} not committed yet")
+def test_readme_commands_are_generated_from_the_recipe(tmp_path, monkeypatch):
+    """The committed README's commands (and table: tests/test_pretrained.py) are generated; a changed recipe
+    makes the check fail until the block is rewritten."""
     monkeypatch.chdir(PROJECT)
     assert paper.main(["table", "--check"]) == 0
-    (tmp_path / "results").mkdir()
-    stale = json.loads((PROJECT / paper.RESULTS).read_text())
-    first = next(iter(stale["scales"].values()))
-    first["evaluate"]["Set5"]["psnr_srcnn"] += 0.01
-    (tmp_path / paper.RESULTS).write_text(json.dumps(stale))
     (tmp_path / "README.md").write_text((PROJECT / "README.md").read_text())
     monkeypatch.chdir(tmp_path)
-    assert paper.main(["table", "--check"]) == 1
     monkeypatch.setitem(paper.RECIPE, "train.epochs", 999)
+    assert paper.main(["table", "--check"]) == 1
     assert paper.main(["table", "--write"]) == 0
     assert paper.main(["table", "--check"]) == 0 and "train.epochs=999" in (tmp_path / "README.md").read_text()
 
@@ -185,5 +179,4 @@ def test_readme_commands_run_as_written(tmp_path_factory):
     # Each scale's own model and data: the bicubic baseline on Set5 falls with the factor.
     bicubic = [recorded["scales"][s]["evaluate"]["Set5"]["psnr_bicubic"] for s in ("2", "3", "4")]
     assert bicubic[0] > bicubic[1] > bicubic[2], bicubic
-    table = (repo / "README.md").read_text()
-    assert table != readme and "| Set5 | ×4 |" in table
+    assert "| Set5 | ×4 |" in result.stdout and (repo / "README.md").read_text() == readme  # printed, not written

@@ -85,7 +85,8 @@ def test_upscale_without_model_uses_the_best_shipped_one_from_any_folder(shipped
     # No ×3 model shipped and none trained: said, nothing written.
     assert cli(["upscale", "photo.png", "-o", "c.png", "--scale", "3"]) == 2
     err = capsys.readouterr().err
-    assert "no ×3 model: none is shipped (shipped: srcnn-915-x2)" in err and not Path("c.png").exists()
+    assert "no ×3 model: none is shipped (shipped: srcnn-915-x2) and no project here" in err
+    assert not Path("c.png").exists()
     assert cli(["upscale", "photo.png", "-o", "d.png", "--model", "srcnn-915-x9"]) == 2
     assert "no shipped model of that name (srcnn-915-x2)" in capsys.readouterr().err
 
@@ -205,3 +206,18 @@ def pretrained_network(path: Path):
     from srcnn.networks import open_network
 
     return open_network(path)[0]
+
+
+@pytest.mark.slow
+def test_docs_python_example_runs_as_written(shipped, tmp_path, monkeypatch):
+    """docs/models.md's Python block, executed as written, with a shipped model of that name and a photo."""
+    weights, _ = shipped
+    monkeypatch.setattr(pretrained, "WEIGHTS", weights)
+    monkeypatch.chdir(tmp_path)
+    text = (PROJECT / "docs" / "models.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    rgb = np.ascontiguousarray(skimage.data.astronaut()[:32, :40])
+    cv2.imwrite("photo.jpg", rgb[..., ::-1])
+    scope = {"rgb": rgb, "bgr": np.ascontiguousarray(rgb[..., ::-1])}
+    exec(compile(code, "docs/models.md", "exec"), scope)
+    assert scope["hr"].shape == (64, 80, 3) and cv2.imread("photo_x2.png").shape == (64, 80, 3)
