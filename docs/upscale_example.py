@@ -1,6 +1,8 @@
 """Redraw docs/upscale_example.png with the current model: bicubic, SRCNN and the original, side by side.
 
-    .venv/bin/python docs/upscale_example.py [models/srcnn.keras]
+    .venv/bin/python docs/upscale_example.py [MODEL [OUTPUT]]   # default: srcnn-915-x2, docs/upscale_example.png
+
+MODEL is what `srcnn upscale --model` takes: a shipped model's name or a model file (e.g. models/srcnn.keras).
 
 skimage's chelsea (a validation image, never trained on) is reduced ×½ with MATLAB bicubic and upscaled
 by the real `srcnn upscale` command; a 150×150 crop of each result is shown 2× enlarged, with its PSNR on
@@ -19,14 +21,16 @@ import numpy as np
 import skimage.data
 from PIL import Image, ImageDraw, ImageFont
 
-from srcnn.imaging import imresize_matlab, modcrop, psnr, rgb_to_y, round_to
+from srcnn.colour import rgb_to_y, round_to
+from srcnn.imaging import modcrop, psnr
+from srcnn.resize import imresize_matlab
 
 ROOT = Path(__file__).resolve().parents[1]
 CROP = (60, 150, 150)  # top, left, size: the cat's eye
 ZOOM, GAP, LABEL = 2, 6, 28  # enlargement, white gap between panels, height of the label strip
 
 
-def panels(model: Path) -> list[tuple[str, np.ndarray]]:
+def panels(model: str) -> list[tuple[str, np.ndarray]]:
     original = modcrop(skimage.data.chelsea(), 2)
     low = round_to(imresize_matlab(original.astype(np.float64), 0.5))
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +52,8 @@ def panels(model: Path) -> list[tuple[str, np.ndarray]]:
 
 
 def main() -> None:
-    model = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "models" / "srcnn.keras"
+    model = sys.argv[1] if len(sys.argv) > 1 else "srcnn-915-x2"
+    output = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "upscale_example.png"
     top, left, size = CROP
     side = size * ZOOM
     sheet = Image.new("RGB", (3 * side + 2 * GAP, LABEL + side), "white")
@@ -60,7 +65,7 @@ def main() -> None:
         sheet.paste(Image.fromarray(crop), (x, LABEL))
         draw.text((x + 6, 6), label, fill="black", font=font)
         print(label)
-    sheet.save(ROOT / "docs" / "upscale_example.png")
+    sheet.save(output)
 
 
 if __name__ == "__main__":
