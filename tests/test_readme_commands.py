@@ -248,3 +248,17 @@ def test_readme_multiworker_commands_run_as_written(tmp_path):
     assert {"train", "evaluate"} <= stages_run(subprocess.CompletedProcess([], 0, outputs[1], ""))
     assert f"Epoch {TINY['train']['epochs']}/{TINY['train']['epochs']}" in outputs[0]  # worker 1 trained too
     assert (a / "models/srcnn.keras").exists() and not (b / "models/srcnn.keras").exists()  # only the chief writes
+
+
+def test_gpu_setup_installs_the_cuda_build_of_the_pinned_version():
+    """`make setup TF=gpu` (README, "Training on many devices"; not run here: it downloads CUDA) as make would
+    run it: tensorflow[and-cuda] at requirements.txt's tensorflow-cpu version, the CPU build removed first."""
+    assert "make clean-venv && make setup TF=gpu" in (PROJECT / "README.md").read_text()
+    pinned = next(
+        line.split("==")[1] for line in (PROJECT / "requirements.txt").read_text().splitlines() if "tensorflow" in line
+    )
+    dry = subprocess.run(["make", "-n", "-B", "setup", "TF=gpu"], cwd=PROJECT, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    assert f'"tensorflow[and-cuda]=={pinned}"' in dry.stdout and "uninstall --quiet -y tensorflow-cpu" in dry.stdout
+    plain = subprocess.run(["make", "-n", "-B", "setup"], cwd=PROJECT, capture_output=True, text=True).stdout
+    assert 'if [ "cpu" = gpu ]' in plain  # the default stays the CPU build
