@@ -238,3 +238,27 @@ def test_docs_upscale_example_script_runs(tmp_path):
     assert lines[0].startswith("bicubic ") and lines[1].startswith("SRCNN ") and cv2.imread(str(out)) is not None
     bicubic, ours = (float(line.split()[1]) for line in lines[:2])
     assert ours > bicubic + 1.0, lines  # the shipped ×2 model is far better than bicubic on this photo
+
+
+@pytest.mark.slow
+def test_readme_quick_start_upscale_runs_as_written(tmp_path):
+    """The README's first block, as written, in a copy of the checkout's files: a venv with `pip install .`
+    (from the package registry or pip's cache; no TensorFlow), then `srcnn upscale` with the shipped model."""
+    readme = (PROJECT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1]
+    block = quick.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert "pip install ." in block and "srcnn upscale photo.jpg -o photo_x2.png" in block
+    repo = tmp_path / "repo"
+    for name in run(PROJECT, "git", "ls-files", "-co", "--exclude-standard").stdout.splitlines():
+        if (PROJECT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_bytes((PROJECT / name).read_bytes())
+    cv2.imwrite(str(repo / "photo.jpg"), skimage.data.astronaut()[:120, :160, ::-1])
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert cv2.imread(str(repo / "photo_x2.png")).shape == (240, 320, 3)
+    assert f"with {pretrained.describe(pretrained.best(2))}, best shipped" in result.stdout
+    installed = subprocess.run(
+        [str(repo / ".venv-upscale/bin/python"), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True
+    ).stdout.lower()
+    assert "onnxruntime==" in installed and "tensorflow" not in installed and "dvc" not in installed
