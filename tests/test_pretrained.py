@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -262,3 +263,26 @@ def test_readme_quick_start_upscale_runs_as_written(tmp_path):
         [str(repo / ".venv-upscale/bin/python"), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True
     ).stdout.lower()
     assert "onnxruntime==" in installed and "tensorflow" not in installed and "dvc" not in installed
+
+
+@pytest.mark.slow
+def test_every_shipped_model_is_a_dvc_artifact_fetched_by_its_version_tag(tmp_path):
+    """dvc.yaml declares each shipped folder as an artifact; tagged as docs/models.md says, `dvc artifacts get`
+    gives the same files (they are tracked by git: no DVC remote is needed)."""
+    artifacts = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["artifacts"]
+    assert {n: a["path"] for n, a in artifacts.items() if n in pretrained.names()} == {
+        n: f"srcnn/weights/{n}" for n in pretrained.names()
+    }
+    repo = tmp_path / "repo"
+    (repo / "srcnn").mkdir(parents=True)
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"artifacts": artifacts}))
+    shutil.copytree(pretrained.WEIGHTS, repo / "srcnn" / "weights")
+    run(repo, "git", "init", "-q", "-b", "main")
+    dvc(repo, "init", "-q")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "models")
+    for name in pretrained.names():
+        run(repo, "git", "tag", "-a", f"{name}@v1.0.0", "-m", name)
+        dvc(tmp_path, "artifacts", "get", str(repo), name, "-o", f"got-{name}")
+        for file in ("model.onnx", "model.keras", "record.json"):
+            assert (tmp_path / f"got-{name}" / file).read_bytes() == (pretrained.WEIGHTS / name / file).read_bytes()
