@@ -23,8 +23,8 @@ def paper_figures(name: str, scale: int) -> dict[str, str]:
     """Published figures of set `name` at `scale` (srcnn.paper holds them, with their sources), as table text."""
     figures = {}
     if name in PAPER_BICUBIC:
-        ssim = PAPER_BICUBIC_SSIM.get((name, scale))
-        figures["bicubic"] = f"{PAPER_BICUBIC[name][scale - 2]:.2f}" + (f" / {ssim:.4f}" if ssim else "")
+        ssim = PAPER_BICUBIC_SSIM[name][scale - 2]
+        figures["bicubic"] = f"{PAPER_BICUBIC[name][scale - 2]:.2f} / {ssim:.4f}"
     if (name, scale) in PAPER_SRCNN_915:
         figures["9-1-5"] = f"{PAPER_SRCNN_915[(name, scale)]:.2f}"
     if name in PAPER_SRCNN_955:
