@@ -17,7 +17,8 @@ Sections (see bench/README.md for what each row means and the figures measured):
   f  peak RSS of the evaluate code on one 4080×2712 photo: tiled inference (the code) against the whole image
   g  `srcnn upscale` per model format (.keras through TensorFlow, .onnx through ONNX Runtime, .tflite through
      LiteRT): whole-command seconds for a 512×512 photo (start-up included), output Mpix/s on a 4K photo
-Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads.
+Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads; for our loop in
+(a) only, side by side in one run: --patch-sizes (work per output pixel) and --precisions (float32, bf16).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def spread(values: list[float]) -> str:
 
 
 def conv_macs(size: int, filters: list[int], kernels: list[int], padding: str) -> int:
-    """Multiply-accumulates of one forward pass of the 9-1-5 stack on a size×size patch."""
+    """Multiply-accumulates of one forward pass of the SRCNN stack on a size×size patch."""
     chans, side, macs = 1, size, 0
     for n, k in zip(filters + [1], kernels, strict=True):
         side = side - (k - 1) if padding == "valid" else side
@@ -86,24 +87,23 @@ def fit_rates(model, data, n: int, epochs: int, **fit_kwargs) -> list[float]:
     return [n / t for t in timer.times[1:]]
 
 
-def bench_training(args, patch_file: Path) -> dict:
+PRECISION_POLICIES = {"float32": "float32", "bf16": "mixed_bfloat16"}
+
+
+def ours_loop(args, patch_file: Path) -> tuple[list[float], int, int]:
+    """(patches/s of each timed epoch, output pixels per patch, forward MACs per patch) of our train loop on
+    `patch_file` under the current dtype policy (mixed: the output layer in float32, as train() builds it)."""
     import keras
-    import numpy as np
     import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
     from srcnn.batches import BatchPlan
     from srcnn.model import build_srcnn, margin
-    from srcnn.patches import PatchFile, load_patches
+    from srcnn.patches import PatchFile
     from srcnn.training import PSNR, distributed_batches, execution_steps
 
-    patches = load_patches(patch_file)  # for the plain-Keras baselines, which load it whole as float32
-    n, size = len(patches), patches.shape[2]
-    results = {}
-
-    # Ours: srcnn.training.train()'s loop (a seeded BatchPlan, pread batches through tf.data, op determinism,
-    # Adam with cosine decay, MSE + PSNR metric, several steps per call); without the per-epoch validation
-    # pass and checkpoint.
+    patches = PatchFile(patch_file)
+    n, size = len(patches), patches.size
     keras.utils.set_random_seed(0)
     if args.no_determinism:
         tf_config.disable_op_determinism()
@@ -120,10 +120,41 @@ def bench_training(args, patch_file: Path) -> dict:
         jit_compile=args.jit,
         steps_per_execution=execution_steps(plan.steps_per_epoch),
     )
-    data = distributed_batches(tf.distribute.get_strategy(), PatchFile(patch_file), plan, crop)
-    ours = fit_rates(model, data, n, args.epochs, steps_per_epoch=plan.steps_per_epoch)
-    out_px = (size - 2 * crop) ** 2
-    results["ours"] = (ours, out_px, conv_macs(size, FILTERS, KERNELS, "valid"))
+    data = distributed_batches(tf.distribute.get_strategy(), patches, plan, crop)
+    rates = fit_rates(model, data, n, args.epochs, steps_per_epoch=plan.steps_per_epoch)
+    return rates, (size - 2 * crop) ** 2, conv_macs(size, FILTERS, KERNELS, "valid")
+
+
+def bench_training(args, patch_file: Path) -> dict:
+    import keras
+    import numpy as np
+    from tensorflow.python.framework import config as tf_config
+
+    from srcnn.model import build_srcnn
+    from srcnn.params import margin_of
+    from srcnn.patches import load_patches
+
+    patches = load_patches(patch_file)  # for the plain-Keras baselines, which load it whole as float32
+    n, size = len(patches), patches.shape[2]
+    crop = margin_of(KERNELS)
+    results = {}
+
+    # Ours: srcnn.training.train()'s loop (a seeded BatchPlan, pread batches through tf.data, op determinism,
+    # Adam with cosine decay, MSE + PSNR metric, several steps per call); without the per-epoch validation
+    # pass and checkpoint. Once per patch size and precision asked for; the plain baselines below use the
+    # 33x33 file.
+    for ours_size in args.patch_sizes:
+        ours_file = patch_file
+        if ours_size != size:  # about the same input pixels per epoch, so each epoch takes about as long
+            ours_file = patch_file.with_name(f"train{ours_size}.npy")
+            make_patch_file(ours_file, max(args.batch_size, round(n * (size / ours_size) ** 2)), ours_size)
+        for precision in args.precisions:
+            key = "ours" if (ours_size, precision) == (size, "float32") else f"ours {ours_size}px {precision}"
+            keras.config.set_dtype_policy(PRECISION_POLICIES[precision])
+            try:
+                results[key] = ours_loop(args, ours_file)
+            finally:
+                keras.config.set_dtype_policy("mixed_bfloat16" if args.mixed_bf16 else "float32")
 
     # Plain Keras, as typical SRCNN code: the whole set as float32 arrays in memory, model.fit(x, y,
     # shuffle=True), no op determinism. Same batch size, Adam, MSE.
@@ -156,6 +187,8 @@ def bench_training(args, patch_file: Path) -> dict:
     }
     for key, (rates, px, _) in results.items():
         med = statistics.median(rates)
+        if key not in names:  # "ours <size>px <precision>"
+            names[key] = f"{key}: pread uint8 batches via tf.data + fit"
         row("a", f"{names[key]} patches/s", med, "patches/s", spread(rates) + f"; batch {args.batch_size}")
         row("a", f"{names[key]} output Mpix/s", med * px / 1e6, "Mpix/s", f"{px} output px per patch")
     return results
@@ -225,7 +258,13 @@ def bench_flops(args, training: dict | None) -> None:
     useful = 2 * sum(
         k * k * c * f for c, f, k in zip([1] + FILTERS, FILTERS + [1], KERNELS, strict=True)
     )  # per output px
-    row("c", "9-1-5 forward FLOPs per output pixel", useful, "FLOP", "2 x MACs; training ~3x forward")
+    row(
+        "c",
+        f"{'-'.join(map(str, KERNELS))} forward FLOPs per output pixel",
+        useful,
+        "FLOP",
+        "2 x MACs; training ~3x forward",
+    )
     if not training:
         return
     for key, (rates_, px, macs) in training.items():
@@ -492,15 +531,15 @@ def bench_quality(args, work: Path) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def make_patch_file(path: Path, n: int) -> None:
-    """A (n, 2, 33, 33) uint8 .npy of bicubic-like input / label pairs (content does not change speed)."""
+def make_patch_file(path: Path, n: int, size: int = 33) -> None:
+    """A (n, 2, size, size) uint8 .npy of bicubic-like input / label pairs (content does not change speed)."""
     import numpy as np
     from numpy.lib.format import open_memmap
 
     rng = np.random.default_rng(0)
-    array = open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, 2, 33, 33))
+    array = open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, 2, size, size))
     for s in range(0, n, 4096):
-        label = rng.integers(0, 256, (min(4096, n - s), 33, 33)).astype(np.float32)
+        label = rng.integers(0, 256, (min(4096, n - s), size, size)).astype(np.float32)
         blur = (label + np.roll(label, 1, 1) + np.roll(label, 1, 2) + np.roll(label, (1, 1), (1, 2))) / 4
         array[s : s + len(label), 0] = blur.round().astype(np.uint8)
         array[s : s + len(label), 1] = label.astype(np.uint8)
@@ -540,8 +579,29 @@ def parse(argv=None) -> argparse.Namespace:
         default="9,1,5",
         help="the model of (a), (b), (c): 9,1,5 (ECCV 2014, default) or 9,5,5 (TPAMI 2016)",
     )
+    p.add_argument(
+        "--patch-sizes",
+        default="33",
+        help="comma-separated input sides of our loop in (a), e.g. 33,49,65 (default 33; the baselines use 33)",
+    )
+    p.add_argument(
+        "--precisions",
+        default=None,
+        help="comma-separated precisions of our loop in (a): float32, bf16 (default float32; bf16 with --mixed-bf16)",
+    )
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = p.parse_args(argv)
+    args.patch_sizes = [int(v) for v in args.patch_sizes.split(",")]
+    args.precisions = (args.precisions or ("bf16" if args.mixed_bf16 else "float32")).split(",")
+    for precision in args.precisions:
+        if precision not in PRECISION_POLICIES:
+            p.error(f"--precisions: {precision!r} is not one of {', '.join(PRECISION_POLICIES)}")
+    from srcnn.params import receptive_field
+
+    smallest = receptive_field([int(k) for k in args.kernel_sizes.split(",")])
+    for side in args.patch_sizes:
+        if side < smallest:
+            p.error(f"--patch-sizes: {side} leaves no output for a {smallest}-pixel receptive field")
     KERNELS[:] = [int(k) for k in args.kernel_sizes.split(",")]
     args.infer_size, args.rss_size = (2040, 1356), (2040, 1356)
     args.upscale_small, args.upscale_large = (512, 512), (3840, 2160)

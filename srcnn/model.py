@@ -31,7 +31,11 @@ def build_srcnn(filters: list[int], kernel_sizes: list[int], fast_layers: bool =
         conv = (PointwiseConv2D if k == 1 else ReluConv2D) if fast_layers else keras.layers.Conv2D
         x = conv(n, k, padding="valid", activation="relu", name=f"conv{i}")(x)
     last = ShiftAddConv2D if fast_layers else keras.layers.Conv2D
-    outputs = last(1, kernel_sizes[-1], padding="valid", name=f"conv{len(kernel_sizes)}")(x)
+    # Under a mixed policy the output layer computes in float32: a bfloat16 output carries 8 significant
+    # bits, about one 8-bit grey level near white, which caps the PSNR a run can reach (bench/README.md).
+    # None (the global policy) otherwise, so float32 models are built exactly as before.
+    output_dtype = "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
+    outputs = last(1, kernel_sizes[-1], padding="valid", name=f"conv{len(kernel_sizes)}", dtype=output_dtype)(x)
     return keras.Model(inputs, outputs, name="srcnn")
 
 
