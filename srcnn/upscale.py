@@ -174,6 +174,17 @@ def load_checked_model(path: str, scale: int | None, opened: tuple | None = None
     return network, meta
 
 
+def model_warning(model_path: Path, meta: dict) -> str | None:
+    """The warning for a model whose own evaluation scored it below bicubic (`srcnn.scores`), else None."""
+    from srcnn import pretrained
+    from srcnn.scores import worse_than_bicubic_warning
+
+    folder = model_path.resolve().parent
+    shipped = pretrained.record(folder.name) if folder.parent == pretrained.WEIGHTS else None
+    alternative = pretrained.best(meta["scale"])
+    return worse_than_bicubic_warning(model_path, meta, shipped, alternative if alternative != folder.name else None)
+
+
 def upscale_file(
     up: Upscaler, src: Path, dst: Path, compare: bool, overwrite: bool
 ) -> tuple[int, int, float, list[str]]:
@@ -214,6 +225,9 @@ def main(args: argparse.Namespace) -> int:
         return 2
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
+    warning = model_warning(model_path, meta)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     from srcnn.engine import Upscaler
 
     up = Upscaler(model, meta["scale"], meta["resize"], tile=args.tile)

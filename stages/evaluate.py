@@ -6,9 +6,11 @@ python stages/evaluate.py MODEL VALID BENCHMARKS METRICS PER_IMAGE CROPS
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 from srcnn.evaluation import evaluate
+from srcnn.scores import below_bicubic
 from srcnn.stage import run_stage
 
 
@@ -26,6 +28,12 @@ def main(params, args):
         print(
             f"evaluate {name}: bicubic {s['psnr_bicubic']:.2f} dB, SRCNN {s['psnr_srcnn']:.2f} dB "
             f"({s['psnr_gain']:+.2f} dB), SSIM {s['ssim_bicubic']:.4f} -> {s['ssim_srcnn']:.4f} on {s['images']} images"
+        )
+    for loss in below_bicubic(summary):
+        print(
+            f"evaluate: WARNING: SRCNN is worse than bicubic ({loss}): {args.model} makes images worse than plain "
+            "resizing; look at the training curve (dvc plots show) before using or exporting it",
+            file=sys.stderr,
         )
 
 
