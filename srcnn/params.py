@@ -474,6 +474,21 @@ def _build(cls: type, values: dict[str, Any], prefix: str = ""):
     )
 
 
+def flatten_values(values: Any) -> dict[str, Any]:
+    """A stage's typed values (`STAGE_PARAMS[stage]`) as {dotted key as in params.yaml: value}."""
+    flat: dict[str, Any] = {}
+
+    def walk(tree: dict, prefix: str) -> None:
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk(dataclasses.asdict(values), "")
+    return flat
+
+
 def for_stage(stage: str, path: str | Path = "params.yaml"):
     """Validate the whole file, then return the stage's typed values (`STAGE_PARAMS[stage]`).
 

@@ -14,6 +14,31 @@ from srcnn.errors import UserError
 USER_ERRORS = (UserError, FileNotFoundError)
 
 
+class ParamsChangedError(UserError):
+    """params.yaml changed while a stage ran, so its outputs were made with other values than DVC would record."""
+
+
+def check_params_unchanged(stage: str, used: Any) -> None:
+    """ParamsChangedError when params.yaml now holds other values for `stage` than `used`, those it ran with.
+
+    DVC records a stage's params in dvc.lock from params.yaml *after* the command ends. A second
+    `dvc exp run -S key=value` started meanwhile writes its value into params.yaml before DVC refuses it (the
+    repo is locked), so the lock would pair this run's outputs with the other run's value. Failing here keeps
+    the lock from recording them: the outputs stay unrecorded and the next `dvc repro` redoes the stage."""
+    now = params_module.for_stage(stage)
+    if now == used:
+        return
+    before, after = (params_module.flatten_values(p) for p in (used, now))
+    changes = [
+        f"{k} {before.get(k)!r} -> {after.get(k)!r}" for k in sorted(before | after) if before.get(k) != after.get(k)
+    ]
+    raise ParamsChangedError(
+        f"params.yaml changed while the stage ran ({'; '.join(changes)}), e.g. by a second `dvc exp run` (DVC writes "
+        "its -S values before refusing it; queue a second run with `dvc exp run --queue`). The outputs were made "
+        "with the old values, so they are not recorded: run `dvc repro` (or `dvc exp run`) again"
+    )
+
+
 def run_stage(stage: str, main: Callable[[Any, argparse.Namespace], object], cli: argparse.ArgumentParser) -> None:
     """Parse the stage's command line (its paths, written once: on the `cmd` in dvc.yaml), validate
     params.yaml, hand `main` the stage's typed params (`srcnn.params.STAGE_PARAMS`) and the arguments;
@@ -22,6 +47,7 @@ def run_stage(stage: str, main: Callable[[Any, argparse.Namespace], object], cli
     try:
         params = params_module.for_stage(stage)
         main(params, args)
+        check_params_unchanged(stage, params)
     except USER_ERRORS as err:
         print(f"error in stage {stage}: {err}", file=sys.stderr)
         sys.exit(2)

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 import yaml
 
 # pytest puts tests/ on sys.path: the temp-repo helpers of the pipeline test.
-from conftest import PROJECT, TINY, dvc, project_repo, run, stages_run
+from conftest import PROJECT, TINY, dvc, env, project_repo, run, stages_run
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
@@ -169,3 +170,84 @@ def test_stage_inputs_are_tracked_by_git():
     tracked = listed.stdout.splitlines()
     missing = [d for d in sorted(inputs) if not any(t == d or t.startswith(d + "/") for t in tracked)]
     assert missing == [], f"untracked stage inputs (a queued experiment would not see them): {missing}"
+
+
+def test_a_second_run_that_edits_params_mid_training_never_mislabels_the_model(repo):
+    """A second `dvc exp run -S` writes its value into params.yaml before DVC refuses it (the repo is locked);
+    the running train stage then fails instead of letting dvc.lock record that value for its model."""
+    reset(repo)
+    before = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train"]["params"]["params.yaml"]
+    # Long enough to edit params.yaml while it trains; epochs is part of the stage's params too, so the
+    # edited key below is the only difference DVC would have recorded.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = 400
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    first = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dvc"), "repro", "train"],
+        cwd=repo,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        checkpoints = repo / "data" / "checkpoints" / "train"
+        while not any(checkpoints.glob("*/epoch-*")) and time.monotonic() < deadline:
+            time.sleep(0.2)  # training has started: at least one epoch checkpointed
+        if not any(checkpoints.glob("*/epoch-*")):
+            first.kill()
+            raise AssertionError(f"train never started: {first.communicate()[0][-2000:]}")
+        second = dvc(repo, "exp", "run", "-S", "train.learning_rate=0.002", check=False)
+        assert second.returncode != 0  # DVC refuses it: the repo is locked by the first run
+        assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["learning_rate"] == 0.002, (
+            "DVC no longer writes the refused run's value into params.yaml; this test's premise changed"
+        )
+        output, _ = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode != 0, output[-2000:]
+    assert "params.yaml changed while the stage ran (train.learning_rate 0.001 -> 0.002" in output, output[-2000:]
+    assert "dvc exp run --queue" in output
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train"]["params"]["params.yaml"]
+    assert lock == before  # nothing recorded for the model trained at 0.001
+    assert dvc(repo, "status", "train").stdout.strip() != "Data and pipelines are up to date."
+    reset(repo)
+
+
+def make(repo: Path, target: str) -> subprocess.CompletedProcess:
+    """`make TARGET` of this project's Makefile in `repo`, with this test's Python environment as its venv."""
+    variables = [f"BIN={Path(sys.executable).parent}", "STAMP="]
+    return run(repo, "make", "--no-print-directory", "-f", str(PROJECT / "Makefile"), target, *variables)
+
+
+def test_make_compare_fits_a_terminal_and_make_reset_returns_to_the_committed_run(repo):
+    reset(repo)
+    committed = (repo / "params.yaml").read_text()
+    dvc(repo, "exp", "run", "-n", "lower-lr", "-S", "train.learning_rate=1e-4")
+    # The -S value stays in the workspace after the run: the README says so, and make reset undoes it.
+    assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["learning_rate"] == 1e-4
+
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-f", str(PROJECT / "Makefile"), "compare"]
+        + [f"BIN={Path(sys.executable).parent}", "STAMP="],
+        cwd=repo,
+        env={**env(), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    table = [line for line in result.stdout.splitlines() if "│" in line or "lower-lr" in line or "Experiment" in line]
+    header = next(line for line in table if "Experiment" in line)
+    assert "valid.psnr_srcnn" in header and "train.learning_rate" in header, header
+    assert "…" not in header, f"columns cut at 200 characters: {header}"
+    for hidden in ("seconds", "onnx", "ssim", "bicubic", "data/raw", "models/srcnn.keras"):
+        assert hidden not in header, hidden
+    assert any("lower-lr" in line for line in table)
+
+    make(repo, "reset")
+    assert (repo / "params.yaml").read_text() == committed
+    assert run(repo, "git", "status", "--porcelain").stdout == ""
+    assert "up to date" in dvc(repo, "status").stdout
+    assert "lower-lr" in dvc(repo, "exp", "list").stdout  # the experiment itself is kept
