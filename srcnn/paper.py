@@ -89,12 +89,24 @@ class PaperError(RuntimeError):
     """A reproduction run that cannot start or be collected; the message says what to do."""
 
 
+def hydra_quote(text: str) -> str:
+    """`text` as a single-quoted value of Hydra's override grammar (what `dvc exp run -S` parses), for any
+    characters: a path such as `/data/T91 (copy), é` is otherwise a parse error. Hydra's rule: a backslash
+    escapes only a quote or the backslashes before one, so those (and a trailing run) are doubled."""
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return f"'{escaped}'"
+
+
 def _format(value: object) -> str:
-    """A value as `dvc exp run -S` writes it (Hydra's grammar: lists as [a,b], booleans lower-case)."""
+    """A value as `dvc exp run -S` reads it (Hydra's grammar: lists as [a,b], booleans lower-case, strings
+    other than plain names and paths quoted)."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, list):
         return "[" + ",".join(_format(v) for v in value) + "]"
+    if isinstance(value, str) and not re.fullmatch(r"[A-Za-z0-9_./-]+", value):
+        return hydra_quote(value)
     return str(value)
 
 
@@ -107,8 +119,10 @@ def benchmark_sets(root: Path = Path(BENCHMARKS_DIR)) -> list[str]:
 def overrides(scale: int, train_dir: str, sets: list[str], extra: list[str] = ()) -> list[str]:
     """The `-S key=value` arguments of one scale's experiment: the recipe, the folders, the sets, `extra`."""
     values = {**RECIPE, "scale": scale, "download.train_dir": train_dir, "evaluate.benchmarks": sets}
-    values.update(kv.split("=", 1) for kv in extra)  # an extra override replaces the recipe's value
-    return [f"{key}={_format(value)}" for key, value in values.items()]
+    written = {key: _format(value) for key, value in values.items()}
+    # An extra override replaces the recipe's value; it is already in Hydra's grammar, as the user typed it.
+    written.update(kv.split("=", 1) for kv in extra)
+    return [f"{key}={value}" for key, value in written.items()]
 
 
 def commands(train_dir: str, sets: list[str], extra: list[str] = (), stamp: str = "<time>") -> list[list[str]]:
@@ -142,7 +156,7 @@ def run(train_dir: str, extra: list[str], scales: tuple[int, ...] = SCALES) -> N
             continue
         print("+ " + shlex.join(command), flush=True)
         if subprocess.run(command).returncode != 0:
-            raise PaperError(f"{command[4]} failed; fix the error above and run again (finished stages are reused)")
+            raise PaperError(f"{command[4]} failed; fix the error above and run `make paper` again")
     collect()
 
 

@@ -93,8 +93,11 @@ def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
         path = repo / "data/benchmarks/Set5" / f"s{i}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         assert cv2.imwrite(str(path), image)
+    # A folder name with what Hydra's override grammar would misread unquoted (spaces, parentheses, a comma,
+    # an accent): `make paper T91="…"` must pass it through `dvc exp run -S` intact.
+    train_dir = "my train (copy), é"
     for i, image in enumerate(crops(1, 3)):
-        path = repo / "mytrain" / f"t{i}.png"
+        path = repo / train_dir / f"t{i}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         assert cv2.imwrite(str(path), image)
     project_repo(repo, TINY)
@@ -106,7 +109,7 @@ def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
             "srcnn.paper",
             "run",
             "--train-dir",
-            "mytrain",
+            train_dir,
             "--scales",
             "3",  # one scale here; the README block below runs ×2, ×3 and ×4
             *[a for kv in tiny for a in ("-S", kv)],
@@ -146,6 +149,15 @@ def test_run_without_set5_says_what_to_do(tmp_path):
         "error: data/benchmarks/Set5: missing; the recipe validates and reports on Set5 (copy its 5 PNGs there; "
         "add Set14, BSD100, … beside it for more rows)"
     ]
+
+
+def test_string_values_reach_dvc_exp_run_intact_whatever_their_characters():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()  # the parser `dvc exp run -S` uses
+    for text in ("/data/T91 (copy), é", "it's", "a\\b", "end\\", "q\\'x", "[x]=y{z}", "plain/path-1.0"):
+        (override,) = [a for a in paper.overrides(2, text, ["Set5"]) if a.startswith("download.train_dir=")]
+        assert parser.parse_override(override).value() == text, override
 
 
 def test_an_extra_override_replaces_the_recipe_value_instead_of_repeating_the_key():
