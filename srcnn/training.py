@@ -153,10 +153,13 @@ def precision_policy(mixed: bool) -> str:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def checkpoint_key(
+SETTINGS = "settings.json"  # in each checkpoint folder: what its key hashes, to say why it is not resumed
+
+
+def checkpoint_settings(
     params: TrainStage, train_path: Path, valid_path: Path, replicas: int, policy: str, fast_layers: bool = True
-) -> str:
-    """Hash of everything a checkpoint's weights depend on: only a run with the same key may resume from it."""
+) -> dict:
+    """Everything a checkpoint's weights depend on (JSON-ready): only a run with the same may resume from it."""
     settings = {
         "seed": params.seed,
         "model": vars(params.model),
@@ -168,7 +171,53 @@ def checkpoint_key(
         "patches": [sha256_of(train_path), sha256_of(valid_path)],
         "versions": [tf.__version__, keras.__version__],
     }
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json.loads(json.dumps(settings, default=str))
+
+
+def checkpoint_key(settings: dict) -> str:
+    """The checkpoint folder's name: a hash of `checkpoint_settings`."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _settings_changes(old: dict | None, new: dict) -> str:
+    """What differs between two `checkpoint_settings`, in words (`train.epochs 45 -> 60`)."""
+    if old is None:
+        return "made by an older version of this code"
+
+    def flat(tree: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in tree.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    before, after = flat(old), flat(new)
+    names = {"patches": "the patch files", "versions": "TensorFlow/Keras", "policy": "precision", "replicas": "devices"}
+    changes = [
+        f"{names[k]} changed" if k in names else f"{k} {before.get(k)!r} -> {after.get(k)!r}"
+        for k in sorted(before | after)
+        if before.get(k) != after.get(k)
+    ]
+    return ", ".join(changes) or "other settings"
+
+
+def drop_stale_checkpoints(root: Path, key: str, settings: dict) -> None:
+    """Remove the checkpoint folders under `root` other than this run's (`key`), saying for each why it is not
+    resumed. Each holds a run made with other settings: resuming it would train something else than the
+    params say, and kept, they would pile up (one per value ever tried). Disk use stays one run's."""
+    if not root.is_dir():
+        return
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != key and not p.name.startswith(".")):
+        try:
+            old = json.loads((folder / SETTINGS).read_text())
+        except (OSError, ValueError):
+            old = None
+        done = max(saved_epochs(folder), default=0)
+        print(
+            f"train: not resuming {folder} ({done} epoch{'s' if done != 1 else ''} done): it was made with other "
+            f"settings ({_settings_changes(old, settings)}); removed",
+            flush=True,
+        )
+        remove_dir(folder)
 
 
 def saved_epochs(folder: Path) -> list[int]:
@@ -329,7 +378,12 @@ def train(
     policy = precision_policy(p.mixed_precision)
     folder = None
     if checkpoint_root is not None:
-        folder = checkpoint_root / checkpoint_key(params, train_path, valid_path, replicas, policy, fast_layers)
+        settings = checkpoint_settings(params, train_path, valid_path, replicas, policy, fast_layers)
+        key = checkpoint_key(settings)
+        drop_stale_checkpoints(checkpoint_root, key, settings)
+        folder = checkpoint_root / key
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / SETTINGS).write_text(json.dumps(settings, indent=1, sort_keys=True))
         if multiworker:  # every worker keeps its own (its machine may not see the others' disks)
             folder = folder / f"{strategy.cluster_resolver.task_type}-{strategy.cluster_resolver.task_id}"
 

@@ -104,7 +104,11 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(repo):
 
 
 def test_checkpoint_key_changes_with_what_the_weights_depend_on(tmp_path):
-    from srcnn.training import checkpoint_key
+    from srcnn.training import checkpoint_key as key_of
+    from srcnn.training import checkpoint_settings
+
+    def checkpoint_key(*args, **kwargs) -> str:
+        return key_of(checkpoint_settings(*args, **kwargs))
 
     a, b = tmp_path / "a.npy", tmp_path / "b.npy"
     np.save(a, np.zeros((4, 2, 5, 5), np.uint8))
@@ -131,6 +135,26 @@ def test_checkpoint_key_changes_with_what_the_weights_depend_on(tmp_path):
         checkpoint_key(params(), a, a, 1, "float32", fast_layers=False),  # other order of float additions
     ]
     assert len({base, *others}) == len(others) + 1
+
+
+def test_a_checkpoint_of_other_settings_is_named_and_removed_not_kept_forever(repo):
+    """Changing only train.epochs starts afresh (the cosine schedule spans the run): the log says which
+    checkpoint was not resumed and why, and removes it instead of leaving it on disk for good."""
+    log = kill_after(repo, 3)
+    (stale,) = [p for p in (repo / CHECKPOINTS).iterdir() if p.is_dir()]
+    assert done_epochs(repo) >= 3, log
+    params = (repo / "params.yaml").read_text()
+    try:
+        (repo / "params.yaml").write_text(params.replace("epochs: 60", "epochs: 4"))
+        rerun = dvc(repo, "repro", "-s", "train")
+        said = [line for line in rerun.stdout.splitlines() if line.startswith("train: not resuming")]
+        assert len(said) == 1 and str(stale.relative_to(repo)) in said[0], rerun.stdout
+        assert "it was made with other settings (train.epochs 60 -> 4); removed" in said[0], said[0]
+        assert "resuming from checkpoint" not in rerun.stdout
+        assert not stale.exists() and not any((repo / CHECKPOINTS).iterdir())
+    finally:
+        (repo / "params.yaml").write_text(params)
+        dvc(repo, "repro", "-s", "train")
 
 
 def test_no_instant_holds_more_than_two_checkpoints_or_a_half_removed_one(tmp_path, monkeypatch):
