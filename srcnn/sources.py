@@ -6,6 +6,7 @@ Either way the result is the same layout, `<out>/train/*.png` and
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -66,9 +67,18 @@ def find_images(folder: Path) -> tuple[list[Path], list[Path]]:
 
     Images are files with a suffix of `srcnn.io.IMAGE_SUFFIXES` (any case). Hidden files and folders
     (`.git`, `.DS_Store`, editors' temporaries) are not looked at; other files are returned as skipped.
+    ImageError for a symbolic link to a folder inside `folder`: DVC does not hash what such a link holds
+    (a change there would not rerun the pipeline), and following it would read what DVC cannot see.
     """
     images, skipped = [], []
     for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            if not name.startswith(".") and (Path(root) / name).is_symlink():
+                raise ImageError(
+                    f"{Path(root) / name}: a symbolic link to a folder; DVC does not look inside linked "
+                    "folders, so changes there would not rerun the pipeline. Copy (or hard-link) the images "
+                    "in, or point the param at the real folder"
+                )
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if name.startswith("."):
@@ -83,11 +93,20 @@ def flat_name(relative: Path) -> str:
     return "__".join(relative.with_suffix(".png").parts)
 
 
-def copy_folder(folder: Path, out_dir: Path, key: str) -> int:
-    """Decode every image under `folder` and write it as 8-bit PNG into out_dir (flat names).
+def pixel_digest(image: np.ndarray) -> str:
+    """SHA-256 of a decoded image's shape, dtype and pixels: the same picture in two files (another name,
+    format or metadata) has the same digest."""
+    h = hashlib.sha256(f"{image.shape}{image.dtype}".encode())
+    h.update(np.ascontiguousarray(image).data)
+    return h.hexdigest()
+
+
+def copy_folder(folder: Path, out_dir: Path, key: str) -> dict[str, Path]:
+    """Decode every image under `folder` and write it as 8-bit PNG into out_dir (flat names); returns
+    {pixel_digest: source path} of the images written.
 
     Raises FileNotFoundError (no such folder), ImageError (no image in it; an undecodable one; two
-    images that would get one name, e.g. `a.png` and `a.jpg`). `key` names the param in messages.
+    images that would get one name, e.g. `a.png` and `a.jpg`; a linked folder). `key` names the param.
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"params.yaml: {key} = {str(folder)!r}: no such folder")
@@ -100,13 +119,16 @@ def copy_folder(folder: Path, out_dir: Path, key: str) -> int:
         if name in names:
             raise ImageError(f"{path} and {names[name]} would both be written as {name}; rename one")
         names[name] = path
+    digests: dict[str, Path] = {}
     for name, path in tqdm(names.items(), desc=f"folder {out_dir.name}", unit="img"):
-        write_image(out_dir / name, read_image(path))
+        image = read_image(path)
+        digests.setdefault(pixel_digest(image), path)
+        write_image(out_dir / name, image)
     if skipped:
         shown = ", ".join(str(p.relative_to(folder)) for p in skipped[:3])
         more = ", …" if len(skipped) > 3 else ""
         print(f"download: skipped {len(skipped)} non-image file(s) in {folder}: {shown}{more}")
-    return len(names)
+    return digests
 
 
 def write_folders(train_dir: Path, valid_dir: Path, out_dir: Path) -> dict[str, int]:
@@ -117,10 +139,18 @@ def write_folders(train_dir: Path, valid_dir: Path, out_dir: Path) -> dict[str, 
             f"download.train_dir {str(train_dir)!r} and download.valid_dir {str(valid_dir)!r} overlap: "
             "validation images would also be trained on; allowed: two separate folders"
         )
-    return {
-        "train": copy_folder(train_dir, out_dir / "train", "download.train_dir"),
-        "valid": copy_folder(valid_dir, out_dir / "valid", "download.valid_dir"),
-    }
+    train_images = copy_folder(train_dir, out_dir / "train", "download.train_dir")
+    valid_images = copy_folder(valid_dir, out_dir / "valid", "download.valid_dir")
+    # Separate folders can still hold one picture twice (a copy under another name, or in another lossless
+    # format): the validation scores would then be on training data.
+    shared = [(valid_images[d], train_images[d]) for d in valid_images if d in train_images]
+    if shared:
+        pairs = "; ".join(f"{v} = {t}" for v, t in shared[:3]) + ("; …" if len(shared) > 3 else "")
+        raise ImageError(
+            f"download.valid_dir holds {len(shared)} image(s) with the same pixels as training images "
+            f"({pairs}): validation images would also be trained on; remove them from one folder"
+        )
+    return {"train": len(train_images), "valid": len(valid_images)}
 
 
 def default_cache_dir() -> Path:

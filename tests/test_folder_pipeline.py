@@ -123,6 +123,52 @@ def test_a_bad_image_in_the_folder_is_one_line_and_keeps_data_raw(folder_repo):
     assert status(repo) == set()
 
 
+def refused(repo, *expected: str, args: tuple[str, ...] = ()) -> str:
+    """`dvc repro ARGS` fails in download with one line holding every `expected` text."""
+    result = dvc(repo, "repro", *args, check=False)
+    assert result.returncode != 0, result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error in stage download: ")]
+    assert len(lines) == 1 and all(e in lines[0] for e in expected), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_a_validation_image_that_is_also_a_training_image_is_refused(folder_repo):
+    """Separate folders, one picture in both (byte-identical, and the same pixels as another format)."""
+    repo, outside, _ = folder_repo
+    copies = [outside / "copy_of_a.png", outside / "b_again.bmp"]
+    shutil.copy(repo / "mydata/train/a.png", copies[0])
+    assert cv2.imwrite(str(copies[1]), cv2.imread(str(repo / "mydata/train/sub/c.bmp")))
+    try:
+        line = refused(repo, "download.valid_dir holds 2 image(s) with the same pixels as training images")
+        assert f"{copies[0]} = " in line and "mydata/train/a.png" in line and "mydata/train/sub/c.bmp" in line
+    finally:
+        for copy in copies:
+            copy.unlink()
+    dvc(repo, "checkout", "-q")
+    assert status(repo) == set()
+
+
+def test_a_linked_subfolder_is_refused_not_silently_dropped(folder_repo, tmp_path):
+    """os.walk does not follow links, nor does DVC hash what they hold: the images there were dropped."""
+    repo, _, _ = folder_repo
+    elsewhere = tmp_path / "more"
+    elsewhere.mkdir()
+    for i in range(2):
+        assert cv2.imwrite(str(elsewhere / f"m{i}.png"), photo(40 + i))
+    link = repo / "mydata/train/more"
+    link.symlink_to(elsewhere, target_is_directory=True)
+    try:
+        # DVC does not even see the new link (its hash of the folder skips links), so the run is forced, as a
+        # fresh clone's first run would be.
+        expected = "mydata/train/more: a symbolic link to a folder; DVC does not look inside linked folders"
+        refused(repo, expected, args=("-f", "-s", "download"))
+    finally:
+        link.unlink()
+    dvc(repo, "checkout", "-q")
+    assert status(repo) == set()
+
+
 def test_missing_folder_named(folder_repo, tmp_path):
     repo, outside, _ = folder_repo
     moved = tmp_path / "moved"
