@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from srcnn.engine import upscale_y
 from srcnn.imaging import psnr, ssim
-from srcnn.io import ImageError, atomic_dir, atomic_file, list_images, write_image, write_json
+from srcnn.io import ImageError, atomic_dir, atomic_file, list_images, user_path, write_image, write_json
 from srcnn.model_file import load_model
 from srcnn.params import BENCHMARKS_DIR, EvaluateStage
 from srcnn.patches import degraded_pair
@@ -33,12 +33,12 @@ def score_image(model, path: Path, scale: int, kernel: str, border: int) -> tupl
     bicubic, label = degraded_pair(path, scale, kernel)
     if min(label.shape) - 2 * border < 11:  # SSIM's 11×11 window must fit after the shave
         raise ImageError(
-            f"{path}: {label.shape[1]}x{label.shape[0]} is too small to score with a "
+            f"{user_path(path)}: {label.shape[1]}x{label.shape[0]} is too small to score with a "
             f"{border}-pixel border shave (at least {11 + 2 * border} pixels a side)"
         )
     if np.array_equal(label, bicubic):  # checked before the network runs: nothing to score
         raise ImageError(
-            f"{path}: bicubic reproduces this image exactly (e.g. a flat colour), so its PSNR is "
+            f"{user_path(path)}: bicubic reproduces this image exactly (e.g. a flat colour), so its PSNR is "
             "infinite and would make the set's mean infinite; leave it out of the set"
         )
     sr = upscale_y(model, bicubic)

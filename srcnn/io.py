@@ -190,6 +190,19 @@ def write_json(path: str | os.PathLike, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
+SOURCES = ".sources.json"  # beside images copied from a user's folder: {file name: the original's path}
+
+
+def user_path(path: Path) -> str:
+    """`path` as the user knows it: for an image the folder source copied into data/raw/ (flat name, PNG),
+    "ORIGINAL (copied to PATH)" from the copy's folder's SOURCES; `path` itself otherwise."""
+    try:
+        original = json.loads((path.parent / SOURCES).read_text()).get(path.name)
+    except (OSError, ValueError):
+        original = None
+    return f"{original} (copied to {path})" if original else str(path)
+
+
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Image files of `folder`, sorted by name so every run sees the same order."""
     folder = Path(folder)

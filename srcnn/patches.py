@@ -25,7 +25,7 @@ from tqdm import tqdm
 from srcnn.colour import rgb_to_y, round_to
 from srcnn.errors import UserError
 from srcnn.imaging import bicubic_degrade, modcrop
-from srcnn.io import ImageError, atomic_file, list_images, read_image
+from srcnn.io import ImageError, atomic_file, list_images, read_image, user_path
 from srcnn.params import PatchesStage
 from srcnn.resize import imresize_matlab
 
@@ -109,7 +109,9 @@ def write_patches(
                 h, w = label.shape
                 if h < size or w < size:
                     copy = "" if hr_scale == 1.0 else f" shrunk by patches.hr_scales {hr_scale}"
-                    raise ImageError(f"{path}{copy}: {w}x{h} after modcrop is smaller than a {size}x{size} patch")
+                    raise ImageError(
+                        f"{user_path(path)}{copy}: {w}x{h} after modcrop is smaller than a {size}x{size} patch"
+                    )
                 tops, lefts = crop_corners(h, w, size, stride=stride, count=per_image, rng=rng)
                 for first in range(0, len(tops), chunk):
                     corners = list(zip(tops[first : first + chunk], lefts[first : first + chunk], strict=True))

@@ -7,6 +7,7 @@ Either way the result is the same layout, `<out>/train/*.png` and
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from skimage import data as skdata
 from tqdm import tqdm
 
 from srcnn import div2k
-from srcnn.io import IMAGE_SUFFIXES, ImageError, atomic_dir, read_image, write_image
+from srcnn.io import IMAGE_SUFFIXES, SOURCES, ImageError, atomic_dir, read_image, write_image
 from srcnn.params import DownloadParams
 
 # Real photos shipped inside the scikit-image wheel (no network needed).
@@ -124,6 +125,8 @@ def copy_folder(folder: Path, out_dir: Path, key: str) -> dict[str, Path]:
         image = read_image(path)
         digests.setdefault(pixel_digest(image), path)
         write_image(out_dir / name, image)
+    # Later stages read the copies; their messages name the originals through this (srcnn.io.user_path).
+    (out_dir / SOURCES).write_text(json.dumps({name: str(path) for name, path in names.items()}, indent=1) + "\n")
     if skipped:
         shown = ", ".join(str(p.relative_to(folder)) for p in skipped[:3])
         more = ", …" if len(skipped) > 3 else ""

@@ -47,8 +47,14 @@ def status(repo) -> set[str]:
 def test_folder_source_runs_the_pipeline_on_the_folders(folder_repo):
     repo, outside, first = folder_repo
     assert stages_run(first) == set(STAGES)
-    assert sorted(p.name for p in (repo / "data/raw/train").iterdir()) == ["a.png", "b.png", "sub__c.png"]
-    assert sorted(p.name for p in (repo / "data/raw/valid").iterdir()) == ["v0.png", "v1.png"]
+    assert sorted(p.name for p in (repo / "data/raw/train").glob("*.png")) == ["a.png", "b.png", "sub__c.png"]
+    assert sorted(p.name for p in (repo / "data/raw/valid").glob("*.png")) == ["v0.png", "v1.png"]
+    # Where each copy came from, for the later stages' messages (srcnn.io.user_path).
+    assert json.loads((repo / "data/raw/train/.sources.json").read_text()) == {
+        "a.png": "mydata/train/a.png",
+        "b.png": "mydata/train/b.jpg",
+        "sub__c.png": "mydata/train/sub/c.bmp",
+    }
     assert json.loads((repo / "metrics/evaluate.json").read_text())["valid"]["images"] == 2
     assert status(repo) == set()
 
@@ -166,6 +172,25 @@ def test_a_linked_subfolder_is_refused_not_silently_dropped(folder_repo, tmp_pat
     finally:
         link.unlink()
     dvc(repo, "checkout", "-q")
+    assert status(repo) == set()
+
+
+def test_later_stages_name_the_users_file_not_the_copy_in_data_raw(folder_repo):
+    """The patches stage reads data/raw/train/sub__tiny.png; its error names mydata/train/sub/tiny.png."""
+    repo, _, _ = folder_repo
+    tiny = repo / "mydata/train/sub/tiny.png"
+    assert cv2.imwrite(str(tiny), photo(50, shape=(20, 24)))
+    try:
+        result = dvc(repo, "repro", check=False)
+        assert result.returncode != 0
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error in stage patches: ")]
+        assert lines == [
+            "error in stage patches: mydata/train/sub/tiny.png (copied to data/raw/train/sub__tiny.png): "
+            "24x20 after modcrop is smaller than a 33x33 patch"
+        ], result.stderr
+    finally:
+        tiny.unlink()
+    dvc(repo, "repro")
     assert status(repo) == set()
 
 

@@ -46,7 +46,7 @@ def test_every_format_and_subfolder_copied_as_png(tmp_path, folders):
     out = tmp_path / "raw"
     assert download(folder_params(train, valid), out) == {"train": 5, "valid": 1}
     names = sorted(p.name for p in (out / "train").iterdir())
-    assert names == ["a.png", "b.png", "c.png", "sub__d.png", "sub__deeper__e.png"]
+    assert names == [".sources.json", "a.png", "b.png", "c.png", "sub__d.png", "sub__deeper__e.png"]
     # Lossless sources come out pixel-identical; the JPEG as the decoder gives it.
     np.testing.assert_array_equal(read_image(out / "train/a.png"), ASTRONAUT)
     np.testing.assert_array_equal(read_image(out / "train/b.png"), CAMERA)
@@ -54,7 +54,7 @@ def test_every_format_and_subfolder_copied_as_png(tmp_path, folders):
     # JPEG as its decoder gives it; WebP has no gray mode, so the lossless file decodes as RGB, R = G = B.
     np.testing.assert_array_equal(read_image(out / "train/c.png"), read_image(train / "c.jpg"))
     np.testing.assert_array_equal(read_image(out / "train/sub__deeper__e.png"), np.dstack([CAMERA] * 3))
-    assert [p.name for p in (out / "valid").iterdir()] == ["v.png"]
+    assert sorted(p.name for p in (out / "valid").iterdir()) == [".sources.json", "v.png"]
 
 
 def test_hidden_and_non_image_files_are_not_used_and_others_are_reported(tmp_path, folders, capsys):
