@@ -102,9 +102,9 @@ def pixel_digest(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def copy_folder(folder: Path, out_dir: Path, key: str) -> dict[str, Path]:
-    """Decode every image under `folder` and write it as 8-bit PNG into out_dir (flat names); returns
-    {pixel_digest: source path} of the images written.
+def copy_folder(folder: Path, out_dir: Path, key: str) -> tuple[int, dict[str, Path]]:
+    """Decode every image under `folder` and write it as 8-bit PNG into out_dir (flat names); returns the
+    number written and {pixel_digest: first source path with those pixels}.
 
     Raises FileNotFoundError (no such folder), ImageError (no image in it; an undecodable one; two
     images that would get one name, e.g. `a.png` and `a.jpg`; a linked folder). `key` names the param.
@@ -131,7 +131,7 @@ def copy_folder(folder: Path, out_dir: Path, key: str) -> dict[str, Path]:
         shown = ", ".join(str(p.relative_to(folder)) for p in skipped[:3])
         more = ", …" if len(skipped) > 3 else ""
         print(f"download: skipped {len(skipped)} non-image file(s) in {folder}: {shown}{more}")
-    return digests
+    return len(names), digests
 
 
 def write_folders(train_dir: Path, valid_dir: Path, out_dir: Path) -> dict[str, int]:
@@ -142,8 +142,8 @@ def write_folders(train_dir: Path, valid_dir: Path, out_dir: Path) -> dict[str, 
             f"download.train_dir {str(train_dir)!r} and download.valid_dir {str(valid_dir)!r} overlap: "
             "validation images would also be trained on; allowed: two separate folders"
         )
-    train_images = copy_folder(train_dir, out_dir / "train", "download.train_dir")
-    valid_images = copy_folder(valid_dir, out_dir / "valid", "download.valid_dir")
+    train_count, train_images = copy_folder(train_dir, out_dir / "train", "download.train_dir")
+    valid_count, valid_images = copy_folder(valid_dir, out_dir / "valid", "download.valid_dir")
     # Separate folders can still hold one picture twice (a copy under another name, or in another lossless
     # format): the validation scores would then be on training data.
     shared = [(valid_images[d], train_images[d]) for d in valid_images if d in train_images]
@@ -153,7 +153,7 @@ def write_folders(train_dir: Path, valid_dir: Path, out_dir: Path) -> dict[str, 
             f"download.valid_dir holds {len(shared)} image(s) with the same pixels as training images "
             f"({pairs}): validation images would also be trained on; remove them from one folder"
         )
-    return {"train": len(train_images), "valid": len(valid_images)}
+    return {"train": train_count, "valid": valid_count}
 
 
 def default_cache_dir() -> Path:
