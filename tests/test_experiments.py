@@ -251,3 +251,20 @@ def test_make_compare_fits_a_terminal_and_make_reset_returns_to_the_committed_ru
     assert run(repo, "git", "status", "--porcelain").stdout == ""
     assert "up to date" in dvc(repo, "status").stdout
     assert "lower-lr" in dvc(repo, "exp", "list").stdout  # the experiment itself is kept
+
+
+def test_returning_to_params_already_run_restores_from_the_run_cache(repo):
+    """train and evaluate are in DVC's run-cache (their uncached outputs are declared as metrics or plots):
+    going back to a learning rate already tried restores its model, metrics, curves and crops, no training."""
+    reset(repo)
+    committed = {p: (repo / p).read_bytes() for p in ("models/srcnn.keras", "metrics/evaluate.json")}
+    dvc(repo, "exp", "run", "-S", "train.learning_rate=0.002")
+    back = dvc(repo, "exp", "run", "-S", "train.learning_rate=0.001")
+    for stage in ("train", "evaluate"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back.stdout, back.stdout
+    assert "Running stage 'train'" not in back.stdout
+    for path, content in committed.items():
+        assert (repo / path).read_bytes() == content, path
+    assert (repo / "metrics/train_log/plots/metrics/eval/psnr.tsv").is_file()
+    assert sorted((repo / "metrics/crops").glob("*.png"))
+    reset(repo)
