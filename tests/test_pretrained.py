@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import skimage
 import yaml
-from conftest import TINY, dvc, project_repo, run
+from conftest import TINY, doc_pages, dvc, project_repo, readme_blocks, run, run_line
 
 import srcnn
 from srcnn import paper, pretrained
@@ -287,3 +287,9 @@ def test_every_shipped_model_is_a_dvc_artifact_fetched_by_its_version_tag(tmp_pa
         dvc(tmp_path, "artifacts", "get", str(repo), name, "-o", f"got-{name}")
         for file in ("model.onnx", "model.keras", "record.json"):
             assert (tmp_path / f"got-{name}" / file).read_bytes() == (pretrained.WEIGHTS / name / file).read_bytes()
+    # docs/models.md's line, as written (the repository's URL swapped for the local one).
+    (line,) = (line for b in readme_blocks(doc_pages()["docs/models.md"]) for line in b if line.startswith("dvc "))
+    run_line(tmp_path, line, {"https://github.com/you/srcnn": str(repo)})
+    name = line.split()[4]
+    for file in ("model.onnx", "model.keras", "record.json"):
+        assert (tmp_path / name / file).read_bytes() == (pretrained.WEIGHTS / name / file).read_bytes()
