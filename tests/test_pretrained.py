@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import skimage
 import yaml
-from conftest import TINY, doc_pages, dvc, project_repo, readme_blocks, run, run_line
+from conftest import TINY, doc_pages, dvc, project_repo, readme_blocks, readme_section, run, run_line
 
 import srcnn
 from srcnn import paper, pretrained
@@ -239,6 +239,24 @@ def test_docs_upscale_example_script_runs(tmp_path):
     assert lines[0].startswith("bicubic ") and lines[1].startswith("SRCNN ") and cv2.imread(str(out)) is not None
     bicubic, ours = (float(line.split()[1]) for line in lines[:2])
     assert ours > bicubic + 0.5, lines  # the shipped ×2 model: +1.0 dB over bicubic on this crop when shipped
+
+
+@pytest.mark.slow
+def test_readme_upscale_a_photo_block_runs_as_written(tmp_path):
+    """The README's "Upscale a photo" block, line by line as written, outside any DVC project (so the best
+    shipped model): one photo to a file, then a folder and a TIFF into a new folder with --compare."""
+    (block,) = readme_blocks(readme_section("## Upscale a photo"))
+    assert [line.split()[:2] for line in block] == [["srcnn", "upscale"]] * 2
+    photo = skimage.data.astronaut()[:60, :80, ::-1]
+    cv2.imwrite(str(tmp_path / "holiday.jpg"), photo)
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "a.png"), photo)
+    cv2.imwrite(str(tmp_path / "scan.tif"), photo)
+    for line in block:
+        run_line(tmp_path, line, {})
+    assert cv2.imread(str(tmp_path / "holiday_x2.png")).shape == (120, 160, 3)
+    made = sorted(p.name for p in (tmp_path / "upscaled").iterdir())
+    assert made == ["a.compare.png", "a.png", "scan.compare.tif", "scan.tif"], made
 
 
 @pytest.mark.slow
