@@ -357,7 +357,7 @@ def render_shipped_table(records: list[dict]) -> str:
 
 
 def render_commands(train_dir: str = "data/T91", sets: list[str] = ("Set5",)) -> str:
-    """What `run` does, as shell commands that run as written (the README shows them)."""
+    """What `run` does, as shell commands that run as written (docs/paper.md shows them)."""
     args = [kv for kv in overrides(0, train_dir, list(sets)) if not kv.startswith("scale=")]
     lines = ["for s in 2 3 4; do", '  dvc exp run -n "paper-x$s-$(date +%Y%m%d-%H%M%S)" -S "scale=$s" \\']
     lines += [f"    -S {shlex.quote(kv)} \\" for kv in args]
