@@ -55,6 +55,7 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
+# README.md's results block, from metrics/evaluate.json (srcnn.report).
 results: $(STAMP)
 	$(BIN)/python -m srcnn.report --write
 
@@ -70,7 +71,8 @@ paper: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m srcnn.paper run --train-dir "$(T91)"
 	$(BIN)/python -m srcnn.paper table --results results/paper.json
 
-# The README's results table, from the shipped models' records (srcnn/weights/*/record.json).
+# README.md's paper table, from the shipped models' records (srcnn/weights/*/record.json), and docs/paper.md's
+# block of the recipe's commands (srcnn.paper.RECIPE): both generated, checked by the tests.
 paper-table: $(STAMP)
 	$(BIN)/python -m srcnn.paper table --write
 

@@ -2,11 +2,11 @@
 
     python -m srcnn.paper run --train-dir data/T91      # one `dvc exp run` per scale, then `collect`
     python -m srcnn.paper collect                       # dvc exp show --json → results/paper.json
-    python -m srcnn.paper table [--write | --check]     # results/paper.json → README.md's table
+    python -m srcnn.paper table [--write | --check]     # README.md's table, docs/paper.md's commands
     python -m srcnn.paper commands                      # the dvc commands `run` executes
 
 Each scale is one DVC experiment (`dvc exp run -n paper-x<scale>-<time> -S …`), so its params, model and
-metrics stay tied together in `dvc exp show`. The recipe (`RECIPE`) is written once, here; the README's
+metrics stay tied together in `dvc exp show`. The recipe (`RECIPE`) is written once, here; docs/paper.md's
 copy of the commands is generated from it and checked by a test. `collect` keeps, for each scale, the
 newest experiment named `paper-x<scale>-<time>` (or those given with `--experiments`), and writes its
 metrics, training time, validation curve and any departures from the recipe to `results/paper.json`,
@@ -30,7 +30,8 @@ from srcnn.params import BENCHMARKS_DIR
 
 SCALES = (2, 3, 4)
 RESULTS = Path("results/paper.json")
-README = Path("README.md")
+README = Path("README.md")  # the paper table (TABLE)
+COMMANDS_PAGE = Path("docs/paper.md")  # the recipe's commands (COMMANDS)
 TABLE = ("<!-- paper-table:begin -->", "<!-- paper-table:end -->")
 COMMANDS = ("<!-- paper-commands:begin -->", "<!-- paper-commands:end -->")
 
@@ -356,7 +357,7 @@ def render_shipped_table(records: list[dict]) -> str:
 
 
 def render_commands(train_dir: str = "data/T91", sets: list[str] = ("Set5",)) -> str:
-    """What `run` does, as shell commands that run as written (the README shows them)."""
+    """What `run` does, as shell commands that run as written (docs/paper.md shows them)."""
     args = [kv for kv in overrides(0, train_dir, list(sets)) if not kv.startswith("scale=")]
     lines = ["for s in 2 3 4; do", '  dvc exp run -n "paper-x$s-$(date +%Y%m%d-%H%M%S)" -S "scale=$s" \\']
     lines += [f"    -S {shlex.quote(kv)} \\" for kv in args]
@@ -406,8 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     p_table = sub.add_parser("table", help="the README table from the shipped models' records (or --results)")
     p_table.add_argument("--results", type=Path, default=None, help=f"a `make paper` record instead ({RESULTS})")
     mode = p_table.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="replace the README block")
-    mode.add_argument("--check", action="store_true", help="exit 1 if the README block is stale")
+    mode.add_argument("--write", action="store_true", help=f"replace the blocks in {README} and {COMMANDS_PAGE}")
+    mode.add_argument("--check", action="store_true", help="exit 1 if either block is stale")
     sub.add_parser("commands", help="print the dvc commands of `run`")
     args = parser.parse_args(argv)
     try:
@@ -429,18 +430,20 @@ def main(argv: list[str] | None = None) -> int:
             if not (args.check or args.write):
                 print(table)
                 return 0
-            readme = README.read_text()
-            fresh = replace_block(replace_block(readme, TABLE, table), COMMANDS, render_commands())
+            pages = {README: (TABLE, table), COMMANDS_PAGE: (COMMANDS, render_commands())}
+            texts = {page: page.read_text() for page in pages}
+            fresh = {page: replace_block(texts[page], *pages[page]) for page in pages}
             if args.check:
-                if fresh != readme:
+                if fresh != texts:
                     print(
-                        f"{README}: the paper table or commands differ from the shipped models' records and "
-                        "srcnn.paper.RECIPE; run `make paper-table`",
+                        f"{README} (the paper table) or {COMMANDS_PAGE} (its commands) differ from the shipped "
+                        "models' records and srcnn.paper.RECIPE; run `make paper-table`",
                         file=sys.stderr,
                     )
                     return 1
             else:
-                README.write_text(fresh)
+                for page, text in fresh.items():
+                    page.write_text(text)
     except PaperError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

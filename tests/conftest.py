@@ -310,7 +310,7 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-# --------------------------------------------------------------------------- the README's commands, as written
+# --------------------------------------------------------------------------- the docs' commands, as written
 
 
 def readme_blocks(text: str) -> list[list[str]]:
@@ -323,10 +323,20 @@ def readme_blocks(text: str) -> list[list[str]]:
     return blocks
 
 
+def doc_pages() -> dict[str, str]:
+    """The documentation a user reads, page by page: README.md, then docs/*.md (the reference pages it links
+    to), each page's path relative to the project mapped to its text."""
+    paths = [PROJECT / "README.md", *sorted((PROJECT / "docs").glob("*.md"))]
+    return {str(path.relative_to(PROJECT)): path.read_text() for path in paths}
+
+
 def readme_section(heading: str) -> str:
-    """The README's text from the line `heading` (a `## ` title) to the next `## ` title."""
-    text = (PROJECT / "README.md").read_text()
-    start = text.index(heading)
+    """The text from the line `heading` (a `## ` title) to the next `## ` title, in whichever page of
+    `doc_pages()` holds it (exactly one must)."""
+    holding = [text for text in doc_pages().values() if re.search(rf"^{re.escape(heading)}", text, flags=re.M)]
+    assert len(holding) == 1, f"{heading!r} is in {len(holding)} pages of README.md and docs/*.md, not 1"
+    text = holding[0]
+    start = re.search(rf"^{re.escape(heading)}", text, flags=re.M).start()
     end = text.find("\n## ", start + 1)
     return text[start : end if end != -1 else len(text)]
 

@@ -73,16 +73,20 @@ def test_table_puts_ours_beside_the_published_figures():
 
 
 def test_readme_commands_are_generated_from_the_recipe(tmp_path, monkeypatch):
-    """The committed README's commands (and table: tests/test_pretrained.py) are generated; a changed recipe
-    makes the check fail until the block is rewritten."""
+    """The committed commands in docs/paper.md (and README.md's table: tests/test_pretrained.py) are generated; a
+    changed recipe makes the check fail until `table --write` (`make paper-table`) rewrites the blocks, each in
+    its own page."""
     monkeypatch.chdir(PROJECT)
     assert paper.main(["table", "--check"]) == 0
-    (tmp_path / "README.md").write_text((PROJECT / "README.md").read_text())
+    (tmp_path / "docs").mkdir()
+    for page in (paper.README, paper.COMMANDS_PAGE):
+        (tmp_path / page).write_text((PROJECT / page).read_text())
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(paper.RECIPE, "train.epochs", 999)
     assert paper.main(["table", "--check"]) == 1
     assert paper.main(["table", "--write"]) == 0
-    assert paper.main(["table", "--check"]) == 0 and "train.epochs=999" in (tmp_path / "README.md").read_text()
+    assert paper.main(["table", "--check"]) == 0 and "train.epochs=999" in paper.COMMANDS_PAGE.read_text()
+    assert paper.COMMANDS[0] not in paper.README.read_text() and paper.TABLE[0] not in paper.COMMANDS_PAGE.read_text()
 
 
 @pytest.mark.slow
@@ -169,9 +173,10 @@ def test_an_extra_override_replaces_the_recipe_value_instead_of_repeating_the_ke
 
 @pytest.mark.slow
 def test_readme_commands_run_as_written(tmp_path_factory):
-    """The README's block of commands, byte for byte, in a repo with a tiny data/T91 and Set5."""
+    """docs/paper.md's block of commands, byte for byte, in a repo with a tiny data/T91 and Set5."""
     readme = (PROJECT / "README.md").read_text()
-    block = readme[readme.index(paper.COMMANDS[0]) + len(paper.COMMANDS[0]) : readme.index(paper.COMMANDS[1])]
+    page = (PROJECT / paper.COMMANDS_PAGE).read_text()
+    block = page[page.index(paper.COMMANDS[0]) + len(paper.COMMANDS[0]) : page.index(paper.COMMANDS[1])]
     script = block.strip().removeprefix("```sh").removesuffix("```")
     repo = tmp_path_factory.mktemp("readme_paper")
     for folder, seed, n in (("data/benchmarks/Set5", 0, 5), ("data/T91", 1, 3)):
@@ -181,6 +186,8 @@ def test_readme_commands_run_as_written(tmp_path_factory):
             assert cv2.imwrite(str(path), image)
     project_repo(repo, TINY)
     (repo / "README.md").write_text(readme)
+    (repo / "docs").mkdir(exist_ok=True)
+    (repo / paper.COMMANDS_PAGE).write_text(page)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], cwd=repo, env=env(), capture_output=True, text=True
     )
@@ -192,3 +199,4 @@ def test_readme_commands_run_as_written(tmp_path_factory):
     bicubic = [recorded["scales"][s]["evaluate"]["Set5"]["psnr_bicubic"] for s in ("2", "3", "4")]
     assert bicubic[0] > bicubic[1] > bicubic[2], bicubic
     assert "| Set5 | ×4 |" in result.stdout and (repo / "README.md").read_text() == readme  # printed, not written
+    assert (repo / paper.COMMANDS_PAGE).read_text() == page

@@ -264,8 +264,8 @@ def test_plots_show_renders_curves_and_crops(repo, tmp_path):
         assert "workspace" in rendered and "HEAD" in rendered
         assert any(p.name.startswith("HEAD_metrics_crops_") for p in (diff / "static").glob("*.png"))
 
-        # The pull-request report of the same change: the README's `make report BASELINE=main`, as written, with
-        # this project's Makefile and its (already set up) virtual environment.
+        # The pull-request report of the same change: docs/experiments.md's `make report BASELINE=main`, as
+        # written, with this project's Makefile and its (already set up) virtual environment.
         for name in ("Makefile", "requirements.txt", "pyproject.toml"):
             shutil.copy2(PROJECT / name, repo / name)  # copy2: older than the venv's stamp, so no reinstall
         (repo / ".venv").symlink_to(Path(sys.executable).parents[1])
@@ -337,7 +337,7 @@ def test_plots_pages_render_with_no_network(repo, tmp_path):
 
 
 def test_benchmarks_set_and_cleared_with_plain_dash_s_as_the_readme_shows(repo):
-    """`dvc exp run -S 'evaluate.benchmarks=[Set5]'` (the README's command, with this repo's set) adds a set;
+    """`dvc exp run -S 'evaluate.benchmarks=[Set5]'` (docs/experiments.md's command, with this repo's set) adds a set;
     `-S 'evaluate.benchmarks=[]'` drops it again. With the old mapping form the first was refused by DVC's
     override grammar and the second silently kept every set."""
     import cv2
@@ -359,7 +359,7 @@ def test_benchmarks_set_and_cleared_with_plain_dash_s_as_the_readme_shows(repo):
 
 
 def test_the_tpami_preset_by_dash_s_reruns_train_and_what_follows(repo):
-    """The README's `dvc exp run -S 'model.kernel_sizes=[9,5,5]'`."""
+    """docs/paper.md's `dvc exp run -S 'model.kernel_sizes=[9,5,5]'`."""
     from srcnn.model import kernel_sizes_of
     from srcnn.model_file import load_model
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import skimage
 import yaml
-from conftest import TINY, dvc, project_repo, run
+from conftest import TINY, doc_pages, dvc, project_repo, readme_blocks, readme_section, run, run_line
 
 import srcnn
 from srcnn import paper, pretrained
@@ -242,6 +242,24 @@ def test_docs_upscale_example_script_runs(tmp_path):
 
 
 @pytest.mark.slow
+def test_readme_upscale_a_photo_block_runs_as_written(tmp_path):
+    """The README's "Upscale a photo" block, line by line as written, outside any DVC project (so the best
+    shipped model): one photo to a file, then a folder and a TIFF into a new folder with --compare."""
+    (block,) = readme_blocks(readme_section("## Upscale a photo"))
+    assert [line.split()[:2] for line in block] == [["srcnn", "upscale"]] * 2
+    photo = skimage.data.astronaut()[:60, :80, ::-1]
+    cv2.imwrite(str(tmp_path / "holiday.jpg"), photo)
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "a.png"), photo)
+    cv2.imwrite(str(tmp_path / "scan.tif"), photo)
+    for line in block:
+        run_line(tmp_path, line, {})
+    assert cv2.imread(str(tmp_path / "holiday_x2.png")).shape == (120, 160, 3)
+    made = sorted(p.name for p in (tmp_path / "upscaled").iterdir())
+    assert made == ["a.compare.png", "a.png", "scan.compare.tif", "scan.tif"], made
+
+
+@pytest.mark.slow
 def test_readme_quick_start_upscale_runs_as_written(tmp_path):
     """The README's first block, as written, in a copy of the checkout's files: a venv with `pip install .`
     (from the package registry or pip's cache; no TensorFlow), then `srcnn upscale` with the shipped model."""
@@ -287,3 +305,9 @@ def test_every_shipped_model_is_a_dvc_artifact_fetched_by_its_version_tag(tmp_pa
         dvc(tmp_path, "artifacts", "get", str(repo), name, "-o", f"got-{name}")
         for file in ("model.onnx", "model.keras", "record.json"):
             assert (tmp_path / f"got-{name}" / file).read_bytes() == (pretrained.WEIGHTS / name / file).read_bytes()
+    # docs/models.md's line, as written (the repository's URL swapped for the local one).
+    (line,) = (line for b in readme_blocks(doc_pages()["docs/models.md"]) for line in b if line.startswith("dvc "))
+    run_line(tmp_path, line, {"https://github.com/you/srcnn": str(repo)})
+    name = line.split()[4]
+    for file in ("model.onnx", "model.keras", "record.json"):
+        assert (tmp_path / name / file).read_bytes() == (pretrained.WEIGHTS / name / file).read_bytes()

@@ -1,9 +1,10 @@
-"""Every `dvc …` command line in the README's code blocks runs in a test exactly as written.
+"""Every `dvc …` command line in the code blocks of README.md and docs/*.md runs in a test exactly as written.
 
-The lines are read from README.md itself, so a command edited there is the command run here. Each runs with
+The lines are read from the pages themselves (conftest.doc_pages), so a command edited there is the command run
+here, whichever page it is on. Each runs with
 `bash -c` in a tiny copy of the project; only what cannot exist on a test machine is swapped, and the swaps
-are listed in SWAPS (a path outside the repo, a revision placeholder, host names). A README command that no
-test runs fails `test_every_readme_dvc_command_is_run`.
+are listed in SWAPS (a path outside the repo, a revision placeholder, host names). A command on any page that
+no test runs fails `test_every_readme_dvc_command_is_run`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from conftest import (
     _Server,
     _sha,
     _zip,
+    doc_pages,
     dvc,
     env,
     free_ports,
@@ -47,7 +49,7 @@ pytestmark = pytest.mark.slow  # the dvc CLI and training: `pytest -m "not slow"
 
 
 def readme_dvc_commands(text: str) -> list[str]:
-    """The README's command lines (inside ``` blocks) whose program, after any VAR=value prefixes, is `dvc`.
+    """A page's command lines (inside ``` blocks) whose program, after any VAR=value prefixes, is `dvc`.
 
     Continuation lines (`\\` at the end) are joined, a `$ ` prompt and a trailing `# comment` are removed.
     """
@@ -64,17 +66,25 @@ def readme_dvc_commands(text: str) -> list[str]:
     return commands
 
 
-README_COMMANDS = readme_dvc_commands((PROJECT / "README.md").read_text())
+# Each page (README.md, docs/*.md) with its `dvc` command lines.
+PAGE_COMMANDS = {page: readme_dvc_commands(text) for page, text in doc_pages().items()}
+README_COMMANDS = [command for commands in PAGE_COMMANDS.values() for command in commands]
 
-# Run by other tests, byte for byte from the README (each test names the block it reads).
+# Run by other tests, byte for byte from their page (each test names the block it reads).
 ELSEWHERE = {
-    # `make paper`'s loop, one `dvc exp run` per scale: tests/test_paper.py::test_readme_commands_run_as_written
+    # docs/paper.md: `make paper`'s loop, one `dvc exp run` per scale:
+    # tests/test_paper.py::test_readme_commands_run_as_written
     "paper": re.compile(r'^dvc exp run -n "paper-x\$s-'),
+    # docs/models.md: a shipped model fetched by its version tag:
+    # tests/test_pretrained.py::test_every_shipped_model_is_a_dvc_artifact_fetched_by_its_version_tag
+    "models": re.compile(r"^dvc artifacts get https://github.com/you/srcnn srcnn-915-x2 "),
 }
-# The "Working as a team" section's blocks, run with a bare git origin and three clones: tests/test_team.py.
+# docs/experiments.md's "Working as a team" section's blocks, run with a bare git origin and three clones:
+# tests/test_team.py.
 TEAM_COMMANDS = set(readme_dvc_commands(readme_section("## Working as a team")))
 
-# This module's run, in order; each command as the README writes it.
+# This module's run, in order; each command as its page writes it (most in docs/experiments.md and
+# docs/training-data.md; README.md repeats a few).
 WORKSPACE = [
     "dvc dag",
     "dvc repro",
@@ -103,12 +113,20 @@ MULTIWORKER = [
 
 
 def test_every_readme_dvc_command_is_run():
-    """Adding a `dvc` command to the README without running it here fails."""
-    elsewhere = [c for c in README_COMMANDS if any(p.search(c) for p in ELSEWHERE.values())]
-    assert elsewhere and TEAM_COMMANDS, "the paper block or the team section moved: update ELSEWHERE"
+    """Adding a `dvc` command to README.md or any docs/*.md page without running it in a test fails."""
+    assert {"README.md", "docs/pipeline.md", "docs/experiments.md", "docs/models.md"} <= set(PAGE_COMMANDS)
+    for name, pattern in ELSEWHERE.items():
+        assert any(pattern.search(c) for c in README_COMMANDS), f"the {name} block moved: update ELSEWHERE"
+    assert TEAM_COMMANDS, "the team section moved"
+    elsewhere = {c for c in README_COMMANDS if any(p.search(c) for p in ELSEWHERE.values())}
     run_here = set(WORKSPACE + MULTIWORKER)
-    assert sorted(set(README_COMMANDS) - set(elsewhere) - TEAM_COMMANDS - run_here) == []  # none run by no test
-    assert sorted(run_here - set(README_COMMANDS)) == []  # none run here that the README no longer shows
+    unrun = {
+        page: sorted(set(commands) - elsewhere - TEAM_COMMANDS - run_here)
+        for page, commands in PAGE_COMMANDS.items()
+        if set(commands) - elsewhere - TEAM_COMMANDS - run_here
+    }
+    assert unrun == {}  # none run by no test, per page
+    assert sorted(run_here - set(README_COMMANDS)) == []  # none run here that no page shows any more
 
 
 def test_extraction_joins_continuations_and_drops_prompts_and_comments():
@@ -194,15 +212,16 @@ def test_readme_workspace_commands_run_as_written(tmp_path):
 
 
 def readme_block_after(heading_line: str) -> list[str]:
-    """The command lines (continuations joined, comments dropped) of the first ``` block after a README line."""
-    text = (PROJECT / "README.md").read_text()
+    """The command lines (continuations joined, comments dropped) of the first ``` block after a line of text, in
+    the one page (README.md or docs/*.md) that holds it."""
+    (text,) = (text for text in doc_pages().values() if heading_line in text)
     return [line for line in readme_blocks(text[text.index(heading_line) :])[0] if not line.startswith("#")]
 
 
 def test_readme_multiworker_commands_run_as_written(tmp_path):
-    """The README's two-machine block: the chief's `dvc repro` in one clone; in another, `dvc pull patches` from the
-    remote the first pushed to, then worker 1's `python stages/train.py`; both on 127.0.0.1 (host names swapped
-    for ports)."""
+    """docs/training.md's two-machine block: the chief's `dvc repro` in one clone; in another, `dvc pull patches`
+    from the remote the first pushed to, then worker 1's `python stages/train.py`; both on 127.0.0.1 (host names
+    swapped for ports)."""
     chief_line, pull_line, worker_line = readme_block_after(
         "`multiworker`: `MultiWorkerMirroredStrategy` across machines"
     )
@@ -253,9 +272,9 @@ def test_readme_multiworker_commands_run_as_written(tmp_path):
 
 
 def test_gpu_setup_installs_the_cuda_build_of_the_pinned_version():
-    """`make setup TF=gpu` (README, "Training on many devices"; not run here: it downloads CUDA) as make would
-    run it: tensorflow[and-cuda] at requirements.txt's tensorflow-cpu version, the CPU build removed first."""
-    assert "make clean-venv && make setup TF=gpu" in (PROJECT / "README.md").read_text()
+    """`make setup TF=gpu` (docs/training.md, "Training on many devices"; not run here: it downloads CUDA) as make
+    would run it: tensorflow[and-cuda] at requirements.txt's tensorflow-cpu version, the CPU build removed first."""
+    assert "make clean-venv && make setup TF=gpu" in doc_pages()["docs/training.md"]
     pinned = next(
         line.split("==")[1] for line in (PROJECT / "requirements.txt").read_text().splitlines() if "tensorflow" in line
     )

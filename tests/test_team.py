@@ -1,5 +1,5 @@
-"""The README's "Working as a team" blocks, run as written: a bare git repository as `origin`, a DVC remote in a
-temporary folder (the README's `/srv/dvc/srcnn` swapped for it), and three clones: the one that ran the
+"""docs/experiments.md's "Working as a team" blocks, run as written: a bare git repository as `origin`, a DVC
+remote in a temporary folder (the page's `/srv/dvc/srcnn` swapped for it), and three clones: the one that ran the
 pipeline, a teammate's that pulls, and one whose remote holds only part of the outputs."""
 
 from __future__ import annotations
@@ -168,8 +168,8 @@ def sshd(tmp_path):
 
 
 def test_push_and_pull_through_an_ssh_remote(tmp_path, sshd):
-    """The README's SSH block (user, host and paths swapped for this machine's), then `dvc push` in one clone and
-    `dvc pull` in a fresh one: the same model, nothing to recompute."""
+    """docs/experiments.md's SSH block (user, host and paths swapped for this machine's), then `dvc push` in one
+    clone and `dvc pull` in a fresh one: the same model, nothing to recompute."""
     port, key = sshd
     _, ssh_remote, *_ = team_blocks()
     store = tmp_path / "store"
