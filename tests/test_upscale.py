@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -858,3 +861,169 @@ def test_output_argument_file_folder_stdout_and_never_the_input(tmp_path):
     # One input to an image name is a file, whatever the case of the suffix.
     assert srcnn_upscale("a.png", "-o", "A_X2.PNG", cwd=tmp_path).returncode == 0
     assert (tmp_path / "A_X2.PNG").is_file()
+
+
+# case 7: errors name the user's path and the plain cause
+
+
+def in_mount_namespace(mount: str, command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`command` run with a fresh tmpfs (`mount` options, e.g. "ro" or "size=64k") on cwd/out, in a private
+    mount namespace (unshare: no root needed, nothing mounted outside); then `ls -a out`."""
+    script = f'mount -t tmpfs -o {mount} tmpfs out && "$@"; echo "rc=$?"; ls -a out'
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", *command], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def unshare_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_unshare = pytest.mark.skipif(
+    not shutil.which("unshare") or not unshare_works(), reason="unshare -rm (user + mount namespaces) not available"
+)
+UPSCALE_CMD = [sys.executable, "-m", "srcnn", "upscale"]
+
+
+@needs_unshare
+@pytest.mark.parametrize("mount, cause", [("ro", "read-only file system"), ("size=64k", "no space left on device")])
+def test_an_unwritable_output_names_the_users_path_and_the_plain_cause(tmp_path, mount, cause):
+    """A read-only folder named an internal temporary file; a full disk said '252483 requested and 237568
+    written'."""
+    rng = np.random.default_rng(0)
+    write(tmp_path / "noise.png", rng.integers(0, 256, (300, 300, 3), dtype=np.uint8))  # ~1 MB ×2: over 64 KiB
+    (tmp_path / "out").mkdir()
+    result = in_mount_namespace(
+        mount, [*UPSCALE_CMD, "noise.png", "-o", "out/noise.png", "--model", "srcnn-915-x2"], tmp_path
+    )
+    assert "rc=1" in result.stdout, result.stdout + result.stderr
+    assert stderr_lines(result) == [f"error: out/noise.png: cannot write: {cause}; nothing was written"]
+    assert result.stdout.split("rc=1")[1].split() == [".", ".."]  # no temporary left behind
+    if mount == "ro":
+        assert "→" not in result.stdout  # refused before the image was computed
+
+
+def test_permission_denied_is_named_before_the_work(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("running as root: a read-only folder does not stop root (the read-only mount case covers it)")
+    write(tmp_path / "a.png", photo(8, 8))
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    try:
+        result = srcnn_upscale("a.png", "-o", "ro/a.png", cwd=tmp_path)
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+    assert result.returncode == 1 and "→" not in result.stdout
+    assert stderr_lines(result) == ["error: ro/a.png: cannot write: permission denied; nothing was written"]
+
+
+def test_opencv_errors_come_without_opencvs_frame():
+    from srcnn.io import opencv_cause
+
+    with pytest.raises(cv2.error) as raised:
+        cv2.imencode(".jfif", np.zeros((4, 4, 3), np.uint8))
+    assert str(raised.value).startswith("OpenCV(")  # what used to reach the user
+    assert opencv_cause(raised.value) == "could not find encoder for the specified extension"
+
+
+# case 8: Ctrl-C at any moment, and reruns
+
+
+def test_ctrl_c_at_any_moment_of_start_up_ends_with_the_documented_line(tmp_path):
+    """Ctrl-C during start-up printed a traceback, or `ImportError: initialization failed`."""
+    # The README's line and code (srcnn.__main__.INTERRUPTED, INTERRUPTED_CODE), as a user reads them.
+    INTERRUPTED, INTERRUPTED_CODE = "interrupted; outputs already written are complete, no partial file was kept", 130
+    write(tmp_path / "a.png", photo(1200, 1600))  # seconds of work after the start-up: every delay interrupts
+    interrupted = 0
+    # From 0.3 s: before that the interpreter itself may still be starting (runpy finding srcnn.__main__),
+    # where no code of ours runs yet; from there on every import (NumPy, OpenCV, ONNX Runtime) is covered.
+    for delay in (0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 1.3, 1.7):
+        process = subprocess.Popen(
+            [*UPSCALE_CMD, "a.png", "-o", f"out_{delay}.png", "--model", "srcnn-915-x2"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        if process.returncode == 0:  # it had finished: nothing to interrupt
+            continue
+        interrupted += 1
+        assert process.returncode == INTERRUPTED_CODE, (delay, err)
+        assert err.splitlines() == [INTERRUPTED], (delay, err)
+        assert not (tmp_path / f"out_{delay}.png").exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary
+    assert interrupted >= 6  # the first delays fall inside the start-up, the last ones in the work
+
+
+def test_rerun_after_an_interrupted_batch_is_a_normal_run(tmp_path):
+    """Rerunning an interrupted batch reported the outputs already written as '3 failed', rc 1."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(6):
+        write(folder / f"p{i}.png", photo(400, 600))
+    process = subprocess.Popen(
+        [*UPSCALE_CMD, "in", "-o", "out", "--model", "srcnn-915-x2"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (tmp_path / "out").is_dir() and any(p.name.startswith("p") for p in (tmp_path / "out").iterdir()):
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    done = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))
+    assert done and not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+    result = srcnn_upscale("in", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    skipped = [line for line in stderr_lines(result) if line.startswith("skipped: ")]
+    assert skipped == [f"skipped: in/{name}: output out/{name} exists; kept (--overwrite replaces it)" for name in done]
+    rest = 6 - len(done)
+    head = f"upscaled {rest} of {rest} image{'s' if rest != 1 else ''}" if rest else "upscaled no image"
+    assert result.stdout.startswith(f"{head} ×2 with") and f"; {len(done)} skipped" in result.stdout
+    assert "failed" not in result.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"p{i}.png" for i in range(6)]
+
+
+# case 12: how each output format is encoded
+
+
+def webp_kind(path: Path) -> bytes:
+    data = path.read_bytes()
+    return next(kind for kind in (b"VP8 ", b"VP8L") if kind in data[12:64])
+
+
+def test_a_lossy_input_is_not_made_lossless_and_quality_is_an_option(tmp_path):
+    """A lossy WebP input came back lossless (21.5× the size) without mention."""
+    from PIL import Image
+
+    Image.fromarray(photo(240, 320)).save(tmp_path / "lossy.webp", quality=80)
+    write(tmp_path / "clean.png", photo(240, 320))
+    result = srcnn_upscale("lossy.webp", "-o", "lossy_x2.webp", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert webp_kind(tmp_path / "lossy_x2.webp") == b"VP8 "  # lossy in, lossy out (quality 90)
+    assert (tmp_path / "lossy_x2.webp").stat().st_size < 6 * (tmp_path / "lossy.webp").stat().st_size  # 4× pixels
+    assert srcnn_upscale("clean.png", "-o", "clean_x2.webp", cwd=tmp_path).returncode == 0
+    assert webp_kind(tmp_path / "clean_x2.webp") == b"VP8L"  # a lossless input stays lossless
+    assert srcnn_upscale("clean.png", "-o", "q50.webp", "--quality", "50", cwd=tmp_path).returncode == 0
+    assert webp_kind(tmp_path / "q50.webp") == b"VP8 "
+    sizes = {}
+    for quality in ("95", "40"):
+        out = f"q{quality}.jpg"
+        extra = ["--quality", quality] if quality != "95" else []
+        assert srcnn_upscale("clean.png", "-o", out, *extra, cwd=tmp_path).returncode == 0
+        sizes[quality] = (tmp_path / out).stat().st_size
+    assert sizes["40"] < sizes["95"] * 0.7
+    result = srcnn_upscale("clean.png", "-o", "x.png", "--quality", "0", cwd=tmp_path)
+    assert result.returncode == 2 and stderr_lines(result) == ["error: --quality 0: use 1 to 100"]
+    result = srcnn_upscale("clean.png", "-o", "y.png", "--quality", "80", cwd=tmp_path)
+    assert result.returncode == 0 and "warning: --quality 80: no output here is lossy" in result.stderr
