@@ -241,7 +241,7 @@ FORMATS = (
         False,
         True,
         True,
-        "lossless; lossy at quality 90 when the input was lossy (JPEG, lossy WebP, AVIF) or with --quality",
+        "lossless; lossy at quality 90 when the input was lossy (JPEG, lossy WebP, AVIF), or at --quality",
         (cv2.IMWRITE_WEBP_QUALITY, 90),
         lossless_flag=101,
     ),

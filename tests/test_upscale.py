@@ -1027,3 +1027,19 @@ def test_a_lossy_input_is_not_made_lossless_and_quality_is_an_option(tmp_path):
     assert result.returncode == 2 and stderr_lines(result) == ["error: --quality 0: use 1 to 100"]
     result = srcnn_upscale("clean.png", "-o", "y.png", "--quality", "80", cwd=tmp_path)
     assert result.returncode == 0 and "warning: --quality 80: no output here is lossy" in result.stderr
+
+
+def test_the_readme_formats_table_is_srcnn_io_formats():
+    """The README's table of formats says what `srcnn.io.FORMATS` says (name, suffixes, encoding, limit)."""
+    from srcnn.io import FORMATS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("  | ")}
+    assert set(rows) >= {f.name for f in FORMATS}
+    for f in FORMATS:
+        cells = [c.strip() for c in rows[f.name].split("|")[1:-1]]
+        assert cells[1] == f"`{' '.join(f.suffixes)}`"
+        assert cells[2:5] == ["yes" if v else "no" for v in (f.sixteen_bit, f.alpha, f.icc)], f.name
+        assert cells[5].replace("`", "") == f.encoding, f.name
+        assert cells[6].startswith(f"{f.max_side:,}" if f.max_side else "—"), f.name
+    assert len([f for f in FORMATS if f.quality]) == 3  # JPEG, WebP, AVIF: the README's --quality list
