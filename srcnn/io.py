@@ -468,12 +468,15 @@ def size_limit_error(fmt: ImageFormat | None, width: int, height: int, decoding:
 
 
 @contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """File descriptor 2 pointed at a discarded temporary file: the codec libraries (libpng, libtiff, libjpeg)
-    print their warnings there themselves, past OpenCV's logger; the caller names the file instead."""
+def quiet_codecs() -> Iterator[None]:
+    """OpenCV's logger silenced and file descriptor 2 pointed at a discarded temporary file: the codec
+    libraries (libpng, libtiff, libjpeg) print their warnings there themselves, past OpenCV's logger; the
+    caller names the file instead. `SRCNN_VERBOSE=1` shows everything."""
     if os.environ.get("SRCNN_VERBOSE") == "1":
         yield
         return
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -485,6 +488,7 @@ def quiet_stderr() -> Iterator[None]:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
+        cv2.utils.logging.setLogLevel(level)
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -554,15 +558,11 @@ def decode_image(path: str | os.PathLike, depths: tuple = (np.uint8,), gray_alph
             raise ImageError(f"{path}: {too_big}; split it into tiles or downscale it first")
     # OpenCV returns None for truncated PNG, JPEG, WebP, TIFF and BMP alike; its own log lines and the
     # codecs' about the damage are silenced, the error below names the file instead.
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
-        with quiet_stderr():
+        with quiet_codecs():
             image, kinds, blobs = cv2.imdecodeWithMetadata(raw, cv2.IMREAD_UNCHANGED)
     except cv2.error as err:
         raise ImageError(f"{path}: the image decoder failed ({opencv_cause(err)})") from None
-    finally:
-        cv2.utils.logging.setLogLevel(level)
     if image is None:
         raise ImageError(f"{path}: not a readable image (corrupt, truncated or unknown format)")
     if image.dtype not in depths:
@@ -707,11 +707,13 @@ def encode_image(
         value = quality if quality is not None else (fmt.lossless_flag or default)
         params = [flag, value]
     try:
-        if icc_profile:
-            profile = np.frombuffer(icc_profile, np.uint8)[None]
-            ok, encoded = cv2.imencodeWithMetadata(fmt.encoder, image, [cv2.IMAGE_METADATA_ICCP], [profile], params)
-        else:
-            ok, encoded = cv2.imencode(fmt.encoder, image, params)
+        with quiet_codecs():
+            if icc_profile:
+                profile = np.frombuffer(icc_profile, np.uint8)[None]
+                metadata = ([cv2.IMAGE_METADATA_ICCP], [profile])
+                ok, encoded = cv2.imencodeWithMetadata(fmt.encoder, image, *metadata, params)
+            else:
+                ok, encoded = cv2.imencode(fmt.encoder, image, params)
     except cv2.error as err:
         raise ImageError(f"{path}: the {fmt.name} encoder failed ({opencv_cause(err)})") from None
     if not ok:

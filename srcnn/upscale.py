@@ -40,7 +40,9 @@ from srcnn.io import (
     decode_image,
     encode_image,
     format_of,
+    opencv_cause,
     output_file,
+    plain_cause,
     read_header,
     size_limit_error,
     supported_list,
@@ -69,7 +71,8 @@ def read_image(path: Path) -> np.ndarray:
 def fill_hidden_colour(image: np.ndarray) -> np.ndarray:
     """`image` with the colour under alpha = 0 replaced by the nearest visible pixel's (Euclidean distance,
     OpenCV's `distanceTransformWithLabels`), so that resampling never bleeds a colour nobody sees (black,
-    mostly) into the visible edge as a dark fringe. Gray + alpha (h, w, 2) or colour + alpha (h, w, 4), uint8
+    mostly) into the visible edge as a dark fringe. Costs 8 bytes per input pixel (distances and labels),
+    only for an image that has fully transparent pixels. Gray + alpha (h, w, 2) or colour + alpha (h, w, 4), uint8
     or uint16; any other image, or one with no (or only) fully transparent pixels, is returned as it is. The
     alpha plane and every visible pixel are unchanged, so the picture shown is the same."""
     if image.ndim != 3 or image.shape[2] not in (2, 4):
@@ -78,7 +81,7 @@ def fill_hidden_colour(image: np.ndarray) -> np.ndarray:
     if not hidden.any() or hidden.all():
         return image
     _, labels = cv2.distanceTransformWithLabels(
-        hidden.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE, labelType=cv2.DIST_LABEL_PIXEL
+        hidden.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL
     )
     # Each visible (zero) pixel has its own label, 1, 2, … in raster order; a hidden one its nearest's.
     visible = np.flatnonzero(~hidden.ravel())
@@ -327,6 +330,11 @@ def _run_jobs(up: Upscaler, jobs: list[tuple[Path, Path]], args: argparse.Namesp
         except ImageError as err:
             counts["failed"] += 1
             tqdm.write(f"error: {err}", file=sys.stderr)
+            continue
+        except (OSError, cv2.error) as err:  # not expected (reads and writes name their errors): still one line
+            counts["failed"] += 1
+            cause = plain_cause(err) if isinstance(err, OSError) else opencv_cause(err)
+            tqdm.write(f"error: {src}: {cause}", file=sys.stderr)
             continue
         except MemoryError:
             counts["failed"] += 1

@@ -827,6 +827,15 @@ def test_hidden_colour_is_filled_from_the_nearest_visible_pixel():
     assert tuple(filled[2, 0, :3]) == (10, 20, 30) and tuple(filled[1, 3, :3]) == (200, 100, 50)
     opaque = photo(5, 5, alpha=False)
     assert fill_hidden_colour(opaque) is opaque
+    # Against brute force: every hidden pixel takes the colour of a visible pixel (nearly) nearest to it.
+    rng = np.random.default_rng(1)
+    image = np.dstack([rng.integers(0, 65536, (40, 50, 3)), (rng.random((40, 50)) < 0.05) * 65535]).astype(np.uint16)
+    filled = fill_hidden_colour(image)
+    visible = np.argwhere(image[..., 3] > 0)
+    for r, c in np.argwhere(image[..., 3] == 0)[::7]:
+        d = np.hypot(*(visible - (r, c)).T)
+        same = (image[visible[:, 0], visible[:, 1], :3] == filled[r, c, :3]).all(axis=1)
+        assert same.any() and d[same].min() <= d.min() + 0.1 * d.min() + 0.5
 
 
 # case 5: the output argument means what it looks like
