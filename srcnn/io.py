@@ -305,13 +305,16 @@ def supported_list() -> str:
     return ", ".join(f"{f.name} ({' '.join(f.suffixes)})" for f in FORMATS)
 
 
+HIDDEN = "a hidden file"
+
+
 def skip_reason(path: Path) -> str | None:
     """Why a file met in a folder is not an image to read (None: it is one of a supported format)."""
     name = path.name
     if name.startswith("._"):
         return "a macOS companion file (AppleDouble metadata), not an image"
     if name.startswith("."):
-        return "a hidden file"
+        return HIDDEN
     suffix = path.suffix.lower()
     if suffix in UNSUPPORTED:
         return f"{UNSUPPORTED[suffix]} images cannot be decoded here; convert it to PNG or JPEG"

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srcnn.io import UNSUPPORTED, format_of, has_encoder, scan_folder, skip_reason, supported_list
+from srcnn.io import HIDDEN, UNSUPPORTED, format_of, has_encoder, scan_folder, skip_reason, supported_list
 
 
 class UsageError(ValueError):
@@ -84,7 +84,7 @@ def plan_jobs(inputs: list[str], output: str, compare: bool = False) -> Plan:
             files.extend(found)
         elif p.exists():
             reason = skip_reason(p)
-            if reason is not None and not p.name.startswith("."):  # a named hidden file is still read
+            if reason is not None and reason != HIDDEN:  # a hidden image named on its own is still read
                 plan.errors.append(f"{p}: {reason}; supported: {supported_list()}")
                 continue
             files.append(p)

@@ -761,6 +761,8 @@ def test_a_mixed_folder_processes_or_names_every_file(tmp_path):
     assert "colours beyond 256 (GIF holds a palette of at most 256; .png keeps them all)" in result.stderr
     result = srcnn_upscale("mixed_folder/photo.heic", "-o", "photo.png", cwd=tmp_path)
     assert result.returncode == 1 and "photo.heic: HEIC images cannot be decoded here" in result.stderr
+    result = srcnn_upscale("mixed_folder/._IMG_0001.JPG", "-o", "x.png", cwd=tmp_path)
+    assert result.returncode == 1 and "._IMG_0001.JPG: a macOS companion file" in result.stderr
     # An output format no encoder writes is refused before any work.
     result = srcnn_upscale("mixed_folder/shot.PNG", "-o", "shot.heic", cwd=tmp_path)
     assert result.returncode == 2 and "HEIC cannot be written here" in result.stderr
@@ -1052,3 +1054,22 @@ def test_the_readme_formats_table_is_srcnn_io_formats():
         assert cells[5].replace("`", "") == f.encoding, f.name
         assert cells[6].startswith(f"{f.max_side:,}" if f.max_side else "—"), f.name
     assert len([f for f in FORMATS if f.quality]) == 3  # JPEG, WebP, AVIF: the README's --quality list
+
+
+@pytest.mark.parametrize("kind", ["apng", "tiff", "webp"])
+def test_frames_and_pages_after_the_first_are_warned_about(tmp_path, kind):
+    """Siblings of the animated GIF: an animated PNG or WebP, a multi-page TIFF (only the first is upscaled)."""
+    from PIL import Image
+
+    frames = [Image.fromarray(photo(16, 20)), Image.fromarray(photo(16, 20)[::-1].copy())]
+    name = {"apng": "anim.png", "tiff": "pages.tif", "webp": "anim.webp"}[kind]
+    frames[0].save(
+        tmp_path / name, save_all=True, append_images=frames[1:], **({"lossless": True} if kind == "webp" else {})
+    )
+    result = srcnn_upscale(name, "-o", f"out_{name}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    unit = "pages" if kind == "tiff" else "frames"
+    assert stderr_lines(result) == [
+        f"warning: out_{name}: not kept from {name}: {unit} 2–2 of 2 (only the first is upscaled)"
+    ]
+    assert read_rgb(tmp_path / f"out_{name}").shape == (32, 40, 3)
