@@ -9,19 +9,10 @@ from __future__ import annotations
 
 import sys
 
+from srcnn.errors import is_interrupt
+
 INTERRUPTED = "interrupted; outputs already written are complete, no partial file was kept"
 INTERRUPTED_CODE = 130
-
-
-def _is_interrupt(err: BaseException | None) -> bool:
-    """Whether `err` is a KeyboardInterrupt, or an error raised because of one (its cause or context)."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, KeyboardInterrupt):
-            return True
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return False
 
 
 def _main(argv: list[str] | None) -> int:
@@ -59,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
     except BaseException as err:
-        if not _is_interrupt(err):
+        if not is_interrupt(err):
             raise
         print(INTERRUPTED, file=sys.stderr)
         code = INTERRUPTED_CODE
