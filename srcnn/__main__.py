@@ -53,6 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         if not is_interrupt(err):
             raise
         print(INTERRUPTED, file=sys.stderr)
+        if argv is None:  # the console command: exit now, with this code
+            # Seen during TensorFlow's start-up: after this handler ran, the interpreter still ended itself with
+            # SIGINT at exit (status -2), as CPython does once it has recorded an unhandled KeyboardInterrupt
+            # (most likely inside code TensorFlow runs). Everything is unwound by now (temporaries removed).
+            import os
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(INTERRUPTED_CODE)
         code = INTERRUPTED_CODE
     if argv is None:  # the console command: a Ctrl-C while the interpreter shuts down has nothing left to stop
         import signal
