@@ -951,12 +951,12 @@ def test_ctrl_c_at_any_moment_of_start_up_ends_with_the_documented_line(tmp_path
     INTERRUPTED, INTERRUPTED_CODE = "interrupted; outputs already written are complete, no partial file was kept", 130
     write(tmp_path / "a.png", photo(1200, 1600))  # seconds of work after the start-up: every delay interrupts
     interrupted = 0
-    # From 0.25 s: before that the interpreter itself may still be starting (runpy finding srcnn.__main__),
+    # From 0.4 s: before that the interpreter itself may still be starting (runpy finding srcnn.__main__),
     # where no code of ours runs yet; from there on every import (NumPy, OpenCV, ONNX Runtime) is covered.
     model = "srcnn-915-x2" if runtime == "onnx" else str(models[2])
     # Every 50 ms through ONNX Runtime's start-up (NumPy, OpenCV, onnxruntime imports: under a second),
     # every half second through TensorFlow's (seconds).
-    delays = [0.25 + 0.05 * i for i in range(16)] if runtime == "onnx" else [0.5 * i for i in range(1, 7)]
+    delays = [0.4 + 0.05 * i for i in range(16)] if runtime == "onnx" else [0.5 * i for i in range(1, 7)]
     for delay in delays:
         process = subprocess.Popen(
             [*UPSCALE_CMD, "a.png", "-o", f"out_{delay}.png", "--model", model],
