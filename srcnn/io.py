@@ -9,6 +9,10 @@ Temporary names are `.<target name>.<pid>.<random>.tmp[.<suffix>]`, beside the
 target (never inside a DVC output folder). A process killed with SIGKILL cannot
 remove its own: the next write of the same target sweeps those whose pid is no
 longer alive. `.gitignore` ignores the pattern, so they are never committed.
+
+Images: `FORMATS` is the one list of supported formats (what each holds, how its output is encoded, its
+size limit), used by every reader and writer; `decode_image` is the one decoder (training, evaluation and
+`srcnn upscale` alike: EXIF orientation applied, limits checked from the header, codecs kept quiet).
 """
 
 from __future__ import annotations
@@ -355,7 +359,8 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 @dataclass(frozen=True)
 class Header:
     """What an image file's header says (Pillow reads no pixels): format name (Pillow's), (width, height) as
-    stored, Pillow's mode, frame or page count, EXIF orientation (1–8) and ICC profile (None when absent)."""
+    stored, Pillow's mode, frame or page count, EXIF orientation (1–8; only where the header holds it, see
+    `read_header`), ICC profile (None when absent), and whether the pixels come from a lossy encoding."""
 
     format: str
     size: tuple[int, int]
@@ -422,21 +427,6 @@ def _webp_is_lossy(data) -> bool:
     head = data.getvalue()[:4096] if isinstance(data, io.BytesIO) else Path(data).read_bytes()[:4096]
     vp8, vp8l = head.find(b"VP8 "), head.find(b"VP8L")
     return vp8 >= 0 and (vp8l < 0 or vp8 < vp8l)
-
-
-def header_size(raw: np.ndarray) -> tuple[int, int] | None:
-    """(width, height) from an encoded image's header alone (Pillow reads no pixels), or None."""
-    header = read_header(raw)
-    return None if header is None else header.size
-
-
-def read_icc_profile(path: str | os.PathLike) -> bytes | None:
-    """The ICC colour profile embedded in an image file (PNG iCCP, JPEG APP2, WebP ICCP, TIFF tag 34675), or None.
-
-    Read with Pillow from the header: OpenCV's own metadata reader misses TIFF profiles.
-    """
-    header = read_header(path)
-    return None if header is None else header.icc_profile
 
 
 def _format_named(pillow_name: str) -> ImageFormat | None:

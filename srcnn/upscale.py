@@ -238,7 +238,8 @@ def upscale_file(
     targets = [dst] + ([compare_path(dst)] if compare else [])
     if any(t.resolve() == src.resolve() for t in targets):
         raise ImageError(
-            f"{src}: an output ({', '.join(map(str, targets))}) would be the input itself; choose another -o"
+            f"{src}: an output ({', '.join(map(str, targets))}) would be the input itself, which is never "
+            "replaced; choose another -o"
         )
     if not overwrite:
         for t in targets:
