@@ -9,3 +9,15 @@ Subclasses live with the code that raises them (`ParamsError`, `ImageError`, `Do
 
 class UserError(Exception):
     """Bad input (a file, a param, a server's answer); the message says which and what is allowed."""
+
+
+def is_interrupt(err: BaseException | None) -> bool:
+    """Whether `err` is a KeyboardInterrupt (Ctrl-C), or an error raised because of one: its cause or context,
+    e.g. the `ImportError: initialization failed` a C extension makes of a Ctrl-C during its import."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False

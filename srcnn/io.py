@@ -9,6 +9,10 @@ Temporary names are `.<target name>.<pid>.<random>.tmp[.<suffix>]`, beside the
 target (never inside a DVC output folder). A process killed with SIGKILL cannot
 remove its own: the next write of the same target sweeps those whose pid is no
 longer alive. `.gitignore` ignores the pattern, so they are never committed.
+
+Images: `FORMATS` is the one list of supported formats (what each holds, how its output is encoded, its
+size limit), used by every reader and writer; `decode_image` is the one decoder (training, evaluation and
+`srcnn upscale` alike: EXIF orientation applied, limits checked from the header, codecs kept quiet).
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import os
 import re
 import shutil
 import struct
+import sys
 import tempfile
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -42,8 +48,6 @@ def _umask() -> int:
 # mkstemp/mkdtemp create private (0600/0700) entries; outputs get the usual permissions.
 FILE_MODE = 0o666 & ~_umask()
 DIR_MODE = 0o777 & ~_umask()
-
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
 # What follows `.<target name>.` in a temporary name: pid, random part, `tmp`, optional suffix.
@@ -203,15 +207,181 @@ def user_path(path: Path) -> str:
     return f"{original} (copied to {path})" if original else str(path)
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files of `folder`, sorted by name so every run sees the same order."""
+# --------------------------------------------------------------------------- image formats
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """One supported image format: what it holds and how its output is encoded (OpenCV's codecs).
+
+    `max_side`: the codec's own limit on width and height, for decoding and encoding alike (None: only
+    OpenCV's general limits, `OPENCV_MAX_SIDE` and `MAX_IMAGE_PIXELS`), set by `limit_by`. `quality`: the
+    OpenCV flag of a lossy encoder's quality (1–100) and its default; None for a lossless-only format.
+    `lossless_flag`: the quality value that makes the encoder lossless (WebP: above 100), when it has one.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]  # lower case; the first is the one OpenCV's encoder is chosen by
+    max_side: int | None
+    limit_by: str
+    sixteen_bit: bool
+    alpha: bool
+    icc: bool
+    encoding: str  # how an output of this format is written, for the README and warnings
+    quality: tuple[int, int] | None = None
+    lossless_flag: int | None = None
+    palette: bool = False  # at most 256 colours (GIF)
+
+    @property
+    def encoder(self) -> str:
+        return self.suffixes[0]
+
+
+FORMATS = (
+    ImageFormat("PNG", (".png",), 1_000_000, "libpng's default user limit", True, True, True, "lossless"),
+    ImageFormat(
+        "JPEG",
+        (".jpg", ".jpeg", ".jpe", ".jfif"),
+        65_500,
+        "libjpeg's JPEG_MAX_DIMENSION",
+        False,
+        False,
+        True,
+        "lossy, quality 95 (--quality)",
+        (cv2.IMWRITE_JPEG_QUALITY, 95),
+    ),
+    ImageFormat(
+        "WebP",
+        (".webp",),
+        16_383,
+        "the WebP format",
+        False,
+        True,
+        True,
+        "lossless; lossy at quality 90 when the input was lossy (JPEG, lossy WebP, AVIF), or at --quality",
+        (cv2.IMWRITE_WEBP_QUALITY, 90),
+        lossless_flag=101,
+    ),
+    ImageFormat("TIFF", (".tif", ".tiff"), None, "", True, True, False, "lossless"),
+    ImageFormat("BMP", (".bmp",), None, "", False, True, False, "uncompressed"),
+    ImageFormat(
+        "GIF",
+        (".gif",),
+        65_535,
+        "the GIF format",
+        False,
+        False,
+        False,
+        "one frame, at most 256 colours (OpenCV's palette), no alpha",
+        palette=True,
+    ),
+    ImageFormat(
+        "AVIF",
+        (".avif",),
+        None,
+        "",
+        False,
+        True,
+        False,
+        "lossy, quality 95 (--quality)",
+        (cv2.IMWRITE_AVIF_QUALITY, 95),
+    ),
+)
+IMAGE_SUFFIXES = tuple(s for f in FORMATS for s in f.suffixes)  # the one list of image suffixes, any case
+LOSSY_INPUTS = ("JPEG", "AVIF")  # formats whose pixels always come from a lossy encoding (WebP: by its chunk)
+# Known image formats without a decoder here, for a plain reason instead of "not an image".
+UNSUPPORTED = {
+    ".heic": "HEIC",
+    ".heif": "HEIF",
+    ".jxl": "JPEG XL",
+    ".jp2": "JPEG 2000",
+    ".psd": "Photoshop",
+    ".dng": "raw camera",
+    ".cr2": "raw camera",
+    ".nef": "raw camera",
+    ".arw": "raw camera",
+    ".svg": "SVG (vector)",
+}
+OPENCV_MAX_SIDE = 1 << 20  # OpenCV's CV_IO_MAX_IMAGE_WIDTH and CV_IO_MAX_IMAGE_HEIGHT: 1,048,576
+MAX_IMAGE_PIXELS = 1 << 30  # OpenCV's default CV_IO_MAX_IMAGE_PIXELS: 1,073,741,824 (e.g. 32768×32768)
+
+
+def format_of(path: str | os.PathLike) -> ImageFormat | None:
+    """The supported format a file name's suffix (any case) stands for, or None."""
+    suffix = Path(path).suffix.lower()
+    return next((f for f in FORMATS if suffix in f.suffixes), None)
+
+
+def has_encoder(fmt: ImageFormat) -> bool:
+    """Whether this OpenCV build can write `fmt` (asked before any work is spent on an output)."""
+    return bool(cv2.haveImageWriter(f"x{fmt.encoder}"))
+
+
+def supported_list() -> str:
+    """'PNG (.png), JPEG (.jpg .jpeg .jpe .jfif), …': the supported formats, for messages."""
+    return ", ".join(f"{f.name} ({' '.join(f.suffixes)})" for f in FORMATS)
+
+
+HIDDEN = "a hidden file"
+
+
+def skip_reason(path: Path) -> str | None:
+    """Why a file met in a folder is not an image to read (None: it is one of a supported format)."""
+    name = path.name
+    if name.startswith("._"):
+        return "a macOS companion file (AppleDouble metadata), not an image"
+    if name.startswith("."):
+        return HIDDEN
+    suffix = path.suffix.lower()
+    if suffix in UNSUPPORTED:
+        return f"{UNSUPPORTED[suffix]} images cannot be decoded here; convert it to PNG or JPEG"
+    if format_of(path) is None:
+        return f"not a supported image format ({suffix or 'no suffix'})"
+    if not path.is_file():
+        return "not a regular file"
+    return None
+
+
+def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(images, [(skipped file, why)]) of `folder` (not recursive), each sorted by name.
+
+    Images: files of a supported format (`FORMATS`, by suffix, any case) that are not hidden. Raises
+    FileNotFoundError for a missing folder.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images, skipped = [], []
+    for p in sorted(folder.iterdir()):
+        reason = skip_reason(p)
+        if reason is None:
+            images.append(p)
+        elif not p.is_dir():
+            skipped.append((p, reason))
+    return images, skipped
 
 
-MAX_IMAGE_PIXELS = 1 << 30  # OpenCV's default CV_IO_MAX_IMAGE_PIXELS: 1,073,741,824 (e.g. 32768×32768)
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files of `folder` (`scan_folder`), sorted by name so every run sees the same order."""
+    return scan_folder(folder)[0]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Header:
+    """What an image file's header says (Pillow reads no pixels): format name (Pillow's), (width, height) as
+    stored, Pillow's mode, frame or page count, EXIF orientation (1–8; only where the header holds it, see
+    `read_header`), ICC profile (None when absent), and whether the pixels come from a lossy encoding."""
+
+    format: str
+    size: tuple[int, int]
+    mode: str
+    frames: int
+    orientation: int
+    icc_profile: bytes | None
+    lossy: bool
 
 
 @contextlib.contextmanager
@@ -235,31 +405,146 @@ def _pillow_header(source):
         Image.MAX_IMAGE_PIXELS = bomb_limit
 
 
-def header_size(raw: np.ndarray) -> tuple[int, int] | None:
-    """(width, height) from an encoded image's header alone (Pillow reads no pixels), or None."""
-    with _pillow_header(io.BytesIO(raw.tobytes())) as image:
-        return None if image is None else image.size
+def read_header(source: str | os.PathLike | np.ndarray) -> Header | None:
+    """The `Header` of an image file (a path, or its bytes as a uint8 array), or None when Pillow cannot
+    identify it. The orientation is read only where it sits in the header (TIFF's tag, AVIF's EXIF): for
+    PNG, JPEG and WebP it comes with the pixels from OpenCV (`decode_image`)."""
+    data = io.BytesIO(source.tobytes()) if isinstance(source, np.ndarray) else Path(source)
+    with _pillow_header(data) as image:
+        if image is None:
+            return None
+        try:
+            frames = int(getattr(image, "n_frames", 1))
+        except Exception:  # a damaged later frame: the decoder's own check names the file
+            frames = 1
+        orientation = 1
+        if image.format in ("TIFF", "AVIF"):
+            try:
+                orientation = int(image.getexif().get(0x0112, 1))
+            except Exception:
+                orientation = 1
+        lossy = image.format in LOSSY_INPUTS or (image.format == "WEBP" and _webp_is_lossy(data))
+        return Header(
+            image.format,
+            image.size,
+            image.mode,
+            frames,
+            orientation,
+            image.info.get("icc_profile") or None,
+            lossy,
+        )
 
 
-def read_icc_profile(path: str | os.PathLike) -> bytes | None:
-    """The ICC colour profile embedded in an image file (PNG iCCP, JPEG APP2, WebP ICCP, TIFF tag 34675), or None.
+def _webp_is_lossy(data) -> bool:
+    """Whether a WebP file's first image chunk is lossy (VP8) rather than lossless (VP8L)."""
+    head = data.getvalue()[:4096] if isinstance(data, io.BytesIO) else Path(data).read_bytes()[:4096]
+    vp8, vp8l = head.find(b"VP8 "), head.find(b"VP8L")
+    return vp8 >= 0 and (vp8l < 0 or vp8 < vp8l)
 
-    Read with Pillow from the header: OpenCV's own metadata reader misses TIFF profiles.
+
+def _format_named(pillow_name: str) -> ImageFormat | None:
+    return next((f for f in FORMATS if f.name.upper() == pillow_name.upper()), None)
+
+
+def size_limit_error(fmt: ImageFormat | None, width: int, height: int, decoding: bool = True) -> str | None:
+    """Why a width × height image cannot be decoded (or, `decoding=False`, encoded) as `fmt`, or None.
+
+    Every limit is checked from the header, before the decoder meets it: the format's own (`max_side`) and,
+    for decoding, OpenCV's per side and in pixels.
     """
-    with _pillow_header(Path(path)) as image:
-        profile = None if image is None else image.info.get("icc_profile")
-    return profile or None
+    side = max(width, height)
+    which = "wider" if width >= height else "taller"
+    if fmt is not None and fmt.max_side is not None and side > fmt.max_side:
+        verb = "decoded" if decoding else "encoded"
+        return (
+            f"{width}x{height} is {which} than {fmt.name} images can be {verb} here "
+            f"({fmt.max_side:,} pixels a side, {fmt.limit_by})"
+        )
+    if decoding and side > OPENCV_MAX_SIDE:
+        return (
+            f"{width}x{height} is {which} than the decoder's limit of {OPENCV_MAX_SIDE:,} pixels a side "
+            "(OpenCV's CV_IO_MAX_IMAGE_WIDTH/HEIGHT)"
+        )
+    if decoding and width * height > MAX_IMAGE_PIXELS:
+        return (
+            f"{width}x{height} = {width * height:,} pixels, above the decoder's limit of {MAX_IMAGE_PIXELS:,} "
+            "(OpenCV's CV_IO_MAX_IMAGE_PIXELS)"
+        )
+    return None
 
 
-def decode_image(
-    path: str | os.PathLike, depths: tuple = (np.uint8,), exif: bool = False, gray_alpha: str = "bgra"
-) -> np.ndarray:
+@contextlib.contextmanager
+def quiet_codecs() -> Iterator[None]:
+    """OpenCV's logger silenced and file descriptor 2 pointed at a discarded temporary file: the codec
+    libraries (libpng, libtiff, libjpeg) print their warnings there themselves, past OpenCV's logger; the
+    caller names the file instead. `SRCNN_VERBOSE=1` shows everything."""
+    if os.environ.get("SRCNN_VERBOSE") == "1":
+        yield
+        return
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+        cv2.utils.logging.setLogLevel(level)
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """`image` (H, W, ...) turned as EXIF orientation 1–8 says it is displayed (TIFF/EXIF tag 0x0112, the
+    same transforms as Pillow's `ImageOps.exif_transpose`); other values leave it as it is."""
+    transforms = {
+        2: lambda a: a[:, ::-1],  # mirrored left to right
+        3: lambda a: a[::-1, ::-1],  # rotated 180°
+        4: lambda a: a[::-1],  # mirrored top to bottom
+        5: lambda a: a.swapaxes(0, 1),  # transposed
+        6: lambda a: a[::-1].swapaxes(0, 1),  # rotated 90° clockwise to display
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # transversed
+        8: lambda a: a[:, ::-1].swapaxes(0, 1),  # rotated 90° counter-clockwise to display
+    }
+    turn = transforms.get(orientation)
+    return image if turn is None else np.ascontiguousarray(turn(image))
+
+
+def _exif_orientation(blob) -> int:
+    """The orientation tag of an EXIF block (TIFF structure, with or without the `Exif\0\0` prefix), or 1."""
+    from PIL import Image
+
+    try:
+        exif = Image.Exif()
+        exif.load(bytes(np.asarray(blob, np.uint8).tobytes()))
+        return int(exif.get(0x0112, 1))
+    except Exception:  # a damaged EXIF block: the pixels are shown as stored
+        return 1
+
+
+def _pillow_pixels(raw: np.ndarray) -> np.ndarray | None:
+    """Gray + alpha pixels (H, W, 2) decoded by Pillow, where OpenCV drops the alpha (TIFF), or None."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(raw.tobytes())) as image:
+            return np.asarray(image).copy()
+    except Exception:
+        return None
+
+
+def decode_image(path: str | os.PathLike, depths: tuple = (np.uint8,), gray_alpha: str = "bgra") -> np.ndarray:
     """Decode an image file as OpenCV gives it: gray (H, W), BGR or BGRA; every failure names the file.
 
-    `depths`: the pixel dtypes accepted (others are refused, not truncated). `exif`: apply a JPEG's
-    EXIF orientation (the outputs carry no EXIF, so a phone photo would otherwise come out sideways).
-    `gray_alpha`: how a gray + alpha PNG (which OpenCV decodes as BGRA) comes out: "bgra" as OpenCV
-    gives it, "gray" its gray plane alone, "keep" (H, W, 2) gray and alpha.
+    The one reader of every image (training, evaluation, upscaling). Pixels come as displayed: the EXIF
+    orientation (PNG eXIf, JPEG and WebP EXIF, TIFF's tag, AVIF's EXIF) is applied. Size limits are
+    checked from the header first (`size_limit_error`); codec messages are kept off stderr.
+    `depths`: the pixel dtypes accepted (others are refused, not truncated). `gray_alpha`: how a gray + alpha
+    image (PNG: OpenCV gives BGRA; TIFF: Pillow decodes it) comes out: "bgra" as BGRA, "gray" its gray plane
+    alone, "keep" (H, W, 2) gray and alpha. Raises ImageError.
     """
     path = Path(path)
     if path.is_dir():
@@ -269,29 +554,21 @@ def decode_image(
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except OSError as err:
-        raise ImageError(f"{path}: cannot read ({err.strerror or err})") from None
+        raise ImageError(f"{path}: cannot read ({plain_cause(err)})") from None
     if raw.size == 0:
         raise ImageError(f"{path}: empty file, not an image")
-    # OpenCV returns None for truncated PNG, JPEG, WebP, TIFF and BMP alike; its own log lines
-    # about the damage are silenced, the error below names the file instead.
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    header = read_header(raw)
+    if header is not None:
+        too_big = size_limit_error(_format_named(header.format), *header.size)
+        if too_big:
+            raise ImageError(f"{path}: {too_big}; split it into tiles or downscale it first")
+    # OpenCV returns None for truncated PNG, JPEG, WebP, TIFF and BMP alike; its own log lines and the
+    # codecs' about the damage are silenced, the error below names the file instead.
     try:
-        # JPEG has no alpha, so decoding it as colour loses nothing and applies the EXIF orientation.
-        is_jpeg = raw[:3].tobytes() == b"\xff\xd8\xff"
-        flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if exif and is_jpeg else cv2.IMREAD_UNCHANGED
-        image = cv2.imdecode(raw, flags)
+        with quiet_codecs():
+            image, kinds, blobs = cv2.imdecodeWithMetadata(raw, cv2.IMREAD_UNCHANGED)
     except cv2.error as err:
-        size = header_size(raw)
-        if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
-            w, h = size
-            raise ImageError(
-                f"{path}: {w}x{h} = {w * h:,} pixels, above the decoder's limit of {MAX_IMAGE_PIXELS:,} "
-                "(OpenCV's CV_IO_MAX_IMAGE_PIXELS); split it into tiles or downscale it first"
-            ) from None
-        raise ImageError(f"{path}: the image decoder failed ({str(err).strip().splitlines()[-1]})") from None
-    finally:
-        cv2.utils.logging.setLogLevel(level)
+        raise ImageError(f"{path}: the image decoder failed ({opencv_cause(err)})") from None
     if image is None:
         raise ImageError(f"{path}: not a readable image (corrupt, truncated or unknown format)")
     if image.dtype not in depths:
@@ -301,18 +578,34 @@ def decode_image(
         image = image[:, :, 0]
     if image.size == 0:
         raise ImageError(f"{path}: image has no pixels")
-    is_gray_alpha_png = raw[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and raw.size > 25 and raw[25] == 4
-    if gray_alpha != "bgra" and image.ndim == 3 and is_gray_alpha_png:
-        image = image[:, :, 0] if gray_alpha == "gray" else np.ascontiguousarray(image[:, :, [0, 3]])
-    return image
+    exif = [b for k, b in zip(kinds, blobs, strict=True) if k == cv2.IMAGE_METADATA_EXIF]
+    orientation = _exif_orientation(exif[0]) if exif else 1
+    # Gray + alpha: PNG colour type 4 (Pillow calls a 16-bit one RGBA), or Pillow's LA (TIFF, WebP, …).
+    is_gray_alpha = (raw[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and raw.size > 25 and raw[25] == 4) or (
+        header is not None and header.mode in ("LA", "La")
+    )
+    if is_gray_alpha and image.ndim == 2:  # OpenCV dropped the alpha (TIFF): Pillow decodes both planes
+        pixels = _pillow_pixels(raw)
+        if pixels is None or pixels.shape[:2] != image.shape:
+            raise ImageError(f"{path}: gray + alpha image whose alpha channel cannot be decoded here")
+        image = pixels[:, :, [0, 0, 0, 1]] if gray_alpha == "bgra" else pixels
+        orientation = header.orientation  # OpenCV applies TIFF's orientation itself; Pillow does not
+    elif header is not None and header.format == "AVIF":
+        orientation = header.orientation  # OpenCV neither applies nor returns AVIF's EXIF
+    if is_gray_alpha and image.ndim == 3:
+        if gray_alpha == "gray":
+            image = image[:, :, 0]
+        elif gray_alpha == "keep" and image.shape[2] == 4:
+            image = np.ascontiguousarray(image[:, :, [0, 3]])
+    return apply_orientation(image, orientation)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an 8-bit image as RGB (H, W, 3) or grayscale (H, W) uint8.
+    """Read an 8-bit image as RGB (H, W, 3) or grayscale (H, W) uint8, as displayed (`decode_image`).
 
     Alpha is dropped (super-resolution here works on Y only): RGBA → RGB,
     gray + alpha → gray. Palette images come out as RGB (the palette applied).
-    16-bit images are refused rather than silently truncated.
+    16-bit images are refused rather than silently truncated. Raises ImageError.
     """
     image = decode_image(path, gray_alpha="gray")
     if image.ndim == 3:
@@ -321,9 +614,24 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return image
 
 
-# Output formats whose OpenCV encoder embeds an ICC profile (cv2.imencodeWithMetadata); TIFF and BMP do not.
-ICC_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-JPEG_SUFFIXES = (".jpg", ".jpeg")
+# --------------------------------------------------------------------------- errors in plain words
+
+
+def plain_cause(err: OSError) -> str:
+    """'permission denied', 'no space left on device', …: an OSError's cause without its file names."""
+    text = err.strerror or str(err)
+    return text[:1].lower() + text[1:]
+
+
+def opencv_cause(err: cv2.error) -> str:
+    """The words of an OpenCV error without its `OpenCV(5.0.0) /path/file.cpp:123: error: (-2:…)` frame."""
+    text = " ".join(str(err).split())
+    text = re.sub(r"^OpenCV\([^)]*\)\s+\S+:\d+:\s+error:\s+", "", text)
+    text = re.sub(r"\s+in function '[^']*'\s*$", "", text)
+    return re.sub(r"^\(-?\d+:[^)]*\)\s*", "", text) or "unknown OpenCV error"
+
+
+# --------------------------------------------------------------------------- writing
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -355,39 +663,78 @@ def encode_png_gray_alpha(image: np.ndarray, icc_profile: bytes | None = None, b
     return b"".join([*chunks, _png_chunk(b"IDAT", b"".join(idat)), _png_chunk(b"IEND", b"")])
 
 
-def write_opencv_image(path: str | os.PathLike, image: np.ndarray, icc_profile: bytes | None = None) -> list[str]:
-    """Encode an image by the suffix and write it atomically; returns what the format could not keep.
+@contextlib.contextmanager
+def output_file(path: str | os.PathLike) -> Iterator[Path]:
+    """`atomic_file(path)` whose failures name `path` and the plain cause: ImageError, e.g.
+    `out/x.png: cannot write: permission denied`. Entered before the work for `path`, it checks that the
+    file can be created (folder writable, disk not read-only) before the work is spent."""
+    path = Path(path)
+    try:
+        with atomic_file(path, suffix=path.suffix) as tmp:
+            yield tmp
+    except OSError as err:
+        raise ImageError(f"{path}: cannot write: {plain_cause(err)}; nothing was written") from None
+
+
+def encode_image(
+    path: str | os.PathLike, image: np.ndarray, icc_profile: bytes | None = None, quality: int | None = None
+) -> tuple[bytes, list[str]]:
+    """(file bytes, what the format could not keep) of an image encoded as `path`'s suffix says (`FORMATS`).
 
     `image`: gray (H, W), gray + alpha (H, W, 2), BGR or BGRA (OpenCV's channel order), uint8 or uint16.
-    `icc_profile`: embedded as is in PNG, JPEG and WebP outputs. Returned lines name each thing that
-    was not kept (an alpha channel in JPEG, a profile in TIFF or BMP, gray + alpha outside PNG), for the
-    caller to warn about: nothing is dropped silently.
+    `icc_profile`: embedded as is where the format holds one. `quality`: 1–100 for a lossy encoder (JPEG,
+    WebP, AVIF); None: the format's default (`ImageFormat.encoding`; WebP lossless). The returned lines name
+    each thing that was not kept (an alpha channel in JPEG or GIF, a profile in TIFF or BMP, gray + alpha
+    outside PNG, colours beyond GIF's 256), for the caller to warn about: nothing is dropped silently.
+    Raises ImageError for a suffix no encoder here writes, or a failed encoding.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
+    fmt = format_of(path)
+    if fmt is None:
+        raise ImageError(f"{path}: no encoder for {path.suffix or 'a name without suffix'}; use {supported_list()}")
     lost = []
     channels = 1 if image.ndim == 2 else image.shape[2]
-    if channels == 2 and suffix == ".png":
-        encoded = np.frombuffer(encode_png_gray_alpha(image, icc_profile), np.uint8)
-    else:
-        if channels in (2, 4) and suffix in JPEG_SUFFIXES:
-            image = image[:, :, 0] if channels == 2 else np.ascontiguousarray(image[:, :, :3])
-            lost.append("the alpha channel (JPEG has none; write .png, .tif or .webp to keep it)")
-        elif channels == 2:
-            image = np.ascontiguousarray(image[:, :, [0, 0, 0, 1]])
-            lost.append(f"the gray + alpha colour type ({suffix} is written as colour + alpha; .png keeps it)")
-        if icc_profile and suffix not in ICC_SUFFIXES:
-            lost.append(f"the ICC colour profile ({suffix} is written without it; .png, .jpg or .webp keep it)")
-            icc_profile = None
-        if icc_profile:
-            profile = np.frombuffer(icc_profile, np.uint8)[None]
-            ok, encoded = cv2.imencodeWithMetadata(path.suffix, image, [cv2.IMAGE_METADATA_ICCP], [profile])
-        else:
-            ok, encoded = cv2.imencode(path.suffix, image)
-        if not ok:
-            raise ImageError(f"{path}: OpenCV could not encode a {image.dtype} image as {path.suffix}")
-    with atomic_file(path, suffix=path.suffix) as tmp:
-        encoded.tofile(tmp)
+    if channels == 2 and fmt.name == "PNG":
+        return encode_png_gray_alpha(image, icc_profile), lost
+    if channels in (2, 4) and not fmt.alpha:
+        image = image[:, :, 0] if channels == 2 else np.ascontiguousarray(image[:, :, :3])
+        lost.append(f"the alpha channel ({fmt.name} has none; write .png, .tif or .webp to keep it)")
+    elif channels == 2:
+        image = np.ascontiguousarray(image[:, :, [0, 0, 0, 1]])
+        lost.append(f"the gray + alpha colour type ({path.suffix} is written as colour + alpha; .png keeps it)")
+    if fmt.palette and len(np.unique(image.reshape(-1, channels if image.ndim == 3 else 1), axis=0)) > 256:
+        lost.append("colours beyond 256 (GIF holds a palette of at most 256; .png keeps them all)")
+    if icc_profile and not fmt.icc:
+        lost.append(f"the ICC colour profile ({path.suffix} is written without it; .png, .jpg or .webp keep it)")
+        icc_profile = None
+    params = []
+    if fmt.quality is not None:
+        flag, default = fmt.quality
+        value = quality if quality is not None else (fmt.lossless_flag or default)
+        params = [flag, value]
+    try:
+        with quiet_codecs():
+            if icc_profile:
+                profile = np.frombuffer(icc_profile, np.uint8)[None]
+                metadata = ([cv2.IMAGE_METADATA_ICCP], [profile])
+                ok, encoded = cv2.imencodeWithMetadata(fmt.encoder, image, *metadata, params)
+            else:
+                ok, encoded = cv2.imencode(fmt.encoder, image, params)
+    except cv2.error as err:
+        raise ImageError(f"{path}: the {fmt.name} encoder failed ({opencv_cause(err)})") from None
+    if not ok:
+        raise ImageError(f"{path}: the {fmt.name} encoder could not write a {image.dtype} image")
+    return encoded.tobytes(), lost
+
+
+def write_opencv_image(
+    path: str | os.PathLike, image: np.ndarray, icc_profile: bytes | None = None, quality: int | None = None
+) -> list[str]:
+    """Encode an image by the suffix (`encode_image`) and write it atomically; returns what the format could
+    not keep. Raises ImageError naming `path` (no encoder, cannot write and why)."""
+    encoded, lost = encode_image(path, image, icc_profile, quality)
+    with output_file(path) as tmp:
+        tmp.write_bytes(encoded)
     return lost
 
 

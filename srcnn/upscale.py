@@ -25,6 +25,7 @@ kernel, receptive field) is read from the file itself; a model without it is ref
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -33,7 +34,19 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from srcnn.io import ImageError, decode_image, read_icc_profile, write_opencv_image
+from srcnn.io import (
+    FORMATS,
+    ImageError,
+    decode_image,
+    encode_image,
+    format_of,
+    opencv_cause,
+    output_file,
+    plain_cause,
+    read_header,
+    size_limit_error,
+    supported_list,
+)
 from srcnn.upscale_jobs import UsageError, compare_path, plan_jobs
 
 if TYPE_CHECKING:  # the runtime loads only once a model is used: a usage error is reported at once
@@ -41,15 +54,42 @@ if TYPE_CHECKING:  # the runtime loads only once a model is used: a usage error 
 
 # --------------------------------------------------------------------------- files
 
-SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")
+
+class OutputExists(ImageError):
+    """An output that is already there: kept, the input skipped (`--overwrite` replaces it)."""
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode any 8- or 16-bit image: gray (h, w), gray + alpha (h, w, 2), BGR or BGRA (OpenCV's order)."""
-    image = decode_image(path, depths=(np.uint8, np.uint16), exif=True, gray_alpha="keep")
+    """Decode any 8- or 16-bit image as displayed (`srcnn.io.decode_image`: EXIF orientation applied):
+    gray (h, w), gray + alpha (h, w, 2), BGR or BGRA (OpenCV's order), uint8 or uint16. Raises ImageError."""
+    image = decode_image(path, depths=(np.uint8, np.uint16), gray_alpha="keep")
     if image.ndim == 3 and image.shape[2] not in (2, 3, 4):
         raise ImageError(f"{path}: {image.shape[2]} channels; expected gray, colour or colour + alpha")
     return image
+
+
+def fill_hidden_colour(image: np.ndarray) -> np.ndarray:
+    """`image` with the colour under alpha = 0 replaced by the nearest visible pixel's (Euclidean distance,
+    OpenCV's `distanceTransformWithLabels`), so that resampling never bleeds a colour nobody sees (black,
+    mostly) into the visible edge as a dark fringe. Costs 8 bytes per input pixel (distances and labels),
+    only for an image that has fully transparent pixels. Gray + alpha (h, w, 2) or colour + alpha (h, w, 4), uint8
+    or uint16; any other image, or one with no (or only) fully transparent pixels, is returned as it is. The
+    alpha plane and every visible pixel are unchanged, so the picture shown is the same."""
+    if image.ndim != 3 or image.shape[2] not in (2, 4):
+        return image
+    hidden = image[..., -1] == 0
+    if not hidden.any() or hidden.all():
+        return image
+    _, labels = cv2.distanceTransformWithLabels(
+        hidden.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    # Each visible (zero) pixel has its own label, 1, 2, … in raster order; a hidden one its nearest's.
+    visible = np.flatnonzero(~hidden.ravel())
+    out = image.copy()
+    flat = out.reshape(-1, image.shape[2])
+    hidden_flat = np.flatnonzero(hidden.ravel())
+    flat[hidden_flat, :-1] = flat[visible[labels.ravel()[hidden_flat] - 1], :-1]
+    return out
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -186,30 +226,53 @@ def model_warning(model_path: Path, meta: dict) -> str | None:
 
 
 def upscale_file(
-    up: Upscaler, src: Path, dst: Path, compare: bool, overwrite: bool
+    up: Upscaler, src: Path, dst: Path, compare: bool, overwrite: bool, quality: int | None = None
 ) -> tuple[int, int, float, list[str]]:
     """Upscale one file; returns output width, height, seconds of upscaling and what the output format could
-    not keep (see `srcnn.io.write_opencv_image`). The colour type, bit depth and ICC profile are carried over.
-    ImageError names the file."""
+    not keep (see `srcnn.io.encode_image`; frames after the first too). The colour type, bit depth and ICC
+    profile are carried over; the colour under fully transparent pixels is filled from visible neighbours
+    (`fill_hidden_colour`). `quality`: for lossy outputs (`srcnn.io.FORMATS`); a WebP output is lossy at its
+    default quality when the input was lossy. Everything that can be checked without the pixels (the input is
+    not an output, the output's format and size limit, the output folder writable) is checked before the work.
+    Raises OutputExists (not `overwrite`), ImageError naming the file and the plain cause."""
     targets = [dst] + ([compare_path(dst)] if compare else [])
+    if any(t.resolve() == src.resolve() for t in targets):
+        raise ImageError(
+            f"{src}: an output ({', '.join(map(str, targets))}) would be the input itself, which is never "
+            "replaced; choose another -o"
+        )
     if not overwrite:
         for t in targets:
             if t.exists():
-                raise ImageError(f"{src}: output {t} exists; use --overwrite to replace it")
-    if any(t.resolve() == src.resolve() for t in targets):
-        raise ImageError(
-            f"{src}: an output ({', '.join(map(str, targets))}) would replace the input itself; choose another -o"
-        )
+                raise OutputExists(f"{src}: output {t} exists; kept (--overwrite replaces it)")
+    fmt = format_of(dst)
+    if fmt is None:
+        raise ImageError(f"{dst}: no encoder for {dst.suffix or 'a name without suffix'}; use {supported_list()}")
+    header = read_header(src)
+    if header is not None and size_limit_error(format_of(src), *header.size) is None:  # else read_image says so
+        w, h = header.size
+        too_big = size_limit_error(fmt, w * up.scale, h * up.scale, decoding=False)
+        if too_big:
+            raise ImageError(f"{src}: the output {dst} would be too large: {too_big}; choose another format")
     image = read_image(src)
-    if image.dtype == np.uint16 and dst.suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
+    if image.dtype == np.uint16 and not fmt.sixteen_bit:
         raise ImageError(f"{src}: 16-bit image; {dst.suffix} cannot hold 16 bits, write .png or .tif instead")
-    start = time.perf_counter()
-    out, bic = up.upscale(image, bgr=True, bicubic=compare)
-    seconds = time.perf_counter() - start
-    profile = read_icc_profile(src)
-    lost = write_opencv_image(dst, out, profile)
-    if compare:
-        write_opencv_image(compare_path(dst), side_by_side(bic, out), profile)
+    lossy_default = fmt.quality is not None and header is not None and header.lossy
+    if quality is None and fmt.lossless_flag is not None and lossy_default:
+        quality = fmt.quality[1]  # a lossy input is not made lossless (WebP: 20× the size for nothing)
+    profile = None if header is None else header.icc_profile
+    with contextlib.ExitStack() as stack:
+        temporaries = [stack.enter_context(output_file(t)) for t in targets]  # writable? before the work
+        start = time.perf_counter()
+        out, bic = up.upscale(fill_hidden_colour(image), bgr=True, bicubic=compare)
+        seconds = time.perf_counter() - start
+        encoded, lost = encode_image(dst, out, profile, quality)
+        temporaries[0].write_bytes(encoded)
+        if compare:
+            temporaries[1].write_bytes(encode_image(dst, side_by_side(bic, out), profile, quality)[0])
+    if header is not None and header.frames > 1:
+        unit = "pages" if header.format == "TIFF" else "frames"
+        lost.append(f"{unit} 2–{header.frames} of {header.frames} (only the first is upscaled)")
     return out.shape[1], out.shape[0], seconds, lost
 
 
@@ -217,54 +280,72 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.tile < 16:
             raise UsageError(f"--tile {args.tile}: use at least 16 pixels")
-        jobs, errors = plan_jobs(args.inputs, args.output, args.compare)
-        model_path, opened, model_words = choose_model(args.model, args.scale, jobs)
+        if args.quality is not None and not 1 <= args.quality <= 100:
+            raise UsageError(f"--quality {args.quality}: use 1 to 100")
+        plan = plan_jobs(args.inputs, args.output, args.compare)
+        model_path, opened, model_words = choose_model(args.model, args.scale, plan.jobs)
         model, meta = load_checked_model(str(model_path), args.scale, opened)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    for line in errors:
+    for path, why in plan.skipped:
+        print(f"skipped: {path}: {why}", file=sys.stderr)
+    for line in plan.errors:
         print(f"error: {line}", file=sys.stderr)
+    if args.quality is not None and not any((format_of(d) or FORMATS[0]).quality for _, d in plan.jobs):
+        print(
+            f"warning: --quality {args.quality}: no output here is lossy (it applies to JPEG, WebP, AVIF)",
+            file=sys.stderr,
+        )
     warning = model_warning(model_path, meta)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     from srcnn.engine import Upscaler
 
     up = Upscaler(model, meta["scale"], meta["resize"], tile=args.tile)
-    failed = len(errors)
-    try:
-        done, failed = _run_jobs(up, jobs, args, failed)
-    except KeyboardInterrupt:
-        print("interrupted; outputs already written are complete, no partial file was kept", file=sys.stderr)
-        return 130
-    total = done + failed
+    counts = {"done": 0, "failed": len(plan.errors), "exist": 0}
+    _run_jobs(up, plan.jobs, args, counts)  # Ctrl-C: srcnn.__main__ says so (outputs are atomic)
+    total = counts["done"] + counts["failed"]
+    skipped = len(plan.skipped) + counts["exist"]
     print(
-        f"upscaled {done} of {total} image{'s' if total != 1 else ''} ×{up.scale} with {model_words}"
-        + (f"; {failed} failed" if failed else "")
+        (f"upscaled {counts['done']} of {total} image{'s' if total != 1 else ''}" if total else "upscaled no image")
+        + f" ×{up.scale} with {model_words}"
+        + (f"; {skipped} skipped" if skipped else "")
+        + (f"; {counts['failed']} failed" if counts["failed"] else "")
     )
-    return 1 if failed else 0
+    return 1 if counts["failed"] else 0
 
 
-def _run_jobs(up: Upscaler, jobs: list[tuple[Path, Path]], args: argparse.Namespace, failed: int) -> tuple[int, int]:
+def _run_jobs(up: Upscaler, jobs: list[tuple[Path, Path]], args: argparse.Namespace, counts: dict) -> None:
     from tqdm import tqdm
 
-    done = 0
     bar = tqdm(jobs, unit="image", disable=len(jobs) < 2, file=sys.stderr)
     for src, dst in bar:
         bar.set_postfix_str(src.name, refresh=False)
         try:
-            w, h, seconds, lost = upscale_file(up, src, dst, args.compare, args.overwrite)
-        except (ImageError, OSError, cv2.error, MemoryError) as err:
-            failed += 1
-            message = err if isinstance(err, ImageError) else f"{src}: {type(err).__name__}: {err}"
-            tqdm.write(f"error: {message}", file=sys.stderr)
+            w, h, seconds, lost = upscale_file(up, src, dst, args.compare, args.overwrite, args.quality)
+        except OutputExists as err:  # a rerun after an interruption: what is there is kept, not a failure
+            counts["exist"] += 1
+            tqdm.write(f"skipped: {err}", file=sys.stderr)
             continue
-        done += 1
+        except ImageError as err:
+            counts["failed"] += 1
+            tqdm.write(f"error: {err}", file=sys.stderr)
+            continue
+        except (OSError, cv2.error) as err:  # not expected (reads and writes name their errors): still one line
+            counts["failed"] += 1
+            cause = plain_cause(err) if isinstance(err, OSError) else opencv_cause(err)
+            tqdm.write(f"error: {src}: {cause}", file=sys.stderr)
+            continue
+        except MemoryError:
+            counts["failed"] += 1
+            tqdm.write(f"error: {src}: not enough memory (try a smaller --tile)", file=sys.stderr)
+            continue
+        counts["done"] += 1
         for what in lost:
             tqdm.write(f"warning: {dst}: not kept from {src}: {what}", file=sys.stderr)
         if len(jobs) < 2:
             print(f"{src} → {dst} ({w}×{h}, ×{up.scale}; {seconds:.1f} s, {w * h / seconds / 1e6:.2f} output Mpix/s)")
-    return done, failed
 
 
 def add_parser(sub) -> None:
@@ -280,7 +361,8 @@ def add_parser(sub) -> None:
         "--output",
         required=True,
         metavar="OUTPUT",
-        help="output folder (created), or a file name when INPUT is one file; its suffix sets the format",
+        help="output folder (created), or a file name with an image suffix when INPUT is one file (the suffix "
+        "sets the format); - is refused",
     )
     p.add_argument(
         "--model",
@@ -299,4 +381,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--tile", type=int, default=512, help="output tile side in pixels, bounds memory (default: 512)")
     p.add_argument("--compare", action="store_true", help="also write NAME.compare.EXT: bicubic | SRCNN side by side")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (never an input; default: keep and skip)"
+    )
+    p.add_argument(
+        "--quality",
+        type=int,
+        default=None,
+        help="1-100 for lossy outputs: JPEG (default 95), WebP (default lossless, 90 for a lossy input), AVIF "
+        "(default 95)",
+    )

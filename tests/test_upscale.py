@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -304,7 +307,8 @@ def test_gray_alpha_png_stays_gray_alpha(tmp_path, models, dtype):
     """The shared gray_alpha.png used to come out as RGBA, and its gray went through the colour path."""
     peak = np.iinfo(dtype).max // 255
     gray = cv2.cvtColor(photo(18, 26), cv2.COLOR_RGB2GRAY).astype(dtype) * peak
-    alpha = (np.linspace(0, 255, 26)[None, :].repeat(18, 0).round().astype(dtype)) * peak
+    # From 1: no pixel fully transparent, where the hidden gray would be filled (`fill_hidden_colour`).
+    alpha = (np.linspace(1, 255, 26)[None, :].repeat(18, 0).round().astype(dtype)) * peak
     src = gray_alpha_png(tmp_path / "in.png", gray, alpha)
     out = tmp_path / "out.png"
     assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2]), "--compare"]) == 0
@@ -457,7 +461,7 @@ def test_batch_with_bad_files_processes_the_others(tmp_path, models, capsys):
     err = capsys.readouterr().err
     for bad in ("truncated.png", "truncated.jpg", "empty.jpg", "text.png"):
         assert f"{folder / bad}:" in err
-    assert "notes.txt" not in err
+    assert f"skipped: {folder / 'notes.txt'}: not a supported image format (.txt)" in err  # named, not failed
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg", "c.webp", "d.bmp", "e.tif"]
     assert read_rgb(out / "a.png").shape == (24, 32, 3)
     assert read_rgb(out / "b.jpg").shape == (20, 28, 3)
@@ -471,8 +475,9 @@ def test_no_overwrite_without_flag(tmp_path, models, capsys):
     assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2])]) == 0
     assert out.read_bytes()[:3] == b"\xff\xd8\xff"
     out.write_bytes(b"keep me")
-    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2])]) == 1
-    assert "--overwrite" in capsys.readouterr().err
+    capsys.readouterr()
+    assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2])]) == 0  # kept and skipped
+    assert f"skipped: {src}: output {out} exists; kept (--overwrite replaces it)" in capsys.readouterr().err
     assert out.read_bytes() == b"keep me"
     assert cli(["upscale", str(src), "-o", str(out), "--model", str(models[2]), "--overwrite"]) == 0
     assert read_rgb(out).shape == (24, 24, 3)
@@ -483,8 +488,10 @@ def test_usage_errors(tmp_path, models, capsys):
     a, b = write(tmp_path / "a.png", photo(8, 8)), write(tmp_path / "b.png", photo(8, 8))
     (tmp_path / "file.png").write_bytes(b"x")
     assert cli(["upscale", str(a), str(b), "-o", str(tmp_path / "file.png"), "--model", str(models[2])]) == 2
-    assert cli(["upscale", str(a), "-o", str(tmp_path / "x.gif"), "--model", str(models[2])]) == 2
-    assert ".gif" in capsys.readouterr().err
+    assert cli(["upscale", str(a), "-o", str(tmp_path / "x.heic"), "--model", str(models[2])]) == 2
+    assert "HEIC cannot be written here" in capsys.readouterr().err
+    assert cli(["upscale", str(a), "-o", str(tmp_path / "x.xyz"), "--model", str(models[2])]) == 2
+    assert "unknown image suffix '.xyz'" in capsys.readouterr().err
     assert (
         cli(["upscale", str(a), str(tmp_path / "nope.png"), "-o", str(tmp_path / "o"), "--model", str(models[2])]) == 1
     )
@@ -589,5 +596,487 @@ def test_compare_pictures_never_overwrite_another_output_or_the_input(tmp_path, 
         )
         == 1
     )
-    assert "would replace the input itself" in capsys.readouterr().err
+    assert "would be the input itself, which is never replaced" in capsys.readouterr().err
     assert single.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- issue 22: what real photo folders hold
+# Every case through the real command (a subprocess, real files), with the shipped ×2 model (ONNX Runtime).
+
+ROUND3 = SHARED_CASES / "round3"
+needs_round3 = pytest.mark.skipif(not ROUND3.is_dir(), reason="../shared/cases/round3 (issue 22's inputs) is not here")
+
+
+def srcnn_upscale(*args, cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
+    """`python -m srcnn upscale ARGS --model srcnn-915-x2` in `cwd`, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "srcnn", "upscale", *map(str, args), "--model", "srcnn-915-x2"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def stderr_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """stderr without tqdm's progress bar (which redraws with carriage returns)."""
+    lines = [part.strip() for line in result.stderr.splitlines() for part in line.split("\r")]
+    return [line for line in lines if line and "image/s" not in line and not line.startswith("0%|")]
+
+
+def assert_plain(result: subprocess.CompletedProcess) -> None:
+    """No traceback, no library chatter: every stderr line is ours."""
+    for line in stderr_lines(result):
+        assert line.startswith(("error: ", "warning: ", "skipped: ", "interrupted")), result.stderr
+
+
+def copy_case(name: str, into: Path) -> Path:
+    src = ROUND3 / name
+    dst = into / src.name
+    if src.is_dir():
+        shutil.copytree(src, dst)
+    else:
+        shutil.copyfile(src, dst)
+    return dst
+
+
+# case 1: orientation, the same for every format and every reader
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
+def test_exif_orientation_applied_by_the_one_reader_for_every_format(tmp_path, orientation, suffix):
+    """PNG eXIf used to be ignored (only JPEG's EXIF was applied, and only by `srcnn upscale`)."""
+    from PIL import Image, ImageOps
+
+    from srcnn.io import decode_image
+    from srcnn.io import read_image as pipeline_read_image
+
+    stored = photo(12, 20)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}{suffix}"
+    Image.fromarray(stored).save(path, exif=exif.tobytes(), **({"lossless": True} if suffix == ".webp" else {}))
+    with Image.open(path) as pil:  # Pillow's exif_transpose is the reference
+        expected = np.asarray(ImageOps.exif_transpose(pil).convert("RGB"))
+    shown = pipeline_read_image(path)  # the training, evaluation and download stages' reader
+    assert shown.shape == expected.shape
+    if suffix != ".jpg":
+        np.testing.assert_array_equal(shown, expected)
+    else:
+        assert np.abs(shown.astype(int) - expected).mean() < 2
+    np.testing.assert_array_equal(decode_image(path)[..., ::-1], shown)  # upscale's decoder: the same pixels
+
+
+@needs_round3
+def test_orientation_png_and_jpeg_come_out_the_same_way_up(tmp_path):
+    """The shared orient6.png (eXIf orientation 6) came out unrotated while orient6.jpg was rotated."""
+    for name in ("orient6.png", "orient6.jpg"):
+        copy_case(name, tmp_path)
+        result = srcnn_upscale(name, "-o", f"out_{name}.png", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert_plain(result)
+    png, jpg = (read_rgb(tmp_path / f"out_orient6.{s}.png").astype(float) for s in ("png", "jpg"))
+    assert png.shape == jpg.shape == (80, 48, 3)  # stored 40×24 landscape, displayed 24×40 portrait
+    assert np.abs(png - jpg).mean() < 8  # the same picture (JPEG's loss apart), not one of them turned
+
+
+@needs_round3
+def test_the_training_source_reads_orientation_as_upscale_does(tmp_path):
+    """The download stage's folder source ignored PNG orientation (and the pipeline JPEG's, issue 22)."""
+    from srcnn.sources import copy_folder
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copyfile(ROUND3 / "orient6.png", folder / "from_png.png")
+    shutil.copyfile(ROUND3 / "orient6.jpg", folder / "from_jpg.jpg")
+    assert copy_folder(folder, tmp_path / "raw", "download.train_dir") == 2
+    for name in ("from_png.png", "from_jpg.png"):
+        assert cv2.imread(str(tmp_path / "raw" / name)).shape == (40, 24, 3)  # as displayed, as upscale reads it
+
+
+# case 2: decoder limits named from the header
+
+
+@needs_round3
+def test_a_decoder_limit_is_named_not_called_corruption(tmp_path):
+    """The shared wide.png (1,048,577×2) got `libpng error: Invalid IHDR data` and 'corrupt, truncated'."""
+    copy_case("wide.png", tmp_path)
+    result = srcnn_upscale("wide.png", "-o", "out.png", cwd=tmp_path)
+    assert result.returncode == 1
+    assert stderr_lines(result) == [
+        "error: wide.png: 1048577x2 is wider than PNG images can be decoded here (1,000,000 pixels a side, "
+        "libpng's default user limit); split it into tiles or downscale it first"
+    ]
+    assert "libpng" not in result.stderr.replace("libpng's", "") and not (tmp_path / "out.png").exists()
+
+
+def test_jpeg_and_output_format_limits_are_checked_before_the_work(tmp_path):
+    # A JPEG whose SOF says 65,535 wide: above libjpeg's 65,500, named from the header.
+    write(tmp_path / "small.jpg", photo(8, 8))
+    raw = bytearray((tmp_path / "small.jpg").read_bytes())
+    sof = raw.index(b"\xff\xc0")
+    raw[sof + 7 : sof + 9] = (65535).to_bytes(2, "big")
+    (tmp_path / "wide.jpg").write_bytes(bytes(raw))
+    result = srcnn_upscale("wide.jpg", "-o", "out.png", cwd=tmp_path)
+    assert result.returncode == 1
+    assert stderr_lines(result) == [
+        "error: wide.jpg: 65535x8 is wider than JPEG images can be decoded here (65,500 pixels a side, "
+        "libjpeg's JPEG_MAX_DIMENSION); split it into tiles or downscale it first"
+    ]
+    # An output above WebP's 16,383 pixels a side is refused before it is computed.
+    write(tmp_path / "strip.png", photo(2, 8200))
+    result = srcnn_upscale("strip.png", "-o", "strip.webp", cwd=tmp_path)
+    assert result.returncode == 1 and "→" not in result.stdout
+    assert stderr_lines(result) == [
+        "error: strip.png: the output strip.webp would be too large: 16400x4 is wider than WebP images can be "
+        "encoded here (16,383 pixels a side, the WebP format); choose another format"
+    ]
+
+
+# case 3: every input processed or listed as skipped with the reason; what a format cannot hold is a warning
+
+
+@needs_round3
+def test_a_mixed_folder_processes_or_names_every_file(tmp_path):
+    """The shared mixed_folder: AVIF, JFIF and GIF were skipped without a word, `._IMG_0001.JPG` failed (rc 1)."""
+    copy_case("mixed_folder", tmp_path)
+    result = srcnn_upscale("mixed_folder", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_plain(result)
+    lines = stderr_lines(result)
+    assert "skipped: mixed_folder/._IMG_0001.JPG: a macOS companion file (AppleDouble metadata), not an image" in lines
+    assert "skipped: mixed_folder/photo.heic: HEIC images cannot be decoded here; convert it to PNG or JPEG" in lines
+    assert (
+        "warning: out/anim.gif: not kept from mixed_folder/anim.gif: frames 2–3 of 3 (only the first is upscaled)"
+        in (lines)
+    )
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["IMG_0001.JPG", "IMG_0002.JPEG", "anim.gif", "bing.jfif", "scan.avif", "shot.PNG"]
+    assert (tmp_path / "out" / "bing.jfif").read_bytes()[:3] == b"\xff\xd8\xff"  # a .jfif output is a JPEG
+    assert result.stdout.startswith("upscaled 6 of 6 images") and "; 2 skipped" in result.stdout
+    # A file named on its own follows the same list: the GIF is upscaled, with the same warnings.
+    result = srcnn_upscale("mixed_folder/anim.gif", "-o", "anim_x2.gif", cwd=tmp_path)
+    assert result.returncode == 0 and "frames 2–3 of 3" in result.stderr
+    assert "colours beyond 256 (GIF holds a palette of at most 256; .png keeps them all)" in result.stderr
+    result = srcnn_upscale("mixed_folder/photo.heic", "-o", "photo.png", cwd=tmp_path)
+    assert result.returncode == 1 and "photo.heic: HEIC images cannot be decoded here" in result.stderr
+    result = srcnn_upscale("mixed_folder/._IMG_0001.JPG", "-o", "x.png", cwd=tmp_path)
+    assert result.returncode == 1 and "._IMG_0001.JPG: a macOS companion file" in result.stderr
+    # An output format no encoder writes is refused before any work.
+    result = srcnn_upscale("mixed_folder/shot.PNG", "-o", "shot.heic", cwd=tmp_path)
+    assert result.returncode == 2 and "HEIC cannot be written here" in result.stderr
+
+
+@needs_round3
+def test_gray_alpha_tiff_keeps_its_alpha(tmp_path):
+    """The shared gray_alpha.tif came out gray only, rc 0, silently (OpenCV drops a TIFF's alpha)."""
+    from PIL import Image
+
+    copy_case("gray_alpha.tif", tmp_path)
+    result = srcnn_upscale("gray_alpha.tif", "-o", "out.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_plain(result)
+    with Image.open(tmp_path / "gray_alpha.tif") as src, Image.open(tmp_path / "out.png") as out:
+        assert out.mode == "LA" and out.size == (256, 256)
+        alpha_in = np.asarray(src)[..., 1].astype(float)
+        alpha_out = np.asarray(out)[..., 1].astype(float)
+    assert alpha_in.std() > 10  # the case really has a varying alpha
+    assert np.abs(cv2.resize(alpha_out, (128, 128), interpolation=cv2.INTER_AREA) - alpha_in).mean() < 3
+
+
+# case 4: colour under transparency does not bleed
+
+
+def disc(colour: int, hidden: int, side: int = 96) -> np.ndarray:
+    """An antialiased disc of one colour on a transparent background whose hidden colour is `hidden` (RGBA)."""
+    yy, xx = np.mgrid[:side, :side]
+    r = np.hypot(yy - side / 2 + 0.5, xx - side / 2 + 0.5)
+    alpha = np.clip((side / 3 - r) * 255, 0, 255).round().astype(np.uint8)  # 1-pixel antialiased edge
+    rgb = np.where(alpha[..., None] > 0, colour, hidden).astype(np.uint8).repeat(3, axis=2)
+    return np.dstack([rgb, alpha])
+
+
+def over(rgba: np.ndarray, background: int) -> np.ndarray:
+    a = rgba[..., 3:].astype(float) / 255
+    return rgba[..., :3] * a + background * (1 - a)
+
+
+@needs_round3
+def test_transparent_edges_get_no_fringe_over_white_or_black(tmp_path):
+    """The shared disc_on_transparent.png, shown over white, had a grey halo (darkest 182, 2,262 below 250)."""
+    copy_case("disc_on_transparent.png", tmp_path)
+    write(tmp_path / "black_disc.png", disc(0, 255))  # the mirror case: white hidden under a black disc
+    for name in ("disc_on_transparent.png", "black_disc.png"):
+        result = srcnn_upscale(name, "-o", f"out_{name}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    white = over(read_rgb(tmp_path / "out_disc_on_transparent.png"), 255)
+    assert white.min() >= 250, white.min()  # white over white: no darker ring
+    black = over(read_rgb(tmp_path / "out_black_disc.png"), 0)
+    assert black.max() <= 5, black.max()  # black over black: no lighter ring
+    # The visible picture is unchanged: over the other background the disc is still there, edge and all.
+    assert over(read_rgb(tmp_path / "out_disc_on_transparent.png"), 0).max() > 250
+
+
+def test_hidden_colour_is_filled_from_the_nearest_visible_pixel():
+    from srcnn.upscale import fill_hidden_colour
+
+    image = np.zeros((3, 4, 4), np.uint8)
+    image[1, 1] = (10, 20, 30, 255)
+    image[0, 3] = (200, 100, 50, 128)
+    filled = fill_hidden_colour(image)
+    np.testing.assert_array_equal(filled[..., 3], image[..., 3])  # alpha untouched
+    assert tuple(filled[2, 0, :3]) == (10, 20, 30) and tuple(filled[1, 3, :3]) == (200, 100, 50)
+    opaque = photo(5, 5, alpha=False)
+    assert fill_hidden_colour(opaque) is opaque
+    # Against brute force: every hidden pixel takes the colour of a visible pixel (nearly) nearest to it.
+    rng = np.random.default_rng(1)
+    image = np.dstack([rng.integers(0, 65536, (40, 50, 3)), (rng.random((40, 50)) < 0.05) * 65535]).astype(np.uint16)
+    filled = fill_hidden_colour(image)
+    visible = np.argwhere(image[..., 3] > 0)
+    for r, c in np.argwhere(image[..., 3] == 0)[::7]:
+        d = np.hypot(*(visible - (r, c)).T)
+        same = (image[visible[:, 0], visible[:, 1], :3] == filled[r, c, :3]).all(axis=1)
+        assert same.any() and d[same].min() <= d.min() + 0.1 * d.min() + 0.5
+
+
+# case 5: the output argument means what it looks like
+
+
+def test_output_argument_file_folder_stdout_and_never_the_input(tmp_path):
+    """`-o -` made a folder named `-`; several inputs or a folder to `x.png` made folders named `x.png/`;
+    an output that is the input suggested --overwrite, which would have replaced the original."""
+    write(tmp_path / "a.png", photo(8, 8))
+    write(tmp_path / "b.png", photo(8, 8))
+    (tmp_path / "photos").mkdir()
+    write(tmp_path / "photos" / "c.png", photo(8, 8))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args, words in [
+        (["a.png", "-o", "-"], "-o -: writing to standard output is not supported"),
+        (["a.png", "b.png", "-o", "two.png"], "-o two.png: 2 inputs cannot go to one image file"),
+        (["photos", "-o", "result.png"], "-o result.png: the folder photos cannot go to one image file"),
+    ]:
+        result = srcnn_upscale(*args, cwd=tmp_path)
+        assert result.returncode == 2 and stderr_lines(result) == [f"error: {stderr_lines(result)[0][7:]}"]
+        assert words in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no folder `-`, `two.png/` or `result.png/`
+    original = (tmp_path / "a.png").read_bytes()
+    for extra in ([], ["--overwrite"]):
+        result = srcnn_upscale("a.png", "-o", "a.png", *extra, cwd=tmp_path)
+        assert result.returncode == 1 and "--overwrite" not in result.stderr
+        assert "a.png: its output a.png would be the input itself, which is never replaced" in result.stderr
+    result = srcnn_upscale("photos", "-o", "photos", "--overwrite", cwd=tmp_path)  # a folder onto itself
+    assert result.returncode == 1 and "would be the input itself" in result.stderr
+    assert (tmp_path / "a.png").read_bytes() == original
+    assert read_rgb(tmp_path / "photos" / "c.png").shape == (8, 8, 3)
+    # One input to an image name is a file, whatever the case of the suffix.
+    assert srcnn_upscale("a.png", "-o", "A_X2.PNG", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "A_X2.PNG").is_file()
+
+
+# case 7: errors name the user's path and the plain cause
+
+
+def in_mount_namespace(mount: str, command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`command` run with a fresh tmpfs (`mount` options, e.g. "ro" or "size=64k") on cwd/out, in a private
+    mount namespace (unshare: no root needed, nothing mounted outside); then `ls -a out`."""
+    script = f'mount -t tmpfs -o {mount} tmpfs out && "$@"; echo "rc=$?"; ls -a out'
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", *command], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def unshare_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_unshare = pytest.mark.skipif(
+    not shutil.which("unshare") or not unshare_works(), reason="unshare -rm (user + mount namespaces) not available"
+)
+UPSCALE_CMD = [sys.executable, "-m", "srcnn", "upscale"]
+
+
+@needs_unshare
+@pytest.mark.parametrize("mount, cause", [("ro", "read-only file system"), ("size=64k", "no space left on device")])
+def test_an_unwritable_output_names_the_users_path_and_the_plain_cause(tmp_path, mount, cause):
+    """A read-only folder named an internal temporary file; a full disk said '252483 requested and 237568
+    written'."""
+    rng = np.random.default_rng(0)
+    write(tmp_path / "noise.png", rng.integers(0, 256, (300, 300, 3), dtype=np.uint8))  # ~1 MB ×2: over 64 KiB
+    (tmp_path / "out").mkdir()
+    result = in_mount_namespace(
+        mount, [*UPSCALE_CMD, "noise.png", "-o", "out/noise.png", "--model", "srcnn-915-x2"], tmp_path
+    )
+    assert "rc=1" in result.stdout, result.stdout + result.stderr
+    assert stderr_lines(result) == [f"error: out/noise.png: cannot write: {cause}; nothing was written"]
+    assert result.stdout.split("rc=1")[1].split() == [".", ".."]  # no temporary left behind
+    if mount == "ro":
+        assert "→" not in result.stdout  # refused before the image was computed
+
+
+def test_permission_denied_is_named_before_the_work(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("running as root: a read-only folder does not stop root (the read-only mount case covers it)")
+    write(tmp_path / "a.png", photo(8, 8))
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    try:
+        result = srcnn_upscale("a.png", "-o", "ro/a.png", cwd=tmp_path)
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+    assert result.returncode == 1 and "→" not in result.stdout
+    assert stderr_lines(result) == ["error: ro/a.png: cannot write: permission denied; nothing was written"]
+
+
+def test_opencv_errors_come_without_opencvs_frame():
+    from srcnn.io import opencv_cause
+
+    with pytest.raises(cv2.error) as raised:
+        cv2.imencode(".jfif", np.zeros((4, 4, 3), np.uint8))
+    assert str(raised.value).startswith("OpenCV(")  # what used to reach the user
+    assert opencv_cause(raised.value) == "could not find encoder for the specified extension"
+
+
+# case 8: Ctrl-C at any moment, and reruns
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "keras"])
+def test_ctrl_c_at_any_moment_of_start_up_ends_with_the_documented_line(tmp_path, models, runtime):
+    """Ctrl-C during start-up printed a traceback, or `ImportError: initialization failed` (ONNX Runtime's
+    start-up, and TensorFlow's for a .keras model, whose captured start-up notes came out too)."""
+    # The README's line and code (srcnn.__main__.INTERRUPTED, INTERRUPTED_CODE), as a user reads them.
+    INTERRUPTED, INTERRUPTED_CODE = "interrupted; outputs already written are complete, no partial file was kept", 130
+    write(tmp_path / "a.png", photo(1200, 1600))  # seconds of work after the start-up: every delay interrupts
+    interrupted = 0
+    # From 0.4 s: before that the interpreter itself may still be starting (runpy finding srcnn.__main__),
+    # where no code of ours runs yet; from there on every import (NumPy, OpenCV, ONNX Runtime) is covered.
+    model = "srcnn-915-x2" if runtime == "onnx" else str(models[2])
+    # Every 50 ms through ONNX Runtime's start-up (NumPy, OpenCV, onnxruntime imports: under a second),
+    # every half second through TensorFlow's (seconds).
+    delays = [0.4 + 0.05 * i for i in range(16)] if runtime == "onnx" else [0.5 * i for i in range(1, 7)]
+    for delay in delays:
+        process = subprocess.Popen(
+            [*UPSCALE_CMD, "a.png", "-o", f"out_{delay}.png", "--model", model],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        if process.returncode == 0:  # it had finished: nothing to interrupt
+            continue
+        interrupted += 1
+        assert process.returncode == INTERRUPTED_CODE, (delay, err)
+        assert err.splitlines() == [INTERRUPTED], (delay, err)
+        assert not (tmp_path / f"out_{delay}.png").exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary
+    assert interrupted >= len(delays) - 2  # the first delays fall inside the start-up, the last ones in the work
+
+
+def test_rerun_after_an_interrupted_batch_is_a_normal_run(tmp_path):
+    """Rerunning an interrupted batch reported the outputs already written as '3 failed', rc 1."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(6):
+        write(folder / f"p{i}.png", photo(400, 600))
+    process = subprocess.Popen(
+        [*UPSCALE_CMD, "in", "-o", "out", "--model", "srcnn-915-x2"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (tmp_path / "out").is_dir() and any(p.name.startswith("p") for p in (tmp_path / "out").iterdir()):
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    done = sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))
+    assert done and not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+    result = srcnn_upscale("in", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    skipped = [line for line in stderr_lines(result) if line.startswith("skipped: ")]
+    assert skipped == [f"skipped: in/{name}: output out/{name} exists; kept (--overwrite replaces it)" for name in done]
+    rest = 6 - len(done)
+    head = f"upscaled {rest} of {rest} image{'s' if rest != 1 else ''}" if rest else "upscaled no image"
+    assert result.stdout.startswith(f"{head} ×2 with") and f"; {len(done)} skipped" in result.stdout
+    assert "failed" not in result.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"p{i}.png" for i in range(6)]
+
+
+# case 12: how each output format is encoded
+
+
+def webp_kind(path: Path) -> bytes:
+    data = path.read_bytes()
+    return next(kind for kind in (b"VP8 ", b"VP8L") if kind in data[12:64])
+
+
+def test_a_lossy_input_is_not_made_lossless_and_quality_is_an_option(tmp_path):
+    """A lossy WebP input came back lossless (21.5× the size) without mention."""
+    from PIL import Image
+
+    Image.fromarray(photo(240, 320)).save(tmp_path / "lossy.webp", quality=80)
+    write(tmp_path / "clean.png", photo(240, 320))
+    result = srcnn_upscale("lossy.webp", "-o", "lossy_x2.webp", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert webp_kind(tmp_path / "lossy_x2.webp") == b"VP8 "  # lossy in, lossy out (quality 90)
+    assert (tmp_path / "lossy_x2.webp").stat().st_size < 6 * (tmp_path / "lossy.webp").stat().st_size  # 4× pixels
+    assert srcnn_upscale("clean.png", "-o", "clean_x2.webp", cwd=tmp_path).returncode == 0
+    assert webp_kind(tmp_path / "clean_x2.webp") == b"VP8L"  # a lossless input stays lossless
+    assert srcnn_upscale("clean.png", "-o", "q50.webp", "--quality", "50", cwd=tmp_path).returncode == 0
+    assert webp_kind(tmp_path / "q50.webp") == b"VP8 "
+    sizes = {}
+    for quality in ("95", "40"):
+        out = f"q{quality}.jpg"
+        extra = ["--quality", quality] if quality != "95" else []
+        assert srcnn_upscale("clean.png", "-o", out, *extra, cwd=tmp_path).returncode == 0
+        sizes[quality] = (tmp_path / out).stat().st_size
+    assert sizes["40"] < sizes["95"] * 0.7
+    result = srcnn_upscale("clean.png", "-o", "x.png", "--quality", "0", cwd=tmp_path)
+    assert result.returncode == 2 and stderr_lines(result) == ["error: --quality 0: use 1 to 100"]
+    result = srcnn_upscale("clean.png", "-o", "y.png", "--quality", "80", cwd=tmp_path)
+    assert result.returncode == 0 and "warning: --quality 80: no output here is lossy" in result.stderr
+
+
+def test_the_readme_formats_table_is_srcnn_io_formats():
+    """The docs' table of formats (docs/upscale.md, linked from the README) says what `srcnn.io.FORMATS`
+    says (name, suffixes, encoding, limit)."""
+    from srcnn.io import FORMATS
+
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "upscale.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("  | ")}
+    assert set(rows) >= {f.name for f in FORMATS}
+    for f in FORMATS:
+        cells = [c.strip() for c in rows[f.name].split("|")[1:-1]]
+        assert cells[1] == f"`{' '.join(f.suffixes)}`"
+        assert cells[2:5] == ["yes" if v else "no" for v in (f.sixteen_bit, f.alpha, f.icc)], f.name
+        assert cells[5].replace("`", "") == f.encoding, f.name
+        assert cells[6].startswith(f"{f.max_side:,}" if f.max_side else "—"), f.name
+    assert len([f for f in FORMATS if f.quality]) == 3  # JPEG, WebP, AVIF: the README's --quality list
+
+
+@pytest.mark.parametrize("kind", ["apng", "tiff", "webp"])
+def test_frames_and_pages_after_the_first_are_warned_about(tmp_path, kind):
+    """Siblings of the animated GIF: an animated PNG or WebP, a multi-page TIFF (only the first is upscaled)."""
+    from PIL import Image
+
+    frames = [Image.fromarray(photo(16, 20)), Image.fromarray(photo(16, 20)[::-1].copy())]
+    name = {"apng": "anim.png", "tiff": "pages.tif", "webp": "anim.webp"}[kind]
+    frames[0].save(
+        tmp_path / name, save_all=True, append_images=frames[1:], **({"lossless": True} if kind == "webp" else {})
+    )
+    result = srcnn_upscale(name, "-o", f"out_{name}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    unit = "pages" if kind == "tiff" else "frames"
+    assert stderr_lines(result) == [
+        f"warning: out_{name}: not kept from {name}: {unit} 2–2 of 2 (only the first is upscaled)"
+    ]
+    assert read_rgb(tmp_path / f"out_{name}").shape == (32, 40, 3)
