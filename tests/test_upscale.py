@@ -690,7 +690,7 @@ def test_the_training_source_reads_orientation_as_upscale_does(tmp_path):
     folder.mkdir()
     shutil.copyfile(ROUND3 / "orient6.png", folder / "from_png.png")
     shutil.copyfile(ROUND3 / "orient6.jpg", folder / "from_jpg.jpg")
-    assert copy_folder(folder, tmp_path / "raw", "download.train_dir") == 2
+    assert copy_folder(folder, tmp_path / "raw", "download.train_dir")[0] == 2
     for name in ("from_png.png", "from_jpg.png"):
         assert cv2.imread(str(tmp_path / "raw" / name)).shape == (40, 24, 3)  # as displayed, as upscale reads it
 
