@@ -210,7 +210,7 @@ def test_stage_scripts_paths_are_declared_in_dvc_yaml():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for stage, spec in stages.items():
         declared = set()
-        for section in ("deps", "outs", "metrics"):
+        for section in ("deps", "outs", "metrics", "plots"):
             for entry in spec.get(section, []):
                 declared.add(next(iter(entry)) if isinstance(entry, dict) else entry)
         args = [a for a in spec["cmd"].split()[2:] if not a.startswith("--")]

@@ -964,6 +964,9 @@ def test_ctrl_c_at_any_moment_of_start_up_ends_with_the_documented_line(tmp_path
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C's default disposition, as in a terminal: a suite started in the background by a shell
+            # inherits SIGINT ignored, and the command would then run to the end whatever the signal.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
