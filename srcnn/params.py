@@ -474,19 +474,17 @@ def _build(cls: type, values: dict[str, Any], prefix: str = ""):
     )
 
 
+def flatten_tree(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as {dotted key: leaf value} (`{"train": {"epochs": 45}}` -> `{"train.epochs": 45}`)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten_tree(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
+
+
 def flatten_values(values: Any) -> dict[str, Any]:
     """A stage's typed values (`STAGE_PARAMS[stage]`) as {dotted key as in params.yaml: value}."""
-    flat: dict[str, Any] = {}
-
-    def walk(tree: dict, prefix: str) -> None:
-        for key, value in tree.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            else:
-                flat[f"{prefix}{key}"] = value
-
-    walk(dataclasses.asdict(values), "")
-    return flat
+    return flatten_tree(dataclasses.asdict(values))
 
 
 def for_stage(stage: str, path: str | Path = "params.yaml"):

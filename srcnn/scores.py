@@ -35,11 +35,8 @@ def below_bicubic(evaluation: dict) -> list[str]:
 
 
 def _digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 def _lock_md5(entries: list[dict], path: str) -> str | None:

@@ -47,7 +47,7 @@ from srcnn.fast_layers import FAST_LAYERS_REVISION
 from srcnn.io import atomic_dir, atomic_file, remove_dir, sha256_of, write_json
 from srcnn.model import build_srcnn
 from srcnn.model_file import make_metadata, save_model
-from srcnn.params import ParamsError, TrainStage, margin_of
+from srcnn.params import ParamsError, TrainStage, flatten_tree, margin_of
 from srcnn.patches import PatchFile, PatchFileError, to_model_arrays
 
 CURVES = ("loss", "psnr", "val_loss", "val_psnr")  # per-epoch values kept in checkpoints and DVCLive
@@ -184,13 +184,7 @@ def _settings_changes(old: dict | None, new: dict) -> str:
     if old is None:
         return "made by an older version of this code"
 
-    def flat(tree: dict, prefix: str = "") -> dict:
-        out = {}
-        for key, value in tree.items():
-            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-        return out
-
-    before, after = flat(old), flat(new)
+    before, after = flatten_tree(old), flatten_tree(new)
     names = {"patches": "the patch files", "versions": "TensorFlow/Keras", "policy": "precision", "replicas": "devices"}
     changes = [
         f"{names[k]} changed" if k in names else f"{k} {before.get(k)!r} -> {after.get(k)!r}"
