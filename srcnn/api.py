@@ -67,15 +67,14 @@ def load(model: str | Path | None = None, scale: int | None = None, tile: int = 
     None: this project's trained model when it has one of `scale`, else the best shipped model of `scale`
     (default 2). `tile`: output tile side in pixels (≥ 16; memory, not the result, depends on it).
     Raises ValueError (srcnn.upscale_jobs.UsageError) naming what is wrong."""
-    from srcnn.upscale import choose_model, load_checked_model, model_warning
+    from srcnn.upscale import choose_model, load_checked_model, model_warnings
     from srcnn.upscale_jobs import UsageError
 
     if tile < 16:
         raise UsageError(f"tile {tile}: use at least 16 pixels")
     path, opened, _ = choose_model(None if model is None else str(model), scale, [])
     network, meta = load_checked_model(str(path), scale, opened)
-    warning = model_warning(path, meta)
-    if warning:  # a model that lost to bicubic in its own evaluation is never used silently
+    for warning in model_warnings(path, meta):  # a stale export, a model that lost to bicubic: never silently
         warnings.warn(warning, UserWarning, stacklevel=2)
     name = str(model) if model is not None else path.parent.name if path.name.startswith("model.") else str(path)
     return Model(name, path, meta, Upscaler(network, meta["scale"], meta["resize"], tile=tile))

@@ -3,7 +3,8 @@ export stage's converters; `srcnn.export` runs them and checks what they wrote).
 
 ONNX and TFLite are written by Keras's own `Model.export` (through tf2onnx and TensorFlow's LiteRT
 converter), the SavedModel by `tf.saved_model.save` (`ServingModule`: Keras's own is not byte-reproducible);
-all float32, input (n, h, w, 1) with n, h and w dynamic. The metadata JSON is added where each format keeps
+all float32 with n, h and w dynamic: ONNX in ONNX's NCHW convention, input (n, 1, h, w), TFLite and the
+SavedModel in TensorFlow's NHWC, (n, h, w, 1). The metadata JSON is added where each format keeps
 such things: ONNX `metadata_props`, a TFLite model metadata entry, a SavedModel asset file. Each file is
 written atomically, and the same model gives the same bytes.
 """
@@ -31,6 +32,7 @@ from srcnn.io import atomic_dir, atomic_file
 from srcnn.metadata import METADATA_KEY
 from srcnn.model import margin
 from srcnn.networks import SAVEDMODEL_METADATA
+from srcnn.threads import onnx_session_options
 
 
 class ConversionError(UserError, RuntimeError):
@@ -89,6 +91,40 @@ def canonical_names(graph) -> None:
     sort_repeated(graph.initializer, key=lambda t: int(t.name[1:]) if t.name[1:].isdigit() else -1)
 
 
+ONNX_INPUT, ONNX_OUTPUT = "y_bicubic", "y_sr"
+
+
+def to_nchw(graph) -> None:
+    """Make a graph of NHWC input and output (n, h, w, 1), as tf2onnx converts a Keras model, take and give ONNX's
+    convention, NCHW: input `y_bicubic` float32 [batch, 1, height, width], output `y_sr` float32 [out_batch, 1,
+    out_height, out_width] (what `cv2.dnn.blobFromImage`, the ONNX model zoo's super-resolution model and PyTorch
+    exports use). A Transpose on each side; with one channel it moves no data, and runtimes fold it away.
+    Nodes are renamed `<op>_<index>` in order; the old input and output become inner values."""
+    from onnx import TensorProto, helper
+
+    (old_in,), (old_out,) = graph.input, graph.output
+    inner_in, inner_out = f"{old_in.name}_nhwc", f"{ONNX_OUTPUT}_nhwc"
+    for node in graph.node:
+        node.input[:] = [inner_in if n == old_in.name else inner_out if n == old_out.name else n for n in node.input]
+        node.output[:] = [inner_out if n == old_out.name else n for n in node.output]
+    nodes = [
+        helper.make_node("Transpose", [ONNX_INPUT], [inner_in], perm=[0, 2, 3, 1]),
+        *(copy.deepcopy(node) for node in graph.node),
+        helper.make_node("Transpose", [inner_out], [ONNX_OUTPUT], perm=[0, 3, 1, 2]),
+    ]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    for i, node in enumerate(graph.node):
+        node.name = f"{node.op_type}_{i}"
+    new_in = helper.make_tensor_value_info(ONNX_INPUT, TensorProto.FLOAT, ["batch", 1, "height", "width"])
+    new_in.doc_string = "NCHW: Y / 255 of the bicubic-upscaled image, float32 [batch, 1, height, width]"
+    new_out = helper.make_tensor_value_info(ONNX_OUTPUT, TensorProto.FLOAT, ["out_batch", 1, "out_height", "out_width"])
+    new_out.doc_string = "NCHW: Y / 255 of the SRCNN image, float32 [batch, 1, height - 2 margin, width - 2 margin]"
+    del graph.input[:], graph.output[:]
+    graph.input.append(new_in)
+    graph.output.append(new_out)
+
+
 ONNX_ATTEMPTS = 5
 
 
@@ -104,13 +140,19 @@ def _converted_onnx(model: keras.Model, raw: Path):
     for _ in range(ONNX_ATTEMPTS):
         _quiet_export(model, raw, "onnx")
         proto = onnx.load(str(raw))
-        session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            proto.SerializeToString(), sess_options=onnx_session_options(), providers=["CPUExecutionProvider"]
+        )
         if session.run(None, {session.get_inputs()[0].name: probe})[0].shape == (1, 1, 1, 1):
             return proto
     raise ConversionError(f"tf2onnx gave a malformed graph (output not (n, h, w, 1)) {ONNX_ATTEMPTS} times")
 
 
 def write_onnx(model: keras.Model, path: Path, metadata: str) -> None:
+    """Keras's ONNX export (opset 15), its names made deterministic (`canonical_names`), turned NCHW
+    (`to_nchw`: input [batch, 1, height, width], output [batch, 1, height − 2m, width − 2m]), with the metadata
+    JSON as `metadata_props["srcnn_metadata"]`, checked by `onnx.checker`; the same model gives the same bytes.
+    Raises ConversionError when tf2onnx keeps producing a malformed graph."""
     import onnx
 
     with atomic_file(path) as tmp:
@@ -120,8 +162,9 @@ def write_onnx(model: keras.Model, path: Path, metadata: str) -> None:
         finally:
             raw.unlink(missing_ok=True)
         canonical_names(proto.graph)
+        to_nchw(proto.graph)
         proto.metadata_props.append(onnx.StringStringEntryProto(key=METADATA_KEY, value=metadata))
-        proto.doc_string = "SRCNN (Dong et al., 2014) on Y; see the srcnn_metadata entry"
+        proto.doc_string = "SRCNN (Dong et al., 2014) on Y, NCHW [batch, 1, height, width]; see srcnn_metadata"
         onnx.checker.check_model(proto)
         Path(tmp).write_bytes(proto.SerializeToString(deterministic=True))
 

@@ -23,10 +23,13 @@ from srcnn.errors import UserError
 from srcnn.io import atomic_dir, sha256_of, write_json
 from srcnn.metadata import ModelError, read_metadata
 from srcnn.model_card import model_card
-from srcnn.networks import Network, open_network
+from srcnn.networks import Network, OpencvDnnNetwork, open_network
 from srcnn.patches import PatchFile, to_model_arrays
 
 FILE_NAMES = {"onnx": "srcnn.onnx", "tflite": "srcnn.tflite", "savedmodel": "srcnn_savedmodel"}  # EXPORT_FORMATS
+# Each format's tensor layout, its ecosystem's convention (one channel: the same bytes either way); recorded in
+# the file's metadata (`layout`) and the model card.
+LAYOUTS = {"onnx": "NCHW", "tflite": "NHWC", "savedmodel": "NHWC"}
 PARITY_ATOL = 1e-5  # on the float output, Y in [0, 1]
 PARITY_BATCH = 256  # validation patches per call
 
@@ -54,6 +57,17 @@ def parity(reference: Network, exported: Network, patches: PatchFile) -> dict:
     return {"max_abs_diff": worst, "y8_pixels_differing": differing, "y8_max_level_diff": levels, "pixels": pixels}
 
 
+def checked(result: dict, what: str, model_path: Path) -> dict:
+    """`result` (parity figures) when within PARITY_ATOL and one 8-bit level; ParityError naming `what` otherwise."""
+    if result["max_abs_diff"] > PARITY_ATOL or result["y8_max_level_diff"] > 1:
+        raise ParityError(
+            f"{what}: differs from {model_path} by up to {result['max_abs_diff']:.3g}"
+            f" on Y in [0, 1] (allowed {PARITY_ATOL:g}) and by up to {result['y8_max_level_diff']} levels"
+            f" on {result['y8_pixels_differing']} of {result['pixels']} 8-bit pixels; nothing written"
+        )
+    return result
+
+
 def export_model(
     model_path: Path, valid_path: Path, evaluation_path: Path, out_dir: Path, metrics_path: Path, formats: Sequence[str]
 ) -> dict:
@@ -61,6 +75,10 @@ def export_model(
     MODEL_CARD.md, the folder replaced as a whole; check each export against the Keras model on the patches at
     `valid_path`; write {format: parity figures} to `metrics_path` and return it. `evaluation_path`: the
     evaluate stage's metrics JSON, for the card.
+
+    Each file's metadata is the model's with `exported_from` (the .keras file's name and SHA-256, so that a
+    stale export is recognised: `srcnn.scores.stale_export_warning`) and `layout` (LAYOUTS). The ONNX file is
+    checked in ONNX Runtime and in OpenCV's dnn module (its figures under `opencv_dnn`).
 
     Raises ParityError (nothing written) when an export's float output is more than PARITY_ATOL away from the
     Keras model's, or an 8-bit pixel differs by more than one level. (Within PARITY_ATOL, an 8-bit pixel can
@@ -73,7 +91,6 @@ def export_model(
     # Which .keras file the exports come from: `srcnn upscale` picks the ONNX file by default only while it
     # is the current model's (srcnn.upscale.trained_model).
     meta["exported_from"] = {"file": Path(model_path).name, "sha256": sha256_of(model_path)}
-    metadata = json.dumps(meta, indent=2, sort_keys=True)
     if formats:  # TensorFlow only when there is something to convert
         from srcnn.converters import WRITERS
         from srcnn.keras_network import forward
@@ -87,14 +104,15 @@ def export_model(
     with atomic_dir(out_dir) as tmp, contextlib.closing(PatchFile(valid_path)) as patches:
         for name in formats:
             path = tmp / FILE_NAMES[name]
-            WRITERS[name](model, path, metadata)
+            WRITERS[name](model, path, json.dumps({**meta, "layout": LAYOUTS[name]}, indent=2, sort_keys=True))
             network, _ = open_network(path)  # as a user opens it: metadata and probe checked
-            figures[name] = result = parity(reference, network, patches)
-            if result["max_abs_diff"] > PARITY_ATOL or result["y8_max_level_diff"] > 1:
-                raise ParityError(
-                    f"{out_dir / FILE_NAMES[name]}: differs from {model_path} by up to {result['max_abs_diff']:.3g}"
-                    f" on Y in [0, 1] (allowed {PARITY_ATOL:g}) and by up to {result['y8_max_level_diff']} levels"
-                    f" on {result['y8_pixels_differing']} of {result['pixels']} 8-bit pixels; nothing written"
+            figures[name] = result = checked(
+                parity(reference, network, patches), out_dir / FILE_NAMES[name], model_path
+            )
+            if name == "onnx":  # OpenCV's dnn too, on NCHW blobs as cv2.dnn.blobFromImage makes them
+                opencv = OpencvDnnNetwork(path, meta["margin"])
+                result["opencv_dnn"] = checked(
+                    parity(reference, opencv, patches), f"{out_dir / FILE_NAMES[name]} (OpenCV dnn)", model_path
                 )
         evaluation = json.loads(Path(evaluation_path).read_text())
         (tmp / "MODEL_CARD.md").write_text(model_card(meta, evaluation, figures, FILE_NAMES))

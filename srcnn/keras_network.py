@@ -14,6 +14,9 @@ import tensorflow as tf
 from srcnn.engine import Network
 from srcnn.fast_layers import pointwise_conv, shift_add_conv
 from srcnn.model import margin
+from srcnn.threads import configure_tensorflow
+
+configure_tensorflow()  # its pools sized to the CPUs this process may use, before TensorFlow's runtime starts
 
 
 class Forward(Network):

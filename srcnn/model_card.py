@@ -11,14 +11,14 @@ RUN_SNIPPETS = {
     "onnx": (
         "ONNX Runtime",
         """import onnxruntime
-session = onnxruntime.InferenceSession("srcnn.onnx")
-y_sr = session.run(None, {session.get_inputs()[0].name: y})[0]""",
+session = onnxruntime.InferenceSession("srcnn.onnx")  # NCHW: (1, 1, h, w) in, (1, 1, h - 2m, w - 2m) out
+y_sr = session.run(None, {session.get_inputs()[0].name: y.transpose(0, 3, 1, 2)})[0]""",
     ),
     "onnx-opencv": (
         "OpenCV dnn",
         """import cv2
 net = cv2.dnn.readNetFromONNX("srcnn.onnx")
-net.setInput(y); y_sr = net.forward()""",
+net.setInput(cv2.dnn.blobFromImage(y[0])); y_sr = net.forward()  # blobFromImage: (h, w, 1) → (1, 1, h, w)""",
     ),
     "tflite": (
         "LiteRT (TFLite)",
@@ -79,10 +79,14 @@ def model_card(meta: dict, evaluation: dict, exports: dict[str, dict], files: di
         "",
         "## Conventions",
         "",
-        f"- Input `y`: float32, shape (n, h, w, 1), the Y channel ({meta['colour']}) divided by 255, of the image",
-        f"  upscaled ×{scale} with the `{resize}` bicubic kernel first.",
-        f"- Output: float32, (n, h − {2 * margin}, w − {2 * margin}, 1), Y / 255 of the high-resolution image, not",
-        f"  clipped. To keep the size, pad `y` symmetrically by {margin} pixels first (as `srcnn upscale` does).",
+        f"- Input `y`: float32, the Y channel ({meta['colour']}) divided by 255, of the image upscaled ×{scale}",
+        f"  with the `{resize}` bicubic kernel first; n, h and w are free.",
+        f"- Output: float32, Y / 255 of the high-resolution image, h − {2 * margin} × w − {2 * margin}, not clipped.",
+        f"  To keep the size, pad `y` symmetrically by {margin} pixels first (as `srcnn upscale` does).",
+        "- Layout, each format's convention (the `layout` entry of its metadata): ONNX is NCHW, input",
+        f"  (n, 1, h, w) and output (n, 1, h − {2 * margin}, w − {2 * margin}), as `cv2.dnn.blobFromImage`, PyTorch",
+        f"  and the ONNX model zoo use; TFLite and the SavedModel are NHWC, (n, h, w, 1) → (n, h − {2 * margin},",
+        f"  w − {2 * margin}, 1). With one channel both hold the same bytes: `y.transpose(0, 3, 1, 2)` copies nothing.",
         "- Colour: Cb and Cr are upscaled bicubically; convert back with the exact inverse (MATLAB `ycbcr2rgb`).",
         "- The full pipeline for a photo, with tiling for any size: `srcnn upscale photo.jpg -o out.png --model`",
         "  with any of the files below.",
@@ -102,10 +106,11 @@ def model_card(meta: dict, evaluation: dict, exports: dict[str, dict], files: di
         "|---|---|---:|---:|",
     ]
     for name, f in exports.items():
-        lines.append(
-            f"| {name} | `{files[name]}` | {f['max_abs_diff']:.2g} | {f['y8_pixels_differing']} of {f['pixels']} |"
-        )
-    lines += ["", "`y` below is float32 (1, h, w, 1) as in Conventions.", ""]
+        for label, g in ((name, f), (f"{name} (OpenCV dnn)", f.get("opencv_dnn"))):
+            if g is not None:
+                figures = f"{g['max_abs_diff']:.2g} | {g['y8_pixels_differing']} of {g['pixels']}"
+                lines.append(f"| {label} | `{files[name]}` | {figures} |")
+    lines += ["", "`y` below is float32 (1, h, w, 1), NHWC, as in Conventions; the ONNX recipes pass it NCHW.", ""]
     shown = [k for k in RUN_SNIPPETS if k.split("-")[0] in exports]
     for key in shown:
         title, code = RUN_SNIPPETS[key]

@@ -14,7 +14,10 @@ Each runtime is imported only when a model of its format is opened. A file witho
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -46,31 +49,79 @@ def format_of(path: str | os.PathLike) -> str:
 
 
 class OnnxNetwork(Network):
-    """An ONNX file run by ONNX Runtime on the CPU (TensorFlow is never imported)."""
+    """An ONNX file run by ONNX Runtime on the CPU (TensorFlow is never imported), its thread pool sized to the
+    CPUs this process may use (`srcnn.threads`).
+
+    The export stage writes ONNX's convention, NCHW: input float32 (n, 1, h, w), output (n, 1, h − 2m, w − 2m).
+    Files of earlier versions take NHWC (n, h, w, 1); the layout is read from the graph's input shape, and this
+    Network takes and returns NHWC like every other (with one channel both are the same bytes: no copy)."""
 
     def __init__(self, path: Path, margin: int):
         import onnxruntime
 
+        from srcnn.threads import onnx_session_options
+
         try:
-            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(
+                str(path), sess_options=onnx_session_options(), providers=["CPUExecutionProvider"]
+            )
         except Exception as err:  # ONNX Runtime raises its own types (InvalidProtobuf, Fail, …)
             raise ModelError(f"{path}: not a usable ONNX model ({_first_line(err)})") from None
-        self.input_name = self.session.get_inputs()[0].name
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
+        self.layout = onnx_layout(first.shape)
         self.margin = margin
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.asarray(x, np.float32)})[0]
+        x = np.asarray(x, np.float32)
+        if self.layout == "NHWC":
+            return self.session.run(None, {self.input_name: x})[0]
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
+        return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+
+
+def onnx_layout(shape: list) -> str:
+    """ "NCHW" or "NHWC" for an ONNX input shape such as ['batch', 1, 'height', 'width'] (dimension 1 of size
+    1: NCHW, the ONNX convention; otherwise NHWC, as earlier versions of the export stage wrote it)."""
+    return "NCHW" if len(shape) == 4 and shape[1] == 1 and shape[3] != 1 else "NHWC"
+
+
+class OpencvDnnNetwork(Network):
+    """An ONNX file run by OpenCV's dnn module (`cv2.dnn.readNetFromONNX`) on an NCHW blob, as OpenCV users run
+    it (`cv2.dnn.blobFromImage` gives (1, 1, h, w) for a one-channel image); takes and returns NHWC. The export
+    stage checks the ONNX file with it too."""
+
+    def __init__(self, path: Path, margin: int):
+        import cv2
+
+        from srcnn.threads import configure_opencv
+
+        configure_opencv(cv2)
+        try:
+            self.net = cv2.dnn.readNetFromONNX(str(path))
+        except cv2.error as err:
+            raise ModelError(f"{path}: OpenCV dnn cannot read it ({_first_line(err)})") from None
+        self.margin = margin
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.net.setInput(np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2)))
+        return np.ascontiguousarray(self.net.forward().transpose(0, 2, 3, 1))
 
 
 class TfliteNetwork(Network):
     """A TFLite flatbuffer run by LiteRT's interpreter (`ai_edge_litert`, TensorFlow is never imported); the
-    input is resized to each call's shape."""
+    input is resized to each call's shape. Its thread pool is sized to the CPUs this process may use
+    (`srcnn.threads`), and LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." is kept off stderr
+    (`without_litert_info`)."""
 
     def __init__(self, content: bytes, path: Path, margin: int):
         from ai_edge_litert.interpreter import Interpreter
 
+        from srcnn.threads import cpus
+
         try:
-            self.interpreter = Interpreter(model_content=content, num_threads=os.cpu_count())
+            with without_litert_info():
+                self.interpreter = Interpreter(model_content=content, num_threads=cpus())
         except Exception as err:
             raise ModelError(f"{path}: not a usable TFLite model ({_first_line(err)})") from None
         self.input = self.interpreter.get_input_details()[0]["index"]
@@ -81,7 +132,8 @@ class TfliteNetwork(Network):
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if x.shape != self.shape:
             self.interpreter.resize_tensor_input(self.input, x.shape)
-            self.interpreter.allocate_tensors()
+            with without_litert_info():  # LiteRT applies its XNNPACK delegate here, and says so
+                self.interpreter.allocate_tensors()
             self.shape = x.shape
         self.interpreter.set_tensor(self.input, np.ascontiguousarray(x, np.float32))
         self.interpreter.invoke()
@@ -98,6 +150,9 @@ class SavedModelNetwork(Network):
 
         import tensorflow as tf
 
+        from srcnn.threads import configure_tensorflow
+
+        configure_tensorflow()
         try:
             self.loaded = tf.saved_model.load(str(path))  # kept: the endpoint reads its variables
             self.serve = self.loaded.serve
@@ -107,6 +162,34 @@ class SavedModelNetwork(Network):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.serve(np.asarray(x, np.float32)))
+
+
+LITERT_INFO = (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)  # lines LiteRT prints on every run
+
+
+@contextlib.contextmanager
+def without_litert_info():
+    """Run the block with file descriptor 2 (where LiteRT's C++ code writes) captured, then write back to stderr
+    every captured line except LiteRT's notes (`LITERT_INFO`): its warnings and errors still reach the user.
+    `SRCNN_VERBOSE=1` leaves stderr alone."""
+    if os.environ.get("SRCNN_VERBOSE") == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                captured.seek(0)
+                kept = [line for line in captured.read().splitlines(keepends=True) if line.rstrip() not in LITERT_INFO]
+                if kept:
+                    os.write(2, b"".join(kept))
+    finally:
+        os.close(saved)
 
 
 def _first_line(err: Exception) -> str:

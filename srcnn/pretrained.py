@@ -2,6 +2,7 @@
 
     python -m srcnn.pretrained list                         # the shipped models and their Set5 figures
     python -m srcnn.pretrained ship --repo R --experiment E --name srcnn-915-x2   # a finished experiment → here
+    python -m srcnn.pretrained reexport [NAME …]             # model.onnx written again from model.keras
 
 Each model is a folder `srcnn/weights/<name>/` (so `pip install` and `git clone` both carry it):
 
@@ -188,6 +189,53 @@ def ship(repo: Path, experiment: str, name: str) -> Path:
     return target
 
 
+def reexport(name: str) -> dict:
+    """Write shipped model `name`'s model.onnx again from its model.keras with this version's converter (after a
+    change of the ONNX export, e.g. its NCHW layout), keeping its metadata (`exported_from` included: the
+    .keras file is the same) but the `layout`; check it against the Keras model in ONNX Runtime and OpenCV's dnn
+    (`srcnn.export.PARITY_ATOL` on a real photo's Y) and update the record's SHA-256. Returns the figures
+    {runtime: max abs difference}. Loads TensorFlow. ModelError when the files disagree or the check fails."""
+    import json as json_
+
+    import numpy as np
+    import skimage.data
+
+    from srcnn.colour import rgb_to_y
+    from srcnn.converters import write_onnx
+    from srcnn.export import LAYOUTS, PARITY_ATOL
+    from srcnn.io import atomic_file, sha256_of
+    from srcnn.keras_network import forward
+    from srcnn.model_file import load_model
+    from srcnn.networks import OpencvDnnNetwork, open_network
+    from srcnn.resize import resize
+
+    folder = WEIGHTS / name
+    rec = record(name)
+    onnx_path, keras_path = folder / FILES["onnx"], folder / FILES["keras"]
+    _, meta = open_network(onnx_path)
+    if (meta.get("exported_from") or {}).get("sha256") != sha256_of(keras_path):
+        raise ModelError(f"{onnx_path}: was not exported from {keras_path}; ship the experiment again instead")
+    model = load_model(keras_path)
+    reference = forward(model)
+    side = 2 * meta["margin"] + 1
+    model(np.zeros((1, side, side, 1), np.float32))  # Keras exports only a model that has been called
+    y = resize(rgb_to_y(skimage.data.astronaut()[::4, ::4]), rec["scale"], "matlab")
+    x = (y.astype(np.float32) / 255.0)[None, :, :, None]
+    want = reference(x)
+    with atomic_file(onnx_path, suffix=".onnx") as tmp:  # the suffix: open_network tells the format by it
+        write_onnx(model, Path(tmp), json_.dumps({**meta, "layout": LAYOUTS["onnx"]}, indent=2, sort_keys=True))
+        figures = {
+            "onnxruntime": float(np.max(np.abs(open_network(tmp)[0](x) - want))),
+            "opencv_dnn": float(np.max(np.abs(OpencvDnnNetwork(Path(tmp), meta["margin"])(x) - want))),
+        }
+        if max(figures.values()) > PARITY_ATOL:
+            raise ModelError(f"{onnx_path}: the new export differs from {keras_path} by {figures}; nothing written")
+    rec["files"]["onnx"]["sha256"] = sha256_of(onnx_path)
+    with atomic_file(folder / RECORD) as tmp:
+        Path(tmp).write_text(json.dumps(rec, indent=2, sort_keys=True) + "\n")
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m srcnn.pretrained", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,10 +244,16 @@ def main(argv: list[str] | None = None) -> int:
     p_ship.add_argument("--repo", type=Path, default=Path("."), help="the DVC repository that ran it (default .)")
     p_ship.add_argument("--experiment", required=True, help="experiment name (dvc exp show) or commit")
     p_ship.add_argument("--name", required=True, help="e.g. srcnn-915-x2")
+    p_re = sub.add_parser("reexport", help="write the shipped models' model.onnx again from their model.keras")
+    p_re.add_argument("names", nargs="*", help="shipped model names (default: all)")
     args = parser.parse_args(argv)
     try:
         if args.command == "ship":
             print(f"shipped {ship(args.repo, args.experiment, args.name)}")
+        elif args.command == "reexport":
+            for name in args.names or names():
+                figures = reexport(name)
+                print(f"re-exported {WEIGHTS / name / FILES['onnx']}: max abs difference {figures}")
         else:
             for name in names():
                 print(describe(name))

@@ -1,4 +1,5 @@
-"""What a model's own evaluation said about it, and the warning when SRCNN lost to bicubic.
+"""What a model's own evaluation said about it, and the warning when SRCNN lost to bicubic; whether an export
+is still its model's (`stale_export_warning`).
 
 A diverged or far too short training gives a model whose outputs are worse than plain bicubic resizing (a
 run ending at 9.71 dB against bicubic's 35.7 dB produced dark red photos). Such a model must never be used
@@ -9,6 +10,10 @@ The figures come from where the pipeline recorded them, and only while they belo
 - a model of a DVC project: `metrics/evaluate.json`, when `dvc.lock` says the evaluate stage scored this
   very `models/srcnn.keras` (MD5, as DVC hashes it) and wrote this very metrics file. An export (ONNX,
   TFLite, ...) counts as that model when its metadata's `exported_from` SHA-256 is the project model's.
+
+An export records the SHA-256 of the .keras file it was made from (`exported_from`, written by the export
+stage). After a retraining, `models/export/srcnn.onnx` still computes the previous model until `dvc repro
+export` runs: `srcnn upscale --model` that file (and `srcnn.load`) warns in one line naming both files.
 Nothing TensorFlow or DVC is imported: `srcnn upscale` runs without them.
 """
 
@@ -43,12 +48,56 @@ def _lock_md5(entries: list[dict], path: str) -> str | None:
     return next((e.get("md5") for e in entries or [] if e.get("path") == path), None)
 
 
+def project_root_of(path: Path) -> Path | None:
+    """The DVC project holding `path`: the nearest folder with a dvc.yaml from `path`'s folder up, or None."""
+    here = path.resolve().parent
+    return next((d for d in (here, *here.parents) if (d / "dvc.yaml").is_file()), None)
+
+
+def export_source(model_path: Path) -> Path | None:
+    """The .keras file an export at `model_path` must have been made from: the `models/srcnn.keras` of the project
+    holding it; None outside a project, when that file does not exist, or when `model_path` is that file."""
+    root = project_root_of(model_path)
+    source = None if root is None else root / KERAS_MODEL
+    if source is None or not source.is_file() or source.resolve() == model_path.resolve():
+        return None
+    return source
+
+
+def exported_from(meta: dict, keras_path: Path) -> bool:
+    """Whether the metadata `meta` of an export names `keras_path`'s current content (`exported_from.sha256`)."""
+    recorded = (meta.get("exported_from") or {}).get("sha256")
+    return recorded is not None and recorded == _digest(keras_path, "sha256")
+
+
+def stale_export_warning(model_path: Path, meta: dict, source: Path | None = None) -> str | None:
+    """One line when `model_path` is an export (its metadata has `exported_from`) made from another .keras than
+    `source` (default: `export_source`, the project's models/srcnn.keras; a shipped model passes its own
+    model.keras), naming both files; None when it is current, when it records no source, or when there is
+    nothing to compare it with (outside a project)."""
+    recorded = meta.get("exported_from")
+    if not isinstance(recorded, dict):
+        return None
+    source = source or export_source(model_path)
+    if source is None or not source.is_file() or exported_from(meta, source):
+        return None
+    try:
+        shown = source.relative_to(Path.cwd())  # as the user would write it, where that is short
+    except ValueError:
+        shown = source
+    return (
+        f"{model_path} was exported from another model than the current {shown} (it records "
+        f"{recorded.get('file')} with SHA-256 {str(recorded.get('sha256'))[:12]}…, that file now has "
+        f"{_digest(source, 'sha256')[:12]}…): it computes the earlier model; re-export it (dvc repro export) "
+        f"or use --model {shown}"
+    )
+
+
 def project_evaluation(model_path: Path, meta: dict) -> tuple[str, dict] | None:
     """(where the figures are, {set: scores}) of the evaluate stage for `model_path` (a project's
     `models/srcnn.keras`, or a file exported from it; `meta`: its metadata), or None when the project's lock
     does not tie its metrics to this file (not in a project, never evaluated, retrained since)."""
-    here = model_path.resolve().parent
-    root = next((d for d in (here, *here.parents) if (d / "dvc.yaml").is_file()), None)
+    root = project_root_of(model_path)
     if root is None or not (root / "dvc.lock").is_file() or not (root / KERAS_MODEL).is_file():
         return None
     try:
@@ -59,10 +108,8 @@ def project_evaluation(model_path: Path, meta: dict) -> tuple[str, dict] | None:
     keras_file, metrics_file = root / KERAS_MODEL, root / EVALUATION
     if keras_md5 is None or metrics_md5 is None or not metrics_file.is_file():
         return None
-    if model_path.resolve() != keras_file.resolve():
-        exported_from = (meta.get("exported_from") or {}).get("sha256")
-        if exported_from is None or exported_from != _digest(keras_file, "sha256"):
-            return None
+    if model_path.resolve() != keras_file.resolve() and not exported_from(meta, keras_file):
+        return None
     if _digest(keras_file, "md5") != keras_md5 or _digest(metrics_file, "md5") != metrics_md5:
         return None
     return str(metrics_file), json.loads(metrics_file.read_text())

@@ -47,7 +47,10 @@ from srcnn.io import (
     size_limit_error,
     supported_list,
 )
+from srcnn.threads import configure_opencv
 from srcnn.upscale_jobs import UsageError, compare_path, plan_jobs
+
+configure_opencv(cv2)  # decoding, encoding and resampling on the CPUs this process may use
 
 if TYPE_CHECKING:  # the runtime loads only once a model is used: a usage error is reported at once
     from srcnn.engine import Upscaler
@@ -132,8 +135,8 @@ def trained_model(root: Path | None, jobs: list[tuple[Path, Path]]) -> tuple[Pat
     models/srcnn.keras (its metadata records that file's SHA-256) and the jobs' output is at most
     ONNX_UP_TO_MPIX, where ONNX Runtime is faster; models/srcnn.keras otherwise; None without one. Returns the
     path and, for the ONNX file, its opened (network, metadata), so it is not opened twice."""
-    from srcnn.io import sha256_of
     from srcnn.networks import ModelError, open_network
+    from srcnn.scores import exported_from
 
     if root is None or not (root / KERAS_MODEL).is_file():
         return None
@@ -144,8 +147,7 @@ def trained_model(root: Path | None, jobs: list[tuple[Path, Path]]) -> tuple[Pat
         except ModelError:
             return keras_path, None
         meta = opened[1]
-        current = (meta.get("exported_from") or {}).get("sha256") == sha256_of(keras_path)
-        if current and output_mpix(jobs, meta["scale"]) <= ONNX_UP_TO_MPIX:
+        if exported_from(meta, keras_path) and output_mpix(jobs, meta["scale"]) <= ONNX_UP_TO_MPIX:
             return onnx_path, opened
     return keras_path, None
 
@@ -214,15 +216,23 @@ def load_checked_model(path: str, scale: int | None, opened: tuple | None = None
     return network, meta
 
 
-def model_warning(model_path: Path, meta: dict) -> str | None:
-    """The warning for a model whose own evaluation scored it below bicubic (`srcnn.scores`), else None."""
+def model_warnings(model_path: Path, meta: dict) -> list[str]:
+    """Warnings to print before using the model: an export made from another .keras than the current one
+    (`srcnn.scores.stale_export_warning`: the project's models/srcnn.keras, a shipped model's own model.keras),
+    and a model whose own evaluation scored it below bicubic (`srcnn.scores.worse_than_bicubic_warning`)."""
     from srcnn import pretrained
-    from srcnn.scores import worse_than_bicubic_warning
+    from srcnn.scores import stale_export_warning, worse_than_bicubic_warning
 
     folder = model_path.resolve().parent
-    shipped = pretrained.record(folder.name) if folder.parent == pretrained.WEIGHTS else None
+    is_shipped = folder.parent == pretrained.WEIGHTS
+    shipped = pretrained.record(folder.name) if is_shipped else None
     alternative = pretrained.best(meta["scale"])
-    return worse_than_bicubic_warning(model_path, meta, shipped, alternative if alternative != folder.name else None)
+    source = folder / pretrained.FILES["keras"] if is_shipped else None
+    found = [
+        stale_export_warning(model_path, meta, source),
+        worse_than_bicubic_warning(model_path, meta, shipped, alternative if alternative != folder.name else None),
+    ]
+    return [line for line in found if line]
 
 
 def upscale_file(
@@ -297,8 +307,7 @@ def main(args: argparse.Namespace) -> int:
             f"warning: --quality {args.quality}: no output here is lossy (it applies to JPEG, WebP, AVIF)",
             file=sys.stderr,
         )
-    warning = model_warning(model_path, meta)
-    if warning:
+    for warning in model_warnings(model_path, meta):
         print(f"warning: {warning}", file=sys.stderr)
     from srcnn.engine import Upscaler
 

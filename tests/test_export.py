@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -84,7 +86,7 @@ def test_every_format_is_written_with_metadata_card_and_figures(exported):
     source = {"file": "srcnn.keras", "sha256": hashlib.sha256((exported / "srcnn.keras").read_bytes()).hexdigest()}
     for name in EXPORT_FORMATS:
         _, meta = open_network(out / export.FILE_NAMES[name])
-        assert meta == {**keras_meta, "exported_from": source}, name
+        assert meta == {**keras_meta, "exported_from": source, "layout": export.LAYOUTS[name]}, name
     card = (out / "MODEL_CARD.md").read_text()
     assert "# SRCNN ×2, 9-1-5" in card and "| valid | 4 | 30.79 dB | 31.81 dB | +1.02 dB |" in card
     assert "receptive field 13×13" in card and "pad `y` symmetrically by 6 pixels" in card
@@ -285,3 +287,178 @@ def test_srcnn_upscale_uses_the_onnx_export_by_default_only_while_it_is_the_curr
     assert cli(["upscale", "photo.png", "-o", "b.png"]) == 0
     assert "×2 with models/srcnn.keras" in capsys.readouterr().out
     assert not np.array_equal(cv2.imread("a.png"), cv2.imread("b.png"))
+
+
+# --------------------------------------------------------------------------- issue 22, cases 9-11
+
+
+def photo_file(path: Path, h: int, w: int) -> Path:
+    cv2.imwrite(str(path), cv2.resize(skimage.data.astronaut(), (w, h), interpolation=cv2.INTER_CUBIC)[..., ::-1])
+    return path
+
+
+def run_observing_threads(args: list[str], cpu: int, cwd: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run `taskset -c CPU python -m srcnn ARGS` and sample, every few milliseconds while it runs, each of its
+    threads' allowed CPUs (/proc/PID/task/TID/status, Cpus_allowed_list) and the CPU it last ran on (field 39
+    of /proc/PID/task/TID/stat). Returns the finished process and {tid: {(allowed, last cpu), …}}."""
+    command = ["taskset", "-c", str(cpu), sys.executable, "-m", "srcnn", *args]
+    python_started = [part.encode() for part in command[3:6]]
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: dict[str, set] = {}
+    while proc.poll() is None:
+        try:  # before the exec of python (Popen's child, then taskset itself) the mask may not be set yet
+            started = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[:3] == python_started
+        except OSError:
+            started = False
+        for task in Path(f"/proc/{proc.pid}/task").glob("*") if started else ():
+            try:
+                allowed = (task / "status").read_text().split("Cpus_allowed_list:")[1].split()[0]
+                last_cpu = int((task / "stat").read_text().rsplit(")", 1)[1].split()[36])  # field 39
+            except (OSError, IndexError, ValueError):  # the thread ended meanwhile
+                continue
+            seen.setdefault(task.name, set()).add((allowed, last_cpu))
+        time.sleep(0.003)
+    stdout, stderr = proc.communicate()
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr), seen
+
+
+@pytest.mark.parametrize("name", ["onnx", "tflite", "keras"])
+def test_no_thread_runs_outside_the_cpus_the_command_is_given(exported, tmp_path, name):
+    """Case 9: under `taskset -c 0 srcnn upscale`, ONNX Runtime sized its pool to the machine's cores and pinned a
+    worker to CPU 1. Every thread of the real command, in every runtime, must stay on the CPU it is given."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2 or shutil.which("taskset") is None:
+        pytest.skip(f"needs 2 CPUs and taskset to restrict a run to one of them (this process may use {allowed})")
+    cpu = allowed[0]
+    model = exported / "srcnn.keras" if name == "keras" else exported / "export" / export.FILE_NAMES[name]
+    src = photo_file(tmp_path / "photo.png", 700, 800)
+    args = ["upscale", str(src), "-o", str(tmp_path / "out.png"), "--model", str(model)]
+    result, seen = run_observing_threads(args, cpu, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert seen, "no thread was observed"
+    outside = {tid: samples for tid, samples in seen.items() if any(s != (str(cpu), cpu) for s in samples)}
+    assert not outside, f"threads allowed on or run on other CPUs than {cpu}: {outside}"
+
+
+def test_threads_are_sized_from_the_affinity_mask():
+    """The pools' size is the CPUs the process may use, not the machine's (`srcnn.threads.cpus`)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    code = (
+        "import os; from srcnn.threads import cpus, onnx_session_options; o = onnx_session_options(); "
+        "print(cpus(), o.intra_op_num_threads, o.inter_op_num_threads)"
+    )
+    result = subprocess.run(
+        ["taskset", "-c", str(allowed[0]), sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "1", "1"]
+
+
+def test_a_tflite_run_prints_no_litert_info_but_real_errors_still_reach_stderr(exported, tmp_path):
+    """Case 9's sibling: every TFLite run printed `INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`"""
+    src = photo_file(tmp_path / "photo.png", 60, 80)
+    model = exported / "export" / "srcnn.tflite"
+    result = subprocess.run(
+        [sys.executable, "-m", "srcnn", "upscale", str(src), "-o", str(tmp_path / "out.png"), "--model", str(model)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr  # nothing at all: no INFO line, no other chatter
+    # Only LiteRT's note is dropped: anything else its C++ code writes to stderr gets through.
+    code = (
+        "import os; from srcnn.networks import without_litert_info\n"
+        "with without_litert_info():\n"
+        "    os.write(2, b'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\nERROR: a real failure\\n')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == "ERROR: a real failure\n", result.stderr
+
+
+def project_with_exports(exported: Path, root: Path) -> Path:
+    """A DVC project folder (a dvc.yaml) holding the trained model and its exports, as `dvc repro` leaves them."""
+    (root / "models").mkdir(parents=True)
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    shutil.copy(exported / "srcnn.keras", root / "models" / "srcnn.keras")
+    shutil.copytree(exported / "export", root / "models" / "export")
+    return root
+
+
+def upscale_in(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "srcnn", "upscale", *args], cwd=root, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_stale_export_is_warned_about_naming_both_files(exported, tmp_path):
+    """Case 10: after a retraining, `--model models/export/srcnn.onnx` ran the previous model without a word. Each
+    export of the project made from another .keras than models/srcnn.keras is named, with the current file, in one
+    warning line; a fresh export is used without one."""
+    root = project_with_exports(exported, tmp_path / "project")
+    photo_file(root / "photo.png", 40, 48)
+    for name in ("onnx", "tflite"):
+        result = upscale_in(root, "photo.png", "-o", f"fresh_{name}.png", "--model", f"models/export/srcnn.{name}")
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+    model = tiny_model(9, filters=(16, 8))  # retrained: other weights; the exports are now stale
+    save_model(model, root / "models" / "srcnn.keras", make_metadata(model, tiny_params(filters=(16, 8))))
+    for name in ("onnx", "tflite"):
+        result = upscale_in(root, "photo.png", "-o", f"stale_{name}.png", "--model", f"models/export/srcnn.{name}")
+        assert result.returncode == 0, result.stderr
+        [line] = result.stderr.splitlines()
+        assert line.startswith(
+            f"warning: models/export/srcnn.{name} was exported from another model than the current models/srcnn.keras"
+        ), line
+        assert "re-export it (dvc repro export)" in line and "Traceback" not in result.stderr
+    # From a subfolder too: the project is found from the file, the paths are named as the user wrote them.
+    (root / "sub").mkdir()
+    result = upscale_in(root / "sub", "../photo.png", "-o", "x.png", "--model", "../models/export/srcnn.onnx")
+    assert result.returncode == 0 and "../models/export/srcnn.onnx was exported from another" in result.stderr
+    # Exported again from the new model: no warning.
+    (tmp_path / "evaluate.json").write_text(json.dumps(EVALUATION))
+    export.export_model(
+        root / "models" / "srcnn.keras",
+        exported / "valid.npy",
+        tmp_path / "evaluate.json",
+        root / "models" / "export",
+        tmp_path / "export.json",
+        ["onnx", "tflite"],
+    )
+    for name in ("onnx", "tflite"):
+        result = upscale_in(root, "photo.png", "-o", f"again_{name}.png", "--model", f"models/export/srcnn.{name}")
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+    # Outside the project, there is nothing to compare with: no warning.
+    shutil.copy(exported / "export" / "srcnn.onnx", tmp_path / "elsewhere.onnx")
+    result = upscale_in(tmp_path, str(root / "photo.png"), "-o", "e.png", "--model", "elsewhere.onnx")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_the_onnx_file_is_nchw_and_opencv_dnn_runs_a_blob_from_image(exported):
+    """Case 11: the ONNX input was NHWC [batch, height, width, 1]; OpenCV dnn given the NCHW blob that
+    `cv2.dnn.blobFromImage` makes failed ("Failed to allocate 18446744073606332416 bytes"). The file takes and gives
+    NCHW, says so in its metadata and the card, and OpenCV's dnn runs it on such a blob as Keras computes."""
+    import onnx
+
+    path = exported / "export" / "srcnn.onnx"
+    graph = onnx.load(str(path)).graph
+
+    def dims(value) -> list:
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    assert [dims(v) for v in graph.input] == [["batch", 1, "height", "width"]]
+    assert [dims(v) for v in graph.output] == [["out_batch", 1, "out_height", "out_width"]]
+    _, meta = open_network(path)
+    assert meta["layout"] == "NCHW"
+    assert "ONNX is NCHW" in (exported / "export" / "MODEL_CARD.md").read_text()
+    y = y_of_a_real_photo()  # (1, h, w, 1)
+    blob = cv2.dnn.blobFromImage(y[0])  # an (h, w, 1) float32 image → (1, 1, h, w)
+    assert blob.shape == (1, 1, y.shape[1], y.shape[2])
+    net = cv2.dnn.readNetFromONNX(str(path))
+    net.setInput(blob)
+    got = net.forward()
+    want = keras_output(exported, y)
+    assert got.shape == (1, 1, want.shape[1], want.shape[2])
+    np.testing.assert_allclose(got[0, 0], want[0, ..., 0], rtol=0, atol=export.PARITY_ATOL)
+    figures = json.loads((exported / "export.json").read_text())["onnx"]["opencv_dnn"]  # the stage checks it too
+    assert figures["max_abs_diff"] <= export.PARITY_ATOL and figures["pixels"] == 48 * 5 * 5

@@ -311,3 +311,26 @@ def test_every_shipped_model_is_a_dvc_artifact_fetched_by_its_version_tag(tmp_pa
     name = line.split()[4]
     for file in ("model.onnx", "model.keras", "record.json"):
         assert (tmp_path / name / file).read_bytes() == (pretrained.WEIGHTS / name / file).read_bytes()
+
+
+def test_shipped_onnx_files_are_nchw_and_run_in_opencv_dnn_on_a_blob_from_image():
+    """Issue 22, case 11: the shipped model.onnx files were NHWC, which OpenCV dnn cannot run on the NCHW blob
+    `cv2.dnn.blobFromImage` makes. Re-exported (`python -m srcnn.pretrained reexport`) from the same model.keras,
+    they are NCHW, say so, and OpenCV dnn gives ONNX Runtime's output on such a blob."""
+    from srcnn.networks import open_network
+    from srcnn.resize import resize
+
+    rgb = cv2.resize(skimage.data.chelsea(), (90, 70), interpolation=cv2.INTER_AREA)
+    for name in pretrained.names():
+        path = pretrained.model_file(name)
+        network, meta = open_network(path)
+        y = resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), meta["scale"], "matlab").astype(np.float32) / 255.0
+        net = cv2.dnn.readNetFromONNX(str(path))
+        net.setInput(cv2.dnn.blobFromImage(y))  # (h, w) → (1, 1, h, w)
+        got = net.forward()  # NHWC files: "Failed to allocate 18446744073606332416 bytes"
+        want = network(y[None, :, :, None])  # ONNX Runtime, through srcnn's Network (NHWC in and out)
+        assert got.shape == (1, 1, *want.shape[1:3]), name
+        np.testing.assert_allclose(got[0, 0], want[0, ..., 0], rtol=0, atol=1e-5, err_msg=name)
+        assert network.session.get_inputs()[0].shape == ["batch", 1, "height", "width"], name
+        assert meta["layout"] == "NCHW", name
+        assert meta["exported_from"]["sha256"] == sha256_of(pretrained.model_file(name, "keras")), name
