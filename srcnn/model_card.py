@@ -11,7 +11,7 @@ RUN_SNIPPETS = {
     "onnx": (
         "ONNX Runtime",
         """import onnxruntime
-session = onnxruntime.InferenceSession("srcnn.onnx")  # NCHW: (1, 1, h, w) in, (1, 1, h - 2m, w - 2m) out
+session = onnxruntime.InferenceSession("srcnn.onnx")  # NCHW in and out: (1, 1, h, w)
 y_sr = session.run(None, {session.get_inputs()[0].name: y.transpose(0, 3, 1, 2)})[0]""",
     ),
     "onnx-opencv": (

@@ -22,10 +22,12 @@ def main(params, args):
         formats=params.export.formats,
     )
     for name, f in figures.items():
-        print(
-            f"export {name}: max |diff| {f['max_abs_diff']:.2g} on Y in [0, 1], "
-            f"{f['y8_pixels_differing']} of {f['pixels']} 8-bit pixels one level off"
-        )
+        for label, g in ((name, f), (f"{name} in OpenCV dnn", f.get("opencv_dnn"))):
+            if g is not None:
+                print(
+                    f"export {label}: max |diff| {g['max_abs_diff']:.2g} on Y in [0, 1], "
+                    f"{g['y8_pixels_differing']} of {g['pixels']} 8-bit pixels one level off"
+                )
     print(f"export: {len(figures)} format(s) and MODEL_CARD.md in {args.out_dir}")
 
 
