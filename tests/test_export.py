@@ -343,6 +343,8 @@ def test_no_thread_runs_outside_the_cpus_the_command_is_given(exported, tmp_path
 def test_threads_are_sized_from_the_affinity_mask():
     """The pools' size is the CPUs the process may use, not the machine's (`srcnn.threads.cpus`)."""
     allowed = sorted(os.sched_getaffinity(0))
+    if shutil.which("taskset") is None:
+        pytest.skip("needs taskset (util-linux) to restrict a process to one CPU")
     code = (
         "import os; from srcnn.threads import cpus, onnx_session_options; o = onnx_session_options(); "
         "print(cpus(), o.intra_op_num_threads, o.inter_op_num_threads)"
