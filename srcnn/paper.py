@@ -52,6 +52,7 @@ RECIPE: dict[str, object] = {
     "train.batch_size": 128,
     "train.learning_rate": 0.001,
     "train.lr_schedule": "cosine",
+    "train.mixed_precision": False,  # float32; a model trained in bfloat16 lists it among its recipe changes
 }
 
 # PSNR (dB) on Y, shave = scale: SRCNN 9-5-5 from Dong et al., TPAMI 2016 (Set5, Set14) and as compiled in

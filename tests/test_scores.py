@@ -70,7 +70,7 @@ def test_upscale_warns_before_using_a_model_worse_than_bicubic(diverged, tmp_pat
         assert result.returncode == 0, result.stderr
         lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
         assert len(lines) == 1 and named in lines[0] and "scored below bicubic" in lines[0], result.stderr
-        assert "metrics/evaluate.json: valid: SRCNN" in lines[0] and "--model srcnn-915-x2" in lines[0]
+        assert "metrics/evaluate.json: valid: SRCNN" in lines[0] and f"--model {pretrained.best(2)}" in lines[0]
 
 
 def test_python_api_warns_too(diverged, monkeypatch):
