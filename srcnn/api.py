@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from srcnn.engine import Upscaler
+from srcnn.metadata import bit_depth_of
 
 
 @dataclass(frozen=True)
@@ -77,4 +78,5 @@ def load(model: str | Path | None = None, scale: int | None = None, tile: int = 
     for warning in model_warnings(path, meta):  # a stale export, a model that lost to bicubic: never silently
         warnings.warn(warning, UserWarning, stacklevel=2)
     name = str(model) if model is not None else path.parent.name if path.name.startswith("model.") else str(path)
-    return Model(name, path, meta, Upscaler(network, meta["scale"], meta["resize"], tile=tile))
+    engine = Upscaler(network, meta["scale"], meta["resize"], tile=tile, bit_depth=bit_depth_of(meta))
+    return Model(name, path, meta, engine)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from srcnn.colour import rgb_to_ycbcr, round_to, ycbcr_to_rgb
+from srcnn.colour import peak, rgb_to_ycbcr, round_to, ycbcr_to_rgb
 from srcnn.resize import apply_taps, axis_taps, symmetric_indices
 
 
@@ -82,9 +82,11 @@ EVALUATE_TILE = 512  # output tiles of upscale_y: the 64-channel activations of 
 
 
 def upscale_y(model, y_bicubic: np.ndarray, tile: int = EVALUATE_TILE) -> np.ndarray:
-    """Run SRCNN on a bicubic-upsampled 8-bit Y image, in `tile`×`tile` output tiles (the result does not
-    depend on the tile size; memory does); 8-bit Y of the same size out."""
-    return round_to(predict_y(model, y_bicubic.astype(np.float32) / 255.0, tile=tile) * 255.0)
+    """Run SRCNN on a bicubic-upsampled uint8 or uint16 Y image, in `tile`×`tile` output tiles (the result does
+    not depend on the tile size; memory does); Y of the same size and dtype out. The network sees Y / peak
+    (255 or 65535, `srcnn.colour.peak`) in [0, 1], as it was trained."""
+    top = peak(y_bicubic.dtype)
+    return round_to(predict_y(model, y_bicubic.astype(np.float32) / top, tile=tile) * top, y_bicubic.dtype)
 
 
 # --------------------------------------------------------------------------- full colour, any image: srcnn upscale
@@ -96,6 +98,7 @@ class Upscaler:
     scale: int
     resize: str
     tile: int = 512
+    bit_depth: int = 8  # of the data the model was trained on (`srcnn.metadata.bit_depth_of`); inputs keep theirs
 
     def __post_init__(self) -> None:
         # The network through the same compiled forward pass as the evaluate stage (`Forward`), so the

@@ -6,6 +6,11 @@ bicubic baseline and SRCNN's input; SRCNN's output rounded to 8 bits; PSNR at
 own degradation (the same as the training patches); benchmark sets use the
 literature's (MATLAB bicubic, shave `scale`). Images are processed one at a
 time, so memory follows the largest image, not the size of a set.
+
+Each image is scored at its own depth: a 16-bit one (`download.bit_depth: 16`) on 16-bit Y (MATLAB
+rgb2ycbcr on uint16), degraded and rounded at 16 bits, PSNR at 65535 and SSIM with data range 65535
+(`srcnn.imaging`). A set's summary then says `peak: 65535`; at 8 bits it has no such key (peak 255, the
+literature's), so 8-bit metrics are unchanged. A set mixing depths is refused: its mean would mix scales.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from srcnn.colour import WIDEN, peak, round_to
 from srcnn.engine import upscale_y
 from srcnn.imaging import psnr, ssim
 from srcnn.io import ImageError, atomic_dir, atomic_file, list_images, user_path, write_image, write_json
@@ -28,8 +34,9 @@ SUMMARY_COLUMNS = ("psnr_bicubic", "psnr_srcnn", "ssim_bicubic", "ssim_srcnn")
 
 
 def score_image(model, path: Path, scale: int, kernel: str, border: int) -> tuple[dict, tuple[np.ndarray, ...]]:
-    """PSNR/SSIM of bicubic and SRCNN on one image: its CSV row, and the 8-bit Y images (HR, bicubic, SRCNN)
-    for its picture. ImageError for an image too small to score or one bicubic reproduces exactly."""
+    """PSNR/SSIM of bicubic and SRCNN on one image, at its depth: its CSV row, and the Y images (HR, bicubic,
+    SRCNN; uint8, or uint16 for a 16-bit image) for its picture. ImageError for an image too small to score
+    or one bicubic reproduces exactly."""
     bicubic, label = degraded_pair(path, scale, kernel)
     if min(label.shape) - 2 * border < 11:  # SSIM's 11×11 window must fit after the shave
         raise ImageError(
@@ -54,9 +61,11 @@ def score_image(model, path: Path, scale: int, kernel: str, border: int) -> tupl
     return row, (label, bicubic, sr)
 
 
-def summarise(table: pd.DataFrame) -> dict:
+def summarise(table: pd.DataFrame, top: float = 255.0) -> dict:
+    """A set's means; `top`: the peak its PSNR and SSIM are at, written as `peak` when it is not 255."""
     means = table[list(SUMMARY_COLUMNS)].mean()
     return {
+        **({"peak": int(top)} if top != 255.0 else {}),
         "images": len(table),
         "psnr_bicubic": round(float(means.psnr_bicubic), 4),
         "psnr_srcnn": round(float(means.psnr_srcnn), 4),
@@ -101,17 +110,25 @@ def evaluate(
             stems[path.stem] = path
 
     model = load_model(model_path)
-    rows = []
+    rows, peaks = [], {}
     with atomic_dir(crops_dir) as crops_tmp:
         for name, (_, kernel, shave_px) in sets.items():
             for path in tqdm(images[name], desc=f"evaluate {name}", unit="img"):
                 row, (label, bicubic, sr) = score_image(model, path, scale, kernel, shave_px)
+                top = peaks.setdefault(name, (peak(label.dtype), path))
+                if top[0] != peak(label.dtype):
+                    raise ImageError(
+                        f"evaluate set {name}: {user_path(path)} is {label.dtype.itemsize * 8}-bit but "
+                        f"{user_path(top[1])} is not; a set's mean PSNR needs one peak, so use one depth per set"
+                    )
+                if label.dtype == np.uint16:  # the picture is for viewing: 8 bits, ÷257 (the widening undone)
+                    label, bicubic, sr = (round_to(a / WIDEN) for a in (label, bicubic, sr))
                 picture = comparison(label, bicubic, sr, row["psnr_bicubic"], row["psnr_srcnn"])
                 write_image(crops_tmp / f"{name}_{path.stem}.png", picture)
                 rows.append({"set": name, **row})
         table = pd.DataFrame(rows)
         with atomic_file(csv_path, suffix=".csv") as tmp:
             table.to_csv(tmp, index=False, float_format="%.4f")
-        summary = {name: summarise(table[table["set"] == name]) for name in sets}
+        summary = {name: summarise(table[table["set"] == name], peaks[name][0]) for name in sets}
         write_json(json_path, summary)
     return summary

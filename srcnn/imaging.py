@@ -10,6 +10,11 @@ PSNR by tenths of a dB, and most re-implementations drift from it. We follow it
 * PSNR at peak 255 on 8-bit Y after shaving `border` pixels on every side.
 * SSIM as Wang et al. 2004: 11×11 Gaussian window, sigma 1.5, K1 0.01,
   K2 0.03, on 8-bit Y, averaged over the "valid" part of the filtered image.
+
+16-bit Y (uint16, `download.bit_depth: 16`) follows the same conventions at its own peak
+(`srcnn.colour.peak`): Y / 65535 and rounding to 16 bits, PSNR at 65535, SSIM with data range 65535
+(C1 = (0.01·65535)², C2 = (0.03·65535)², as skimage's `data_range`). Each function takes the peak from
+its input's dtype, so 8-bit inputs are computed exactly as before.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import math
 import cv2
 import numpy as np
 
-from srcnn.colour import round_to
+from srcnn.colour import peak, round_to
 from srcnn.resize import resize
 
 
@@ -30,37 +35,47 @@ def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
 
 
 def bicubic_degrade(y: np.ndarray, scale: int, kernel: str) -> np.ndarray:
-    """Low-resolution-then-bicubic version of an 8-bit Y image (modcropped by the caller).
+    """Low-resolution-then-bicubic version of a uint8 or uint16 Y image (modcropped by the caller).
 
-    Down by 1/scale and back up in float on Y / 255, rounded to 8 bits: the input
-    SRCNN sees and the bicubic baseline it is scored against.
+    Down by 1/scale and back up in float on Y / peak (255 or 65535), rounded to the input's dtype: the
+    input SRCNN sees and the bicubic baseline it is scored against.
     """
     h, w = y.shape
     if h % scale or w % scale:
         raise ValueError(f"image {h}x{w} is not a multiple of scale {scale}; modcrop it first")
-    low = resize(y.astype(np.float64) / 255.0, 1.0 / scale, kernel)
+    top = peak(y.dtype)
+    low = resize(y.astype(np.float64) / top, 1.0 / scale, kernel)
     up = resize(low, float(scale), kernel)
-    return round_to(up * 255.0)
+    return round_to(up * top, y.dtype)
 
 
 def shave(image: np.ndarray, border: int) -> np.ndarray:
     return image[border : image.shape[0] - border, border : image.shape[1] - border] if border else image
 
 
+def data_range(reference: np.ndarray) -> float:
+    """The peak images are scored at: that of an unsigned integer dtype (uint8 255, uint16 65535); 255 for float
+    arrays (values on the 8-bit scale, as the callers that pass them use)."""
+    return peak(reference.dtype) if np.issubdtype(reference.dtype, np.unsignedinteger) else 255.0
+
+
 def psnr(reference: np.ndarray, test: np.ndarray, border: int = 0) -> float:
-    """PSNR in dB at peak 255 between two 8-bit images, `border` pixels shaved."""
+    """PSNR in dB between two images, `border` pixels shaved, at the reference's peak (`data_range`: 255 for
+    8-bit, 65535 for 16-bit)."""
     if reference.shape != test.shape:
         raise ValueError(f"shape mismatch: {reference.shape} vs {test.shape}")
     diff = shave(reference, border).astype(np.float64) - shave(test, border).astype(np.float64)
     mse = float(np.mean(diff**2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    top = data_range(reference)
+    return math.inf if mse == 0 else 10.0 * math.log10(top**2 / mse)
 
 
 SSIM_BAND = 256  # rows of the SSIM map computed at a time: ~15 float64 planes of this height, not of the image
 
 
 def ssim(reference: np.ndarray, test: np.ndarray, border: int = 0) -> float:
-    """SSIM (Wang et al. 2004) of two 8-bit grayscale images, `border` pixels shaved.
+    """SSIM (Wang et al. 2004) of two grayscale images, `border` pixels shaved, with the reference's data range
+    (`data_range`: 255 for 8-bit, 65535 for 16-bit) in C1 and C2.
 
     The SSIM map is computed in bands of `SSIM_BAND` rows, each read with the 5 rows of context the 11×11
     window needs, so memory stays bounded at any image size; the map's values are those of one pass.
@@ -72,7 +87,8 @@ def ssim(reference: np.ndarray, test: np.ndarray, border: int = 0) -> float:
         raise ValueError(
             f"SSIM needs at least 11x11 pixels after shaving {border}; got {x_all.shape[1]}x{x_all.shape[0]}"
         )
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    top = data_range(reference)
+    c1, c2 = (0.01 * top) ** 2, (0.03 * top) ** 2
     kernel = cv2.getGaussianKernel(11, 1.5)
     window = kernel @ kernel.T
 

@@ -600,14 +600,15 @@ def decode_image(path: str | os.PathLike, depths: tuple = (np.uint8,), gray_alph
     return apply_orientation(image, orientation)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an 8-bit image as RGB (H, W, 3) or grayscale (H, W) uint8, as displayed (`decode_image`).
+def read_image(path: str | os.PathLike, depths: tuple = (np.uint8,)) -> np.ndarray:
+    """Read an image as RGB (H, W, 3) or grayscale (H, W), as displayed (`decode_image`).
 
     Alpha is dropped (super-resolution here works on Y only): RGBA → RGB,
     gray + alpha → gray. Palette images come out as RGB (the palette applied).
-    16-bit images are refused rather than silently truncated. Raises ImageError.
+    `depths`: the dtypes accepted, uint8 by default; (np.uint8, np.uint16) for 16-bit data, which then keeps
+    its dtype. Any other depth is refused rather than silently truncated. Raises ImageError.
     """
-    image = decode_image(path, gray_alpha="gray")
+    image = decode_image(path, depths=depths, gray_alpha="gray")
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, code)
@@ -739,5 +740,5 @@ def write_opencv_image(
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write an RGB or grayscale uint8 image atomically; format from the suffix."""
+    """Write an RGB or grayscale uint8 (or, to PNG and TIFF, uint16) image atomically; format from the suffix."""
     write_opencv_image(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image)

@@ -1,5 +1,6 @@
 """The SRCNN metadata every model file carries, in every format, and its checks: what inference needs to use
-a model correctly (scale, resize kernel, receptive-field radius), written by `srcnn.model_file.make_metadata`.
+a model correctly (scale, resize kernel, receptive-field radius; `bit_depth` 16 for a model trained on 16-bit
+data, absent for 8), written by `srcnn.model_file.make_metadata`.
 
 A small module of its own, importing neither TensorFlow nor a runtime, so that the training side
 (`srcnn.model_file`) and the inference side (`srcnn.networks`) share one definition.
@@ -50,7 +51,14 @@ def parse_metadata(text: bytes | str | None, where: str, require_margin: bool = 
     valid_margin = isinstance(margin, int) and not isinstance(margin, bool) and 0 <= margin <= 64
     if (require_margin or "margin" in meta) and not valid_margin:
         raise ModelError(f"{where}: metadata has no valid receptive-field radius (margin): {meta.get('margin')!r}")
+    if "bit_depth" in meta and (isinstance(meta["bit_depth"], bool) or meta["bit_depth"] not in (8, 16)):
+        raise ModelError(f"{where}: metadata has an invalid bit_depth: {meta['bit_depth']!r} (allowed: 8, 16)")
     return meta
+
+
+def bit_depth_of(meta: dict) -> int:
+    """8 or 16: the depth of the data a model was trained on; absent (8-bit models, older files) means 8."""
+    return int(meta.get("bit_depth", 8))
 
 
 def read_metadata(path: str | os.PathLike) -> dict | None:

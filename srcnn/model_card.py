@@ -7,6 +7,8 @@ and the export stage's parity figures, so it is regenerated, never edited.
 
 from __future__ import annotations
 
+from srcnn.metadata import bit_depth_of
+
 RUN_SNIPPETS = {
     "onnx": (
         "ONNX Runtime",
@@ -43,6 +45,8 @@ def model_card(meta: dict, evaluation: dict, exports: dict[str, dict], files: di
     layers = " → ".join(
         f"{k}×{k}×{n} ReLU" for n, k in zip(p["model"]["filters"], p["model"]["kernel_sizes"], strict=False)
     )
+    top = 65535 if bit_depth_of(meta) == 16 else 255  # what the network's [0, 1] is Y divided by
+    at = ", PSNR at 65535 where a set says peak 65535" if any(e.get("peak") for e in evaluation.values()) else ""
     lines = [
         f"# SRCNN ×{scale}, {'-'.join(map(str, p['model']['kernel_sizes']))}",
         "",
@@ -65,7 +69,7 @@ def model_card(meta: dict, evaluation: dict, exports: dict[str, dict], files: di
         "- data: the `download` stage's training images, cut into patches by the `patches` stage (see",
         "  `params.yaml` and `dvc.lock` of the revision that produced this model)",
         "",
-        "## Evaluation (`metrics/evaluate.json`, PSNR/SSIM on Y, borders shaved)",
+        f"## Evaluation (`metrics/evaluate.json`, PSNR/SSIM on Y, borders shaved{at})",
         "",
         "| set | images | PSNR bicubic | PSNR SRCNN | gain | SSIM bicubic | SSIM SRCNN |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -79,9 +83,9 @@ def model_card(meta: dict, evaluation: dict, exports: dict[str, dict], files: di
         "",
         "## Conventions",
         "",
-        f"- Input `y`: float32, the Y channel ({meta['colour']}) divided by 255, of the image upscaled ×{scale}",
+        f"- Input `y`: float32, the Y channel ({meta['colour']}) divided by {top}, of the image upscaled ×{scale}",
         f"  with the `{resize}` bicubic kernel first; n, h and w are free.",
-        f"- Output: float32, Y / 255 of the high-resolution image, h − {2 * margin} × w − {2 * margin}, not clipped.",
+        f"- Output: float32, Y / {top} of the high-resolution image, h − {2 * margin} × w − {2 * margin}, not clipped.",
         f"  To keep the size, pad `y` symmetrically by {margin} pixels first (as `srcnn upscale` does).",
         "- Layout, each format's convention (the `layout` entry of its metadata): ONNX is NCHW, input",
         f"  (n, 1, h, w) and output (n, 1, h − {2 * margin}, w − {2 * margin}), as `cv2.dnn.blobFromImage`, PyTorch",

@@ -50,6 +50,8 @@ def load_model(path: str | os.PathLike) -> keras.Model:
 # --------------------------------------------------------------------------- metadata inside the .keras file
 
 COLOUR_CONVENTION = "BT.601 Y in [16,235], MATLAB rgb2ycbcr"
+# At 16 bits: MATLAB rgb2ycbcr on uint16, offsets × 257 (srcnn.colour).
+COLOUR_CONVENTION_16 = "BT.601 Y in [4112,60395] (16-bit), MATLAB rgb2ycbcr on uint16"
 
 
 def package_version() -> str:
@@ -61,15 +63,23 @@ def package_version() -> str:
         return "unknown"
 
 
-def make_metadata(model: keras.Model, params: TrainStage) -> dict:
-    """What `srcnn upscale` needs to use a model correctly, from the train stage's params."""
+def make_metadata(model: keras.Model, params: TrainStage, bit_depth: int = 8) -> dict:
+    """What `srcnn upscale` needs to use a model correctly, from the train stage's params.
+
+    `bit_depth` 16 (patches of 16-bit data): recorded as `bit_depth: 16`, with the colour and input texts at
+    16 bits. At 8 bits the key is left out (absent = 8, `srcnn.metadata.bit_depth_of`), so 8-bit models,
+    the shipped ones and those trained before the key existed, read the same, byte for byte.
+    """
     kernels = kernel_sizes_of(model)
+    sixteen = {"bit_depth": 16} if bit_depth == 16 else {}
     return {
         "format": 1,
+        **sixteen,
         "scale": params.scale,
         "resize": params.resize,
-        "colour": COLOUR_CONVENTION,
-        "input": "Y / 255 of the bicubic-upsampled image (the `resize` kernel), valid convolutions",
+        "colour": COLOUR_CONVENTION_16 if sixteen else COLOUR_CONVENTION,
+        "input": f"Y / {65535 if sixteen else 255} of the bicubic-upsampled image (the `resize` kernel), "
+        "valid convolutions",
         "receptive_field": receptive_field(kernels),
         "margin": margin(model),
         "params": {

@@ -233,6 +233,7 @@ SCHEMA: dict[str, Key] = _named(
         "scale": _choice(2, 3, 4),
         "resize": _choice("matlab", "opencv"),
         "download.source": _choice("sample", "div2k", "folder"),
+        "download.bit_depth": _choice(8, 16),
         "download.train_dir": _folder(),
         "download.valid_dir": _folder(),
         "download.div2k_url": _url(),
@@ -329,6 +330,13 @@ def validate(tree: Any) -> dict[str, Any]:
             f"params.yaml: model.filters has {len(filters)} entries; allowed: one per hidden layer, "
             f"i.e. len(model.kernel_sizes) - 1 = {len(kernels) - 1}"
         )
+    if values["download.bit_depth"] == 16 and values["download.source"] != "folder":
+        # The sample photos and DIV2K are 8-bit: "16-bit" data from them would be 8-bit values ×257.
+        raise ParamsError(
+            f"params.yaml: download.bit_depth = 16 is invalid with download.source = "
+            f"{values['download.source']!r}; allowed: 16 only with download.source = 'folder' (its images "
+            "are 8-bit), else 8"
+        )
     field = receptive_field(kernels)
     if values["patches.size"] < field:
         raise ParamsError(
@@ -371,6 +379,7 @@ class DownloadParams:
     valid_limit: int | None
     train_dir: str  # folder source: relative to the repository or absolute
     valid_dir: str
+    bit_depth: int = 8  # 8 | 16 (16: folder source only; data/raw/ and the patches keep uint16)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
-"""Training pairs: crops of (bicubic-degraded Y, HR Y), stored as one uint8 array.
+"""Training pairs: crops of (bicubic-degraded Y, HR Y), stored as one uint8 (or uint16) array.
 
 File format: a NumPy `.npy` of shape (N, 2, size, size), dtype uint8, where
 [:, 0] is the bicubic input and [:, 1] the HR label. One file, because DVC hashes
 files one by one; uint8, because it is 4× smaller than float32, so training never
 holds the set as float32. The label is cropped to the model's output window at
 training time, so patches do not depend on the model.
+
+16-bit data (`download.bit_depth: 16`, so data/raw/ holds uint16 PNGs) gives uint16 patches: the dtype
+follows the images, the .npy header says which, and the reader takes both (pixels / 255 or / 65535).
 
 Neither writing nor reading memory-maps the file: every page of a mapping that
 is touched counts in the process's RSS (up to the whole 3.5 GB of DIV2K's
@@ -22,7 +25,7 @@ import numpy as np
 from numpy.lib import format as npy
 from tqdm import tqdm
 
-from srcnn.colour import rgb_to_y, round_to
+from srcnn.colour import peak, rgb_to_y, round_to
 from srcnn.errors import UserError
 from srcnn.imaging import bicubic_degrade, modcrop
 from srcnn.io import ImageError, atomic_file, list_images, read_image, user_path
@@ -31,14 +34,16 @@ from srcnn.resize import imresize_matlab
 
 
 def degraded_pair(path: Path, scale: int, kernel: str, hr_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(bicubic input, HR label) as 8-bit Y images of the same size.
+    """(bicubic input, HR label) as Y images of the same size, in the image's depth: uint8, or uint16 for a
+    16-bit image (`srcnn.colour.rgb_to_y`).
 
-    `hr_scale` < 1: the HR image is first shrunk by that factor (MATLAB `imresize` bicubic on Y / 255,
-    rounded to 8 bits), the scale augmentation of FSRCNN's and VDSR's training scripts.
+    `hr_scale` < 1: the HR image is first shrunk by that factor (MATLAB `imresize` bicubic on Y / peak,
+    rounded to the image's depth), the scale augmentation of FSRCNN's and VDSR's training scripts.
     """
-    hr = rgb_to_y(read_image(path))
+    hr = rgb_to_y(read_image(path, depths=(np.uint8, np.uint16)))
     if hr_scale != 1.0:
-        hr = round_to(imresize_matlab(hr.astype(np.float64) / 255.0, hr_scale) * 255.0)
+        top = peak(hr.dtype)
+        hr = round_to(imresize_matlab(hr.astype(np.float64) / top, hr_scale) * top, hr.dtype)
     label = modcrop(hr, scale)
     return bicubic_degrade(label, scale, kernel), label
 
@@ -61,11 +66,14 @@ def crop_corners(
     return rng.integers(0, h - size + 1, count), rng.integers(0, w - size + 1, count)
 
 
-def _header(count: int, size: int) -> bytes:
+PATCH_DTYPES = (np.uint8, np.uint16)  # 8-bit and 16-bit data
+
+
+def _header(count: int, size: int, dtype=np.uint8) -> bytes:
     buffer = io.BytesIO()
     npy.write_array_header_1_0(
         buffer,
-        {"descr": npy.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": (count, 2, size, size)},
+        {"descr": npy.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (count, 2, size, size)},
     )
     return buffer.getvalue()
 
@@ -93,19 +101,25 @@ def write_patches(
     The file is written image by image, `chunk` windows at a time, so memory holds one image and a
     chunk whatever the number of patches; the header's count is filled in at the end. Random
     corners come from one generator seeded with `seed`, images in the given (sorted) order: the
-    same arguments give a byte-identical file. Raises ImageError naming an image (or its shrunk
-    copy) smaller than a patch.
+    same arguments give a byte-identical file. The file's dtype is the images' (uint8, or uint16 for
+    16-bit data). Raises ImageError naming an image (or its shrunk copy) smaller than a patch, or one
+    of another depth than the first.
     """
     if not images:
         raise ImageError(f"{out_path}: no input images")
     rng = np.random.default_rng(seed)
     count = 0
-    placeholder = _header(0, size)
+    dtype = None  # the first image's; every other must match
+    placeholder = _header(0, size)  # as long as any dtype's header (both padded to 128 bytes)
     with atomic_file(out_path, suffix=".npy") as tmp, open(tmp, "wb") as out:
         out.write(placeholder)
         for path in tqdm(images, desc=f"patches {out_path.name}", unit="img"):
             for hr_scale in hr_scales:
                 degraded, label = degraded_pair(path, scale, kernel, hr_scale)
+                if dtype is None:
+                    dtype = label.dtype
+                elif label.dtype != dtype:  # download makes one depth; a hand-edited data/raw/ can mix them
+                    raise ImageError(f"{user_path(path)}: {label.dtype} pixels among {dtype} images; use one depth")
                 h, w = label.shape
                 if h < size or w < size:
                     copy = "" if hr_scale == 1.0 else f" shrunk by patches.hr_scales {hr_scale}"
@@ -115,7 +129,7 @@ def write_patches(
                 tops, lefts = crop_corners(h, w, size, stride=stride, count=per_image, rng=rng)
                 for first in range(0, len(tops), chunk):
                     corners = list(zip(tops[first : first + chunk], lefts[first : first + chunk], strict=True))
-                    block = np.empty((len(corners), 2, size, size), np.uint8)
+                    block = np.empty((len(corners), 2, size, size), dtype)
                     for j, (top, left) in enumerate(corners):
                         block[j, 0] = degraded[top : top + size, left : left + size]
                         block[j, 1] = label[top : top + size, left : left + size]
@@ -123,7 +137,7 @@ def write_patches(
                         block = dihedral(block)
                     out.write(np.ascontiguousarray(block).data)
                     count += len(block)
-        header = _header(count, size)
+        header = _header(count, size, dtype or np.uint8)
         if len(header) != len(placeholder):  # both are padded to 128 bytes for any count below 10^40
             raise AssertionError(f"npy header grew from {len(placeholder)} to {len(header)} bytes")
         out.seek(0)
@@ -168,8 +182,9 @@ class PatchFileError(UserError, ValueError):
 class PatchFile:
     """Reads chosen patch pairs from a patch file with `pread`, never mapping it into memory.
 
-    `read(indices)` returns the pairs as a (len(indices), 2, S, S) uint8 array; the header is
-    checked on opening, so a wrong or truncated file is named before any training starts.
+    `read(indices)` returns the pairs as a (len(indices), 2, S, S) array of the file's `dtype` (uint8 or
+    uint16); the header is checked on opening, so a wrong or truncated file is named before any training
+    starts.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -183,10 +198,13 @@ class PatchFile:
             except ValueError as err:
                 raise PatchFileError(f"{self.path}: not a NumPy .npy patch file ({err})") from None
             self._offset = f.tell()
-        if dtype != np.uint8 or len(shape) != 4 or shape[1] != 2 or shape[2] != shape[3] or fortran:
-            raise PatchFileError(f"{self.path}: expected uint8 patches of shape (N, 2, S, S), found {dtype} {shape}")
+        if dtype not in PATCH_DTYPES or len(shape) != 4 or shape[1] != 2 or shape[2] != shape[3] or fortran:
+            raise PatchFileError(
+                f"{self.path}: expected uint8 or uint16 patches of shape (N, 2, S, S), found {dtype} {shape}"
+            )
         self.shape: tuple[int, int, int, int] = shape
-        self._record = 2 * shape[2] * shape[3]
+        self.dtype = np.dtype(dtype)
+        self._record = 2 * shape[2] * shape[3] * self.dtype.itemsize
         expected = self._offset + shape[0] * self._record
         if self.path.stat().st_size != expected:
             raise PatchFileError(f"{self.path}: {self.path.stat().st_size} bytes, expected {expected} for {shape}")
@@ -199,8 +217,13 @@ class PatchFile:
     def size(self) -> int:
         return self.shape[2]
 
+    @property
+    def bit_depth(self) -> int:
+        """8 or 16: the depth of the images the patches were cut from."""
+        return self.dtype.itemsize * 8
+
     def read(self, indices: np.ndarray) -> np.ndarray:
-        out = np.empty((len(indices), *self.shape[1:]), np.uint8)
+        out = np.empty((len(indices), *self.shape[1:]), self.dtype)
         for row, i in zip(out, indices, strict=True):
             os.preadv(self._fd, [row.data], self._offset + int(i) * self._record)
         return out
@@ -221,11 +244,13 @@ def load_patches(path: Path) -> np.ndarray:
 
 
 def to_model_arrays(pairs: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (k, 2, S, S) pairs → float32 inputs (k, S, S, 1) and label centres (k, S-2m, S-2m, 1) in [0, 1].
+    """uint8 or uint16 (k, 2, S, S) pairs → float32 inputs (k, S, S, 1) and label centres (k, S-2m, S-2m, 1)
+    in [0, 1]: pixels / 255, or / 65535 for 16-bit patches (`srcnn.colour.peak`).
 
     `margin` (m): the receptive-field radius, the pixels the valid convolutions lose on each side.
     """
     s = pairs.shape[2]
-    inputs = pairs[:, 0, :, :, None].astype(np.float32) / 255.0
-    labels = pairs[:, 1, margin : s - margin, margin : s - margin, None].astype(np.float32) / 255.0
+    top = peak(pairs.dtype)
+    inputs = pairs[:, 0, :, :, None].astype(np.float32) / top
+    labels = pairs[:, 1, margin : s - margin, margin : s - margin, None].astype(np.float32) / top
     return inputs, labels

@@ -16,6 +16,7 @@ from skimage import data as skdata
 from tqdm import tqdm
 
 from srcnn import div2k
+from srcnn.colour import widen_to_16
 from srcnn.io import IMAGE_SUFFIXES, SOURCES, ImageError, atomic_dir, read_image, write_image
 from srcnn.params import DownloadParams
 
@@ -102,12 +103,24 @@ def pixel_digest(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def copy_folder(folder: Path, out_dir: Path, key: str) -> tuple[int, dict[str, Path]]:
-    """Decode every image under `folder` and write it as 8-bit PNG into out_dir (flat names); returns the
+def listed(paths: list, most: int = 3) -> str:
+    """'a.png, b.tif, c.png, … (7 in all)': the first `most` of a list of files, and their count, for one line."""
+    shown = ", ".join(map(str, paths[:most]))
+    return shown if len(paths) <= most else f"{shown}, … ({len(paths)} in all)"
+
+
+def copy_folder(folder: Path, out_dir: Path, key: str, bit_depth: int = 8) -> tuple[int, dict[str, Path]]:
+    """Decode every image under `folder` and write it as PNG into out_dir (flat names); returns the
     number written and {pixel_digest: first source path with those pixels}.
 
+    `bit_depth` 8 (`download.bit_depth`): every image must be 8-bit (uint8); the 16-bit ones are refused, all
+    listed in one error, rather than truncated. 16: the copies are 16-bit PNGs (uint16): 16-bit images as they
+    are, 8-bit ones widened ×257 (`srcnn.colour.widen_to_16`, the stated rule: 255 → 65535), and the widened
+    files are named in the log.
+
     Raises FileNotFoundError (no such folder), ImageError (no image in it; an undecodable one; two
-    images that would get one name, e.g. `a.png` and `a.jpg`; a linked folder). `key` names the param.
+    images that would get one name, e.g. `a.png` and `a.jpg`; a linked folder; 16-bit images at 8 bits).
+    `key` names the param.
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"params.yaml: {key} = {str(folder)!r}: no such folder")
@@ -121,10 +134,28 @@ def copy_folder(folder: Path, out_dir: Path, key: str) -> tuple[int, dict[str, P
             raise ImageError(f"{path} and {names[name]} would both be written as {name}; rename one")
         names[name] = path
     digests: dict[str, Path] = {}
+    sixteen, widened = [], []
     for name, path in tqdm(names.items(), desc=f"folder {out_dir.name}", unit="img"):
-        image = read_image(path)
+        image = read_image(path, depths=(np.uint8, np.uint16))
+        if image.dtype == np.uint16 and bit_depth == 8:
+            sixteen.append(path.relative_to(folder))
+            continue  # the others are still read, so the error lists every 16-bit file at once
+        if image.dtype == np.uint8 and bit_depth == 16:
+            image = widen_to_16(image)
+            widened.append(path.relative_to(folder))
         digests.setdefault(pixel_digest(image), path)
         write_image(out_dir / name, image)
+    if sixteen:
+        raise ImageError(
+            f"{folder} ({key}): {len(sixteen)} 16-bit image(s) with download.bit_depth 8: {listed(sixteen)}; "
+            "train at 16 bits with -S download.bit_depth=16 (8-bit images are then widened ×257), or convert "
+            "them to 8 bits"
+        )
+    if widened:
+        print(
+            f"download: widened {len(widened)} 8-bit image(s) in {folder} to 16 bits (×257, 255 → 65535) for "
+            f"download.bit_depth 16: {listed(widened, most=10)}"
+        )
     # Later stages read the copies; their messages name the originals through this (srcnn.io.user_path).
     (out_dir / SOURCES).write_text(json.dumps({name: str(path) for name, path in names.items()}, indent=1) + "\n")
     if skipped:
@@ -134,16 +165,17 @@ def copy_folder(folder: Path, out_dir: Path, key: str) -> tuple[int, dict[str, P
     return len(names), digests
 
 
-def write_folders(train_dir: Path, valid_dir: Path, out_dir: Path) -> dict[str, int]:
-    """Copy the images of two folders into out_dir/{train,valid}; the folders must not overlap."""
+def write_folders(train_dir: Path, valid_dir: Path, out_dir: Path, bit_depth: int = 8) -> dict[str, int]:
+    """Copy the images of two folders into out_dir/{train,valid} at `bit_depth` (`copy_folder`); the folders
+    must not overlap."""
     train, valid = train_dir.resolve(), valid_dir.resolve()
     if train == valid or train in valid.parents or valid in train.parents:
         raise ImageError(
             f"download.train_dir {str(train_dir)!r} and download.valid_dir {str(valid_dir)!r} overlap: "
             "validation images would also be trained on; allowed: two separate folders"
         )
-    train_count, train_images = copy_folder(train_dir, out_dir / "train", "download.train_dir")
-    valid_count, valid_images = copy_folder(valid_dir, out_dir / "valid", "download.valid_dir")
+    train_count, train_images = copy_folder(train_dir, out_dir / "train", "download.train_dir", bit_depth)
+    valid_count, valid_images = copy_folder(valid_dir, out_dir / "valid", "download.valid_dir", bit_depth)
     # Separate folders can still hold one picture twice (a copy under another name, or in another lossless
     # format): the validation scores would then be on training data.
     shared = [(valid_images[d], train_images[d]) for d in valid_images if d in train_images]
@@ -174,7 +206,7 @@ def download(params: DownloadParams, out_dir: Path) -> dict[str, int]:
         if params.source == "sample":
             counts = write_sample(tmp)
         elif params.source == "folder":
-            counts = write_folders(Path(params.train_dir), Path(params.valid_dir), tmp)
+            counts = write_folders(Path(params.train_dir), Path(params.valid_dir), tmp, params.bit_depth)
         else:
             sha256 = {"train": params.div2k_sha256.train, "valid": params.div2k_sha256.valid}
             # Limits apply to DIV2K only: the sample is already 20 images.

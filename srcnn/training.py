@@ -1,7 +1,9 @@
 """Training SRCNN with Adam and MSE: checkpointed every epoch, on one device or many.
 
-- Data: `srcnn.batches` reads each batch from the uint8 patch file and converts it
-  to float32 on its own, so memory does not grow with the number of patches.
+- Data: `srcnn.batches` reads each batch from the uint8 (or, for 16-bit data, uint16)
+  patch file and converts it to float32 in [0, 1] on its own (/ 255 or / 65535), so
+  memory does not grow with the number of patches. The model's metadata records a
+  16-bit run as `bit_depth: 16`.
 - Determinism: weight init and shuffling are seeded from params.yaml and
   TensorFlow runs with op determinism: the same params give the same model on
   the same machine.
@@ -366,6 +368,11 @@ def train(
             f"receptive field is {2 * margin + 1} pixels (model.kernel_sizes "
             f"{params.model.kernel_sizes}); rerun patches with patches.size >= {2 * margin + 1}"
         )
+    if train_patches.dtype != valid_patches.dtype:  # one depth per run: both come from one download
+        raise PatchFileError(
+            f"{valid_path}: {valid_patches.dtype} patches, but {train_path} holds {train_patches.dtype}; "
+            "rerun patches (dvc repro patches)"
+        )
     train_plan = BatchPlan(len(train_patches), p.batch_size, params.seed, replicas)
     valid_plan = BatchPlan(len(valid_patches), p.batch_size, None, replicas)
 
@@ -466,7 +473,7 @@ def train(
     saved.set_weights(model.get_weights())
     write_curves(log_dir, rows)
     with atomic_file(model_path, suffix=".keras") as tmp:  # model and its metadata appear together
-        save_model(saved, tmp, make_metadata(saved, params))
+        save_model(saved, tmp, make_metadata(saved, params, train_patches.bit_depth))
     write_json(metrics_path, summary)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)

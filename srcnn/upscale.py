@@ -267,6 +267,14 @@ def upscale_file(
     image = read_image(src)
     if image.dtype == np.uint16 and not fmt.sixteen_bit:
         raise ImageError(f"{src}: 16-bit image; {dst.suffix} cannot hold 16 bits, write .png or .tif instead")
+    if image.dtype == np.uint8 and up.bit_depth == 16:  # works (the network sees [0, 1] either way), but says so
+        from tqdm import tqdm
+
+        tqdm.write(
+            f"warning: {src}: an 8-bit image to a model trained on 16-bit data; the output stays 8-bit like "
+            "its input, so the model's 16-bit precision is rounded away (give it 16-bit PNG or TIFF input)",
+            file=sys.stderr,
+        )
     lossy_default = fmt.quality is not None and header is not None and header.lossy
     if quality is None and fmt.lossless_flag is not None and lossy_default:
         quality = fmt.quality[1]  # a lossy input is not made lossless (WebP: 20× the size for nothing)
@@ -310,8 +318,9 @@ def main(args: argparse.Namespace) -> int:
     for warning in model_warnings(model_path, meta):
         print(f"warning: {warning}", file=sys.stderr)
     from srcnn.engine import Upscaler
+    from srcnn.metadata import bit_depth_of
 
-    up = Upscaler(model, meta["scale"], meta["resize"], tile=args.tile)
+    up = Upscaler(model, meta["scale"], meta["resize"], tile=args.tile, bit_depth=bit_depth_of(meta))
     counts = {"done": 0, "failed": len(plan.errors), "exist": 0}
     _run_jobs(up, plan.jobs, args, counts)  # Ctrl-C: srcnn.__main__ says so (outputs are atomic)
     total = counts["done"] + counts["failed"]

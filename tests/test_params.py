@@ -23,6 +23,7 @@ VALID = {
     "resize": "matlab",
     "download": {
         "source": "sample",
+        "bit_depth": 8,
         "div2k_url": "https://data.vision.ee.ethz.ch/cvl/DIV2K/",
         "div2k_sha256": {"train": "a" * 64, "valid": "0123456789abcdef" * 4},
         "train_limit": None,
@@ -420,6 +421,35 @@ def test_hr_scales_accept_dvc_number_strings():
 def test_stride_refused(stride):
     with pytest.raises(ParamsError, match=r"patches\.stride.*null \(random crops"):
         validate(tree_with("patches.stride", stride))
+
+
+@pytest.mark.parametrize("depth", [12, 32, "16", 16.0, True, None])
+def test_bit_depth_refused(depth):
+    with pytest.raises(
+        ParamsError, match=r"^params\.yaml: download\.bit_depth = .* is invalid; allowed: one of 8, 16$"
+    ):
+        validate(tree_with("download.bit_depth", depth))
+
+
+@pytest.mark.parametrize("source", ["sample", "div2k"])
+def test_sixteen_bits_only_with_the_folder_source(source):
+    # The sample photos and DIV2K are 8-bit: 16 bits would only be their values ×257. One line, naming the key.
+    tree = tree_with("download.bit_depth", 16)
+    tree["download"]["source"] = source
+    with pytest.raises(ParamsError) as err:
+        validate(tree)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("params.yaml: download.bit_depth = 16 is invalid with download.source")
+    assert "only with download.source = 'folder'" in message
+
+
+def test_sixteen_bits_with_the_folder_source(tmp_path):
+    tree = tree_with("download.bit_depth", 16)
+    tree["download"]["source"] = "folder"
+    assert validate(tree)["download.bit_depth"] == 16
+    assert for_stage("download", write_yaml(tmp_path / "params.yaml", tree)).download.bit_depth == 16
+    assert validate(copy.deepcopy(VALID))["download.bit_depth"] == 8
 
 
 # --------------------------------------------------------------------------- code dependencies in dvc.yaml
