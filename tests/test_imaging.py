@@ -9,9 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from skimage import data as skdata
 from skimage.metrics import structural_similarity
 
-from srcnn.colour import rgb_to_y, round_to
+from srcnn.colour import rgb_to_y, round_to, widen_to_16
 from srcnn.imaging import bicubic_degrade, modcrop, psnr, ssim
 from srcnn.io import ImageError, atomic_dir, atomic_file, read_image
 from srcnn.resize import imresize_matlab, resize, symmetric_indices
@@ -441,3 +442,57 @@ def test_atomic_dir_replaces_on_success(tmp_path):
         assert (target / "a.png").exists()
     assert sorted(os.listdir(target)) == ["b.png"]
     assert os.listdir(tmp_path) == ["crops"]
+
+
+# --------------------------------------------------------------------------- 16 bits
+
+
+def test_rgb_to_y_uint16_is_matlab_rgb2ycbcr_on_uint16():
+    # MATLAB rgb2ycbcr(uint16): T · 257/65535 (= T / 255) and offsets [16 128 128] · 257; black → 4112, white
+    # → 60395 = 235 · 257, and a colour by hand: 4112 + (65.481·R + 128.553·G + 24.966·B) / 255, rounded.
+    rgb = np.array([[[0, 0, 0], [65535, 65535, 65535], [1000, 30000, 50000]]], np.uint16)
+    y = rgb_to_y(rgb)
+    assert y.dtype == np.uint16
+    expected = round(16 * 257 + (65.481 * 1000 + 128.553 * 30000 + 24.966 * 50000) / 255)
+    assert y.tolist() == [[4112, 60395, expected]]
+
+
+def test_rgb_to_y_uint16_of_a_widened_image_rounds_back_to_the_8_bit_y():
+    rgb = np.ascontiguousarray(skdata.astronaut()[:64, :64])
+    y8, y16 = rgb_to_y(rgb), rgb_to_y(widen_to_16(rgb))
+    assert np.abs(y16 / 257.0 - y8).max() <= 0.5 + 1e-9  # the same Y, 257 times finer
+
+
+def test_bicubic_degrade_uint16_at_16_bits():
+    y8 = rgb_to_y(skdata.astronaut()[:48, :48])
+    y16 = y8.astype(np.uint16) * 257 + np.arange(48, dtype=np.uint16)[None, :]  # low-order detail
+    out = bicubic_degrade(y16, 2, "matlab")
+    assert out.dtype == np.uint16
+    low = resize(y16 / 65535.0, 0.5, "matlab")
+    np.testing.assert_array_equal(out, round_to(resize(low, 2.0, "matlab") * 65535.0, np.uint16))
+    assert len(np.unique(out % 257)) > 200  # values between the 8-bit steps
+
+
+def test_psnr_and_ssim_at_65535_for_16_bit_images():
+    a = np.full((16, 16), 30000, np.uint16)
+    # MSE 1 at peak 65535: 20 log10(65535) = 96.3296 dB.
+    assert psnr(a, a + 1) == pytest.approx(20 * math.log10(65535), abs=1e-9)
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 65536, (64, 64)).astype(np.uint16)
+    y = np.clip(x.astype(int) + rng.integers(-3000, 3001, x.shape), 0, 65535).astype(np.uint16)
+    theirs = structural_similarity(
+        x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=65535
+    )
+    assert ssim(x, y) == pytest.approx(theirs, abs=1e-9)  # C1, C2 from data range 65535
+    # The same picture at 8 and 16 bits (×257) scores the same: the peak follows the dtype.
+    x8 = rng.integers(0, 256, (64, 64)).astype(np.uint8)
+    y8 = np.clip(x8.astype(int) + rng.integers(-9, 10, x8.shape), 0, 255).astype(np.uint8)
+    wide = [v.astype(np.uint16) * 257 for v in (x8, y8)]
+    assert psnr(*wide) == pytest.approx(psnr(x8, y8), abs=1e-9)
+    assert ssim(*wide) == pytest.approx(ssim(x8, y8), abs=1e-9)
+
+
+def test_read_image_16_bit_when_asked(tmp_path):
+    path = bgr_png(tmp_path / "deep.png", np.full((8, 8), 40000, np.uint16))
+    image = read_image(path, depths=(np.uint8, np.uint16))
+    assert image.dtype == np.uint16 and int(image[0, 0]) == 40000

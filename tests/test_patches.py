@@ -13,7 +13,7 @@ from skimage import data as skdata
 from srcnn.colour import rgb_to_y
 from srcnn.imaging import bicubic_degrade, modcrop
 from srcnn.io import ImageError
-from srcnn.patches import PatchFile, degraded_pair, load_patches, write_patches
+from srcnn.patches import PatchFile, degraded_pair, load_patches, to_model_arrays, write_patches
 
 SIZE, PER_IMAGE, SCALE = 15, 6, 2
 
@@ -278,3 +278,50 @@ def test_chunked_writing_equals_one_chunk(tmp_path, images):
     write_patches(images, a, chunk=7, **kwargs)
     write_patches(images, b, **kwargs)
     assert a.read_bytes() == b.read_bytes()
+
+
+# --------------------------------------------------------------------------- 16-bit data
+
+
+def deep_png(path: Path, image8: np.ndarray, detail: int = 0) -> Path:
+    """A 16-bit PNG of an 8-bit picture ×257, plus a 0–`detail` ramp of low-order texture."""
+    h, w = image8.shape[:2]
+    texture = (np.add.outer(np.arange(h), np.arange(w)) % (detail + 1)).astype(np.uint16)
+    wide = image8.astype(np.uint16) * 257 + (texture[..., None] if image8.ndim == 3 else texture)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(wide, cv2.COLOR_RGB2BGR) if wide.ndim == 3 else wide)
+    return path
+
+
+def test_sixteen_bit_images_give_uint16_patches_read_back_as_such(tmp_path, sources):
+    paths = [deep_png(tmp_path / "raw" / f"{name}.png", image, detail=100) for name, image in sources.items()]
+    out = tmp_path / "p" / "train.npy"
+    assert write(paths, out) == 2 * PER_IMAGE
+    array = np.load(out)
+    assert array.dtype == np.uint16 and array.shape == (2 * PER_IMAGE, 2, SIZE, SIZE)
+    assert len(np.unique(array % 257)) > 50  # 16-bit values: the detail between 8-bit steps is kept
+    patches = PatchFile(out)
+    assert patches.dtype == np.uint16 and patches.bit_depth == 16
+    np.testing.assert_array_equal(patches.read(np.array([0, 3])), array[[0, 3]])
+    inputs, labels = to_model_arrays(array[:2], 1)
+    np.testing.assert_allclose(inputs[..., 0], array[:2, 0] / 65535.0, rtol=1e-6)  # [0, 1] from 16 bits
+    assert labels.shape == (2, SIZE - 2, SIZE - 2, 1)
+    # The pair is computed at 16 bits: Y of uint16 and bicubic rounded to 16 bits.
+    degraded, label = degraded_pair(paths[0], SCALE, "matlab")
+    assert degraded.dtype == label.dtype == np.uint16
+
+
+def test_eight_bit_patches_unchanged_by_the_16_bit_reader(tmp_path, images):
+    out = tmp_path / "train.npy"
+    write(images, out)
+    patches = PatchFile(out)
+    assert patches.dtype == np.uint8 and patches.bit_depth == 8
+    inputs, _ = to_model_arrays(np.load(out)[:1], 1)
+    np.testing.assert_array_equal(inputs[..., 0], np.load(out)[:1, 0].astype(np.float32) / 255.0)
+
+
+def test_images_of_two_depths_in_one_split_refused(tmp_path, images, sources):
+    deep = deep_png(tmp_path / "raw" / "c_deep.png", sources["a_astronaut"])
+    with pytest.raises(ImageError, match=r"c_deep\.png: uint16 pixels among uint8 images; use one depth"):
+        write([*images, deep], tmp_path / "mixed.npy")
+    assert not (tmp_path / "mixed.npy").exists()
