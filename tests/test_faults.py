@@ -366,8 +366,9 @@ REFUSED = {
     "truncated": (GOOD[: len(GOOD) // 2], "not a readable image"),
     "empty": (b"", "empty file"),
     "text": (b"these are my notes, not a picture\n", "not a readable image"),
-    "deep16": (encode(photo().astype(np.uint16) * 257), "uint16"),
-    "gray16": (encode(photo()[:, :, 0].astype(np.uint16) * 257), "uint16"),
+    # 16-bit files among 8-bit ones in data/raw/ (download writes one depth; a hand-edited folder can mix):
+    "deep16": (encode(photo().astype(np.uint16) * 257), "uint16 pixels among uint8 images; use one depth"),
+    "gray16": (encode(photo()[:, :, 0].astype(np.uint16) * 257), "uint16 pixels among uint8 images; use one depth"),
 }
 
 

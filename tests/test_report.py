@@ -42,6 +42,18 @@ def test_render_puts_paper_numbers_beside_ours():
     assert "36.34" not in report.render(metrics, scale=3)
 
 
+def test_a_16_bit_set_is_said_to_be_at_65535():
+    scores = {"psnr_bicubic": 65.87, "psnr_srcnn": 61.25, "psnr_gain": -4.62, "ssim_bicubic": 0.99, "ssim_srcnn": 0.98}
+    eight = report.render({"valid": {"images": 2, **scores}}, scale=2)
+    sixteen = report.render({"valid": {"images": 2, "peak": 65535, **scores}}, scale=2)
+    assert "65535" not in eight
+    assert sixteen.splitlines()[0] == (
+        "×2, from `metrics/evaluate.json` by `make results`; valid: 16-bit, PSNR at 65535 and SSIM with data "
+        "range 65535:"
+    )
+    assert sixteen.splitlines()[1:] == eight.splitlines()[1:]
+
+
 def test_write_and_check(tmp_path):
     metrics = tmp_path / "evaluate.json"
     metrics.write_text(

@@ -24,9 +24,9 @@ def write(path: Path, image: np.ndarray, *args) -> Path:
     return path
 
 
-def folder_params(train: Path, valid: Path) -> DownloadParams:
+def folder_params(train: Path, valid: Path, bit_depth: int = 8) -> DownloadParams:
     sha = Sha256Pair(train="0" * 64, valid="0" * 64)  # unused by the folder source
-    return DownloadParams("folder", "https://example.org/", sha, None, None, str(train), str(valid))
+    return DownloadParams("folder", "https://example.org/", sha, None, None, str(train), str(valid), bit_depth)
 
 
 @pytest.fixture
@@ -108,3 +108,45 @@ def test_missing_empty_and_overlapping_folders_refused(tmp_path, folders):
 def test_flat_name_joins_subfolders():
     assert flat_name(Path("a/b/c.JPG")) == "a__b__c.png"
     assert flat_name(Path("x.tiff")) == "x.png"
+
+
+# --------------------------------------------------------------------------- 16-bit data (download.bit_depth)
+
+
+def deep(image8: np.ndarray) -> np.ndarray:
+    """A 16-bit version of an 8-bit picture with low-order detail: ×257 plus 0–200."""
+    return image8.astype(np.uint16) * 257 + (np.arange(image8.size, dtype=np.uint16) % 201).reshape(image8.shape)
+
+
+def test_sixteen_bit_images_refused_at_8_bits_all_listed_in_one_line(tmp_path, folders):
+    train, valid = folders
+    for name in ("z1.png", "sub/z2.tif", "z3.png", "z4.png"):
+        write(train / name, deep(CAMERA))
+    raw = tmp_path / "raw"
+    with pytest.raises(ImageError) as err:
+        download(folder_params(train, valid), raw)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{train} (download.train_dir): 4 16-bit image(s) with download.bit_depth 8: ")
+    assert "sub/z2.tif, z1.png, z3.png, … (4 in all)" in message  # the first few in read order, and the count
+    assert "-S download.bit_depth=16" in message
+    assert not raw.exists()
+
+
+def test_sixteen_bits_keep_16_bit_images_and_widen_8_bit_ones(tmp_path, folders, capsys):
+    train, valid = folders
+    write(train / "z.png", deep(ASTRONAUT))
+    write(train / "sub/g.tif", deep(CAMERA))
+    out = tmp_path / "raw"
+    assert download(folder_params(train, valid, bit_depth=16), out) == {"train": 7, "valid": 1}
+    deep_read = (np.uint8, np.uint16)
+    np.testing.assert_array_equal(read_image(out / "train/z.png", deep_read), deep(ASTRONAUT))  # every level
+    np.testing.assert_array_equal(read_image(out / "train/sub__g.png", deep_read), deep(CAMERA))
+    # 8-bit files: ×257 (255 → 65535), the stated rule, exactly.
+    np.testing.assert_array_equal(read_image(out / "train/a.png", deep_read), ASTRONAUT.astype(np.uint16) * 257)
+    for path in (out / "train").glob("*.png"):
+        assert read_image(path, deep_read).dtype == np.uint16, path
+    log = capsys.readouterr().out
+    assert f"download: widened 5 8-bit image(s) in {train} to 16 bits (×257, 255 → 65535)" in log
+    assert "a.png, b.BMP, c.jpg, sub/d.tif, sub/deeper/e.webp" in log
+    assert f"widened 1 8-bit image(s) in {valid}" in log

@@ -65,6 +65,9 @@ def models(tmp_path_factory) -> dict:
     bare = folder / "bare.keras"
     tiny_model(5).save(bare)
     paths["bare"] = bare
+    deep = tiny_model(2)  # the ×2 weights, recorded as trained on 16-bit data
+    save_model(deep, folder / "deep.keras", make_metadata(deep, tiny_params(2), bit_depth=16))
+    paths["deep"] = folder / "deep.keras"
     return paths
 
 
@@ -238,6 +241,40 @@ def test_sixteen_bit_kept_at_16_bits(tmp_path, models):
     # A format without 16 bits is refused for that file, with the reason.
     assert cli(["upscale", str(src), "-o", str(tmp_path / "out.jpg"), "--model", str(models[2])]) == 1
     assert not (tmp_path / "out.jpg").exists()
+
+
+def test_sixteen_bit_model_keeps_each_input_depth_and_warns_for_8_bit_input(tmp_path, models, capsys):
+    rgb8 = photo(24, 36)
+    src16, src8 = write(tmp_path / "deep.png", rgb8.astype(np.uint16) * 257), write(tmp_path / "flat.png", rgb8)
+    assert cli(["upscale", str(src16), str(src8), "-o", str(tmp_path / "out"), "--model", str(models["deep"])]) == 0
+    assert read_rgb(tmp_path / "out/deep.png").dtype == np.uint16
+    assert read_rgb(tmp_path / "out/flat.png").dtype == np.uint8
+    # The same weights compute the same image whichever depth the model was trained at.
+    out8, _ = Upscaler(load_model(models[2]), 2, "matlab").upscale(rgb8)
+    np.testing.assert_array_equal(read_rgb(tmp_path / "out/flat.png"), out8)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {src8}: an 8-bit image to a model trained on 16-bit data; the output stays 8-bit like its "
+        "input, so the model's 16-bit precision is rounded away (give it 16-bit PNG or TIFF input)"
+    ]
+    # An 8-bit model with 16-bit input: as before, no word about depth.
+    assert cli(["upscale", str(src16), "-o", str(tmp_path / "old.png"), "--model", str(models[2])]) == 0
+    assert read_rgb(tmp_path / "old.png").dtype == np.uint16
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_sixteen_bit_metadata(models, tmp_path):
+    from srcnn.metadata import ModelError, bit_depth_of, parse_metadata
+
+    meta = read_metadata(models["deep"])
+    assert meta["bit_depth"] == 16 and bit_depth_of(meta) == 16
+    assert meta["colour"] == "BT.601 Y in [4112,60395] (16-bit), MATLAB rgb2ycbcr on uint16"
+    assert meta["input"].startswith("Y / 65535 of the bicubic-upsampled image")
+    eight = read_metadata(models[2])
+    assert "bit_depth" not in eight and bit_depth_of(eight) == 8  # absent = 8: older and shipped models
+    for bad in (12, "16", True, None):
+        with pytest.raises(ModelError, match=r"x\.keras: metadata has an invalid bit_depth"):
+            parse_metadata(json.dumps({**meta, "bit_depth": bad}), "x.keras")
 
 
 # --------------------------------------------------------------------------- what the output keeps
