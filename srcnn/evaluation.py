@@ -115,11 +115,11 @@ def evaluate(
         for name, (_, kernel, shave_px) in sets.items():
             for path in tqdm(images[name], desc=f"evaluate {name}", unit="img"):
                 row, (label, bicubic, sr) = score_image(model, path, scale, kernel, shave_px)
-                top = peaks.setdefault(name, (peak(label.dtype), path))
-                if top[0] != peak(label.dtype):
+                first = peaks.setdefault(name, (peak(label.dtype), label.dtype))
+                if first[1] != label.dtype:  # as srcnn.patches says it: a set's mean PSNR needs one peak
                     raise ImageError(
-                        f"evaluate set {name}: {user_path(path)} is {label.dtype.itemsize * 8}-bit but "
-                        f"{user_path(top[1])} is not; a set's mean PSNR needs one peak, so use one depth per set"
+                        f"evaluate set {name}: {user_path(path)}: {label.dtype} pixels among {first[1]} images; "
+                        "use one depth"
                     )
                 if label.dtype == np.uint16:  # the picture is for viewing: 8 bits, ÷257 (the widening undone)
                     label, bicubic, sr = (round_to(a / WIDEN) for a in (label, bicubic, sr))
