@@ -515,7 +515,7 @@ def test_files_without_an_image_suffix_are_ignored(tmp_path):
 PATCH_FILE_FAULTS = {
     "truncated": (lambda good: good[:-100], "data/patches/train.npy: 17452 bytes, expected 17552 for (8, 2, 33, 33)"),
     "not numpy": (lambda good: b"this is not a patch file", "data/patches/train.npy: not a NumPy .npy patch file"),
-    "float32": (None, "data/patches/train.npy: expected uint8 patches of shape (N, 2, S, S), found float32"),
+    "float32": (None, "data/patches/train.npy: expected uint8 or uint16 patches of shape (N, 2, S, S), found float32"),
     "too small for the model": (
         None,
         "data/patches/train.npy: 9-pixel patches leave no output for a model whose receptive field is 13 pixels",

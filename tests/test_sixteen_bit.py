@@ -158,7 +158,8 @@ def test_a_mixed_folder_at_8_bits_is_refused_listing_the_16_bit_files(repos):
         assert "t0.png, t1.tif, t2.png, … (5 in all)" in line  # the first few, and how many
         assert "-S download.bit_depth=16" in line and "Traceback" not in result.stderr
         # The plain `-S download.bit_depth=16` is accepted as the int it is, and brings the 16-bit run back.
-        again = dvc(repo, "exp", "run", "-S", "download.bit_depth=16")
+        # As docs/training-data.md writes it (tests/test_readme_commands.py counts it as run here).
+        again = dvc(repo, "exp", "run", "-S", "download.source=folder", "-S", "download.bit_depth=16")
         assert "Running stage 'train'" not in again.stdout  # the same run: DVC restores it from its run cache
     finally:
         run(repo, "git", "checkout", "--", "params.yaml", "dvc.lock")
