@@ -148,12 +148,19 @@ def test_a_mixed_folder_at_16_bits_widens_the_8_bit_files_and_says_which(repos):
     np.testing.assert_array_equal(widened, skdata.camera()[200:264, 300:364].astype(np.uint16) * 257)
 
 
+def refused(repo: Path, override: str) -> tuple[subprocess.CompletedProcess, str]:
+    """`dvc exp run -S override`, which must fail: the result and its one `error in stage` line."""
+    result = dvc(repo, "exp", "run", "-S", override, check=False)
+    assert result.returncode != 0
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error in stage")]
+    return result, line
+
+
 def test_a_mixed_folder_at_8_bits_is_refused_listing_the_16_bit_files(repos):
     repo, _ = repos[0]["deep"]
     try:
-        result = dvc(repo, "exp", "run", "-S", "download.bit_depth=8", check=False)
-        assert result.returncode != 0
-        [line] = [line for line in result.stderr.splitlines() if line.startswith("error in stage download")]
+        result, line = refused(repo, "download.bit_depth=8")
+        assert line.startswith("error in stage download: ")
         assert "mydata/train (download.train_dir): 5 16-bit image(s) with download.bit_depth 8" in line
         assert "t0.png, t1.tif, t2.png, … (5 in all)" in line  # the first few, and how many
         assert "-S download.bit_depth=16" in line and "Traceback" not in result.stderr
@@ -169,9 +176,7 @@ def test_a_mixed_folder_at_8_bits_is_refused_listing_the_16_bit_files(repos):
 def test_sixteen_bits_with_another_source_is_a_params_error(repos):
     repo, _ = repos[0]["deep"]
     try:
-        result = dvc(repo, "exp", "run", "-S", "download.source=sample", check=False)
-        assert result.returncode != 0
-        [line] = [line for line in result.stderr.splitlines() if line.startswith("error in stage")]
+        _, line = refused(repo, "download.source=sample")
         assert line == (
             "error in stage download: params.yaml: download.bit_depth = 16 is invalid with download.source = "
             "'sample'; allowed: 16 only with download.source = 'folder' (its images are 8-bit), else 8"
