@@ -15,6 +15,8 @@ Sections (see bench/README.md for what each row means and the figures measured):
   e  (not in the default run: --sections e) quality of the fast layers: train() with default params on the
      project's data/patches, once with srcnn.fast_layers and once with plain Conv2D; final val PSNR
   f  peak RSS of the evaluate code on one 4080×2712 photo: tiled inference (the code) against the whole image
+  h  peak RSS of the patches code on one very large photo (default 128 Mpix): in row bands (the code,
+     srcnn.bands) against the whole image at once (the code before), the patch files compared byte for byte
   g  `srcnn upscale` per model format (.keras through TensorFlow, .onnx through ONNX Runtime, .tflite through
      LiteRT): whole-command seconds for a 512×512 photo (start-up included), output Mpix/s on a 4K photo
 Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads; for our loop in
@@ -426,6 +428,86 @@ def bench_evaluate_rss(args, work: Path) -> None:
         )
 
 
+# --------------------------------------------------------------------------- (h) patches' peak memory, large image
+
+LARGE_PATCHES_CHILD = r"""
+import hashlib, json, sys, time
+from pathlib import Path
+import srcnn.bands as bands
+from srcnn.params import PatchesParams, PatchesStage
+from srcnn.patches import make_patch_sets
+cfg = json.loads(sys.argv[1])
+if cfg["imports_only"]:  # the interpreter, NumPy, OpenCV and the package: what any image adds to
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    print("RESULT", json.dumps({"hwm_kib": hwm}))
+    sys.exit()
+if cfg["whole"]:  # one band as large as the image: what the patches code did before it banded
+    bands.BAND_PIXELS = 1 << 62
+work = Path(cfg["work"])
+p = PatchesStage(42, cfg["scale"], "matlab", PatchesParams(size=33, per_image=2000, valid_per_image=32, stride=None,
+                                                           flips_rotations=False, hr_scales=[1.0]))
+t = time.perf_counter()
+make_patch_sets(work / "raw", work / cfg["out"], p)
+seconds = time.perf_counter() - t
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+md5 = hashlib.md5((work / cfg["out"] / "train.npy").read_bytes()).hexdigest()
+print("RESULT", json.dumps({"hwm_kib": hwm, "seconds": seconds, "md5": md5}))
+"""
+
+
+def bench_large_patches_rss(args, work: Path) -> None:
+    """Peak RSS (VmHWM) of srcnn.patches.make_patch_sets on one `--large-size` photo (default 11314×11314,
+    128 Mpix; the astronaut upscaled, so the PNG compresses like a photo) + a small validation image, ×2 patches,
+    in a child each: row bands (the code) and the whole image at once (before). Bytes per pixel of the photo
+    are the figure that decides the largest image a machine can take."""
+    import cv2
+    from skimage import data as skdata
+
+    w, h = args.large_size
+    for split, size in (("train", (w, h)), ("valid", (512, 512))):
+        (work / "raw" / split).mkdir(parents=True)
+        photo = cv2.resize(skdata.astronaut()[..., ::-1], size, interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(work / "raw" / split / "photo.png"), photo)
+        del photo
+    png_mib = (work / "raw/train/photo.png").stat().st_size / 2**20
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def child(**cfg) -> dict:
+        cfg = {"work": str(work), "scale": 2, "imports_only": False, "whole": False, "out": "bands", **cfg}
+        proc = subprocess.run(
+            [sys.executable, "-c", LARGE_PATCHES_CHILD, json.dumps(cfg)],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"patches subprocess failed:\n{proc.stderr[-4000:]}")
+        return json.loads(lines[-1][7:])
+
+    base_kib = child(imports_only=True)["hwm_kib"]
+    row("h", "patches child peak RSS (VmHWM), imports only", base_kib / 2**20, "GiB", "Python, NumPy, OpenCV, srcnn")
+    results = {}
+    for label, whole in (("in row bands (srcnn.bands)", False), ("whole image (before)", True)):
+        res = results[whole] = child(whole=whole, out="whole" if whole else "bands")
+        row(
+            "h",
+            f"patches peak RSS (VmHWM), {label}",
+            res["hwm_kib"] / 2**20,
+            "GiB",
+            f"one {w}x{h} photo ({w * h / 1e6:.0f} Mpix, {png_mib:.0f} MiB PNG), x2, 2000 patches; "
+            f"{(res['hwm_kib'] - base_kib) * 1024 / (w * h):.1f} bytes/pixel above the imports; {res['seconds']:.0f} s",
+        )
+    row(
+        "h",
+        "patches train.npy identical, bands vs whole image",
+        float(results[False]["md5"] == results[True]["md5"]),
+        "1 = yes",
+        f"md5 {results[False]['md5']}",
+    )
+
+
 # --------------------------------------------------------------------------- (g) srcnn upscale per runtime
 
 
@@ -550,7 +632,9 @@ def make_patch_file(path: Path, n: int, size: int = 33) -> None:
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="tiny sizes for the smoke test (< 60 s)")
-    p.add_argument("--sections", default="abcdfg", help="which sections to run (default abcdfg)")
+    p.add_argument(
+        "--sections", default="abcdfg", help="which sections to run (default abcdfg; h: 128 Mpix, ~10 GB of RAM)"
+    )
     p.add_argument("--patches", type=int, default=16384, help="training patches for (a) (default 16384)")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up epoch (default 3)")
     p.add_argument("--batch-size", type=int, default=128)
@@ -573,6 +657,14 @@ def parse(argv=None) -> argparse.Namespace:
         default=(4080, 2712),
         metavar=("W", "H"),
         help="the photo of (f) (default 4080 2712)",
+    )
+    p.add_argument(
+        "--large-size",
+        type=int,
+        nargs=2,
+        default=(11314, 11314),
+        metavar=("W", "H"),
+        help="the photo of (h) (default 11314 11314: 128 Mpix)",
     )
     p.add_argument(
         "--kernel-sizes",
@@ -608,7 +700,7 @@ def parse(argv=None) -> argparse.Namespace:
     if args.smoke:
         args.patches, args.epochs, args.repeats, args.images, args.per_image = 1024, 1, 1, 1, 256
         args.matmul, args.infer_size, args.rss_size = 512, (510, 339), (510, 339)
-        args.evaluate_size = (510, 339)
+        args.evaluate_size, args.large_size = (510, 339), (1024, 768)
         args.upscale_small, args.upscale_large = (64, 64), (256, 144)
     return args
 
@@ -646,6 +738,8 @@ def main(argv=None) -> None:
             bench_evaluate_rss(args, tmp / "evaluate")
         if "g" in args.sections:
             bench_upscale_runtimes(args, tmp / "upscale")
+        if "h" in args.sections:
+            bench_large_patches_rss(args, tmp / "large")
 
     flags = [f"model {'-'.join(map(str, KERNELS))}"]
     flags += [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism", "plain_layers") if getattr(args, f)]

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from srcnn.bands import row_bands
+
 # MATLAB rgb2ycbcr: YCbCr = OFFSET + BT601 @ RGB, RGB in [0, 1], YCbCr in [0, 255].
 BT601 = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
 OFFSET = np.array([16.0, 128.0, 128.0])
@@ -64,9 +66,12 @@ def rgb_to_y(image: np.ndarray) -> np.ndarray:
     or uint16 (Y in [4112, 60395], offsets × 257); an (H, W) gray image as it is."""
     if image.ndim == 2:
         return image
-    if image.dtype == np.uint16:
-        return round_to(_channel(image, 0, offset_scale=WIDEN), np.uint16)
-    return round_to(_channel(image, 0))
+    offset_scale = WIDEN if image.dtype == np.uint16 else 1.0
+    dtype = np.uint16 if image.dtype == np.uint16 else np.uint8
+    y = np.empty(image.shape[:2], dtype)
+    for start, stop in row_bands(*image.shape[:2]):  # float64 planes of a band, not of the image
+        y[start:stop] = round_to(_channel(image[start:stop], 0, offset_scale), dtype)
+    return y
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:

@@ -24,8 +24,9 @@ import math
 import cv2
 import numpy as np
 
+from srcnn.bands import row_bands
 from srcnn.colour import peak, round_to
-from srcnn.resize import resize
+from srcnn.resize import banded_resize
 
 
 def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
@@ -38,15 +39,29 @@ def bicubic_degrade(y: np.ndarray, scale: int, kernel: str) -> np.ndarray:
     """Low-resolution-then-bicubic version of a uint8 or uint16 Y image (modcropped by the caller).
 
     Down by 1/scale and back up in float on Y / peak (255 or 65535), rounded to the input's dtype: the
-    input SRCNN sees and the bicubic baseline it is scored against.
+    input SRCNN sees and the bicubic baseline it is scored against. In row bands (`resample`).
     """
     h, w = y.shape
     if h % scale or w % scale:
         raise ValueError(f"image {h}x{w} is not a multiple of scale {scale}; modcrop it first")
-    top = peak(y.dtype)
-    low = resize(y.astype(np.float64) / top, 1.0 / scale, kernel)
-    up = resize(low, float(scale), kernel)
-    return round_to(up * top, y.dtype)
+    return resample(y, (1.0 / scale, float(scale)), kernel)
+
+
+def resample(image: np.ndarray, scales: tuple[float, ...], kernel: str) -> np.ndarray:
+    """A uint8 or uint16 (H, W) image resized by each of `scales` in turn, in float64 on pixels / peak, rounded
+    once at the end to the image's dtype (MATLAB: `uint8(imresize(imresize(im2double(x), s1), s2) * 255)`).
+
+    Computed in row bands (`srcnn.bands`, `srcnn.resize.banded_resize`): memory is the output plus a few
+    float64 bands, at any image size; the bytes are those of resizing the whole image.
+    """
+    top = peak(image.dtype)
+    shape, read = image.shape, lambda start, stop: image[start:stop].astype(np.float64) / top
+    for scale in scales:
+        shape, read = banded_resize(read, shape, scale, kernel)
+    out = np.empty(shape, image.dtype)
+    for start, stop in row_bands(*shape):
+        out[start:stop] = round_to(read(start, stop) * top, image.dtype)
+    return out
 
 
 def shave(image: np.ndarray, border: int) -> np.ndarray:

@@ -609,9 +609,10 @@ def read_image(path: str | os.PathLike, depths: tuple = (np.uint8,)) -> np.ndarr
     its dtype. Any other depth is refused rather than silently truncated. Raises ImageError.
     """
     image = decode_image(path, depths=depths, gray_alpha="gray")
-    if image.ndim == 3:
-        code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
-        image = cv2.cvtColor(image, code)
+    if image.ndim == 3 and image.shape[2] == 3 and image.flags.c_contiguous and image.flags.writeable:
+        cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: no second copy of a large image
+    elif image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     return image
 
 

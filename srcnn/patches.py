@@ -25,12 +25,11 @@ import numpy as np
 from numpy.lib import format as npy
 from tqdm import tqdm
 
-from srcnn.colour import peak, rgb_to_y, round_to
+from srcnn.colour import peak, rgb_to_y
 from srcnn.errors import UserError
-from srcnn.imaging import bicubic_degrade, modcrop
+from srcnn.imaging import bicubic_degrade, modcrop, resample
 from srcnn.io import ImageError, atomic_file, list_images, read_image, user_path
 from srcnn.params import PatchesStage
-from srcnn.resize import imresize_matlab
 
 
 def degraded_pair(path: Path, scale: int, kernel: str, hr_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -42,8 +41,7 @@ def degraded_pair(path: Path, scale: int, kernel: str, hr_scale: float = 1.0) ->
     """
     hr = rgb_to_y(read_image(path, depths=(np.uint8, np.uint16)))
     if hr_scale != 1.0:
-        top = peak(hr.dtype)
-        hr = round_to(imresize_matlab(hr.astype(np.float64) / top, hr_scale) * top, hr.dtype)
+        hr = resample(hr, (hr_scale,), "matlab")
     label = modcrop(hr, scale)
     return bicubic_degrade(label, scale, kernel), label
 

@@ -18,12 +18,14 @@ tiled upscaling gives the whole-image result exactly. Everything is float64.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 RESIZE_KERNELS = ("matlab", "opencv")
 
 Taps = tuple[np.ndarray, np.ndarray]  # (out_len, taps) int64 input indices and float64 weights
+RowReader = Callable[[int, int], np.ndarray]  # (start, stop) → rows [start, stop) of an image, float64 (rows, w)
 
 
 def symmetric_indices(positions: np.ndarray, length: int) -> np.ndarray:
@@ -111,6 +113,26 @@ def apply_taps(block: np.ndarray, rows: Taps, cols: Taps) -> np.ndarray:
     for t in range(c_idx.shape[1]):
         out += c_w[:, t][(None, slice(None)) + extra] * tmp[:, c_idx[:, t]]
     return out
+
+
+def banded_resize(
+    read: RowReader, shape: tuple[int, int], scale: float, kernel: str
+) -> tuple[tuple[int, int], RowReader]:
+    """The (height, width) of an image of `shape` resized by `scale`, and a reader of its rows.
+
+    `read(start, stop)` gives the input's rows as float64; the returned reader computes output rows
+    [start, stop) from only the input rows their taps reach (`apply_taps` on that window), so chained readers
+    (down, then up) hold a band of each image at a time, never a whole one. Rows read by any bands equal
+    `resize`'s rows bit for bit. ValueError for an unknown kernel.
+    """
+    (r_idx, r_w), cols = axis_taps(shape[0], scale, kernel), axis_taps(shape[1], scale, kernel)
+
+    def read_resized(start: int, stop: int) -> np.ndarray:
+        idx = r_idx[start:stop]
+        first, last = int(idx.min()), int(idx.max())
+        return apply_taps(read(first, last + 1), (idx - first, r_w[start:stop]), cols)
+
+    return (r_idx.shape[0], cols[0].shape[0]), read_resized
 
 
 def resize(image: np.ndarray, scale: float, kernel: str) -> np.ndarray:

@@ -39,12 +39,16 @@ EXPECTED = [
     ("g", r"srcnn upscale --model srcnn.onnx: output Mpix/s, 256x144 photo"),
     ("g", r"srcnn upscale --model srcnn.tflite: output Mpix/s, 256x144 photo"),
     ("g", r"8-bit values equal, onnx vs keras output, large photo"),
+    ("h", r"patches child peak RSS \(VmHWM\), imports only"),
+    ("h", r"patches peak RSS \(VmHWM\), in row bands \(srcnn.bands\)"),
+    ("h", r"patches peak RSS \(VmHWM\), whole image \(before\)"),
+    ("h", r"patches train.npy identical, bands vs whole image"),
 ]
 
 
 def test_bench_smoke_prints_the_whole_table(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(PROJECT / "bench" / "bench.py"), "--smoke"],
+        [sys.executable, str(PROJECT / "bench" / "bench.py"), "--smoke", "--sections", "abcdfgh"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -54,7 +58,7 @@ def test_bench_smoke_prints_the_whole_table(tmp_path):
     rows = {}
     for line in result.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 5 and cells[0] in "abcdfg" and cells[0]:
+        if len(cells) == 5 and cells[0] in "abcdfgh" and cells[0]:
             rows[(cells[0], cells[1])] = float(cells[2])
     for section, pattern in EXPECTED:
         found = [v for (s, name), v in rows.items() if s == section and re.fullmatch(pattern, name)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -10,10 +12,12 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from skimage import data as skdata
 
-from srcnn.colour import rgb_to_y
-from srcnn.imaging import bicubic_degrade, modcrop
+from srcnn import bands
+from srcnn.colour import peak, rgb_to_y, round_to
+from srcnn.imaging import bicubic_degrade, modcrop, resample
 from srcnn.io import ImageError
 from srcnn.patches import PatchFile, degraded_pair, load_patches, to_model_arrays, write_patches
+from srcnn.resize import RESIZE_KERNELS, imresize_matlab, resize
 
 SIZE, PER_IMAGE, SCALE = 15, 6, 2
 
@@ -325,3 +329,65 @@ def test_images_of_two_depths_in_one_split_refused(tmp_path, images, sources):
     with pytest.raises(ImageError, match=r"c_deep\.png: uint16 pixels among uint8 images; use one depth"):
         write([*images, deep], tmp_path / "mixed.npy")
     assert not (tmp_path / "mixed.npy").exists()
+
+
+def whole_image_degrade(y: np.ndarray, scale: int, kernel: str) -> np.ndarray:
+    """The degradation on the whole image at once, as before row bands: resize down, up, round."""
+    top = peak(y.dtype)
+    return round_to(resize(resize(y.astype(np.float64) / top, 1 / scale, kernel), scale, kernel) * top, y.dtype)
+
+
+@pytest.mark.parametrize("band_pixels", [97, 5000])
+def test_row_bands_give_the_whole_image_bytes(monkeypatch, band_pixels):
+    """Y, the shrunk HR copy and the degradation computed in bands of a few rows (97 pixels: one row each at
+    this width; 5000: 12 rows, so bands meet inside the kernels' reach) equal the whole-image computation."""
+    rgb8 = np.ascontiguousarray(skdata.astronaut()[:307, :411])
+    rgb16 = rgb8.astype(np.uint16) * 257 + np.random.default_rng(0).integers(0, 257, rgb8.shape, dtype=np.uint16)
+    whole_y = {rgb.dtype: rgb_to_y(rgb) for rgb in (rgb8, rgb16)}  # one band: the image's height
+    monkeypatch.setattr(bands, "BAND_PIXELS", band_pixels)
+    for rgb in (rgb8, rgb16):
+        y = rgb_to_y(rgb)
+        np.testing.assert_array_equal(y, whole_y[rgb.dtype])
+        for kernel in RESIZE_KERNELS:
+            for scale in (2, 3, 4):
+                label = modcrop(y, scale)
+                np.testing.assert_array_equal(
+                    bicubic_degrade(label, scale, kernel), whole_image_degrade(label, scale, kernel)
+                )
+        top = peak(y.dtype)
+        np.testing.assert_array_equal(
+            resample(y, (0.7,), "matlab"), round_to(imresize_matlab(y.astype(np.float64) / top, 0.7) * top, y.dtype)
+        )
+
+
+PEAK_RSS = """
+import json, sys
+from pathlib import Path
+from srcnn.params import PatchesParams, PatchesStage
+if sys.argv[1] == "run":
+    from srcnn.patches import make_patch_sets
+    make_patch_sets(Path(sys.argv[2]), Path(sys.argv[3]), PatchesStage(42, 2, "matlab", PatchesParams(
+        size=33, per_image=64, valid_per_image=8, stride=None, flips_rotations=False, hr_scales=[1.0])))
+print([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0])
+"""
+
+
+@pytest.mark.slow
+def test_patches_memory_is_a_few_bytes_per_pixel_of_a_large_image(tmp_path):
+    """16 Mpix photo: the whole-image code peaked at ~44 bytes/pixel (float64 Y planes, resized copies); in row
+    bands it is the decoded image and its two uint8 planes plus fixed-size bands (bench/ section h: 128 Mpix)."""
+    w = h = 4000
+    for split, size in (("train", (w, h)), ("valid", (64, 64))):
+        (tmp_path / "raw" / split).mkdir(parents=True)
+        assert cv2.imwrite(str(tmp_path / "raw" / split / "photo.png"), cv2.resize(skdata.astronaut(), size))
+
+    def peak_kib(*argv: str) -> int:
+        result = subprocess.run([sys.executable, "-c", PEAK_RSS, *argv], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return int(result.stdout.split()[-1])
+
+    per_pixel = (
+        (peak_kib("run", str(tmp_path / "raw"), str(tmp_path / "patches")) - peak_kib("imports")) * 1024 / (w * h)
+    )
+    assert (tmp_path / "patches/train.npy").stat().st_size > 64 * 2 * 33 * 33
+    assert per_pixel < 20, f"{per_pixel:.1f} bytes per pixel"
