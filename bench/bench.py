@@ -280,6 +280,19 @@ def bench_flops(args, training: dict | None) -> None:
         )
 
 
+def run_child(code: str, cfg: dict, work: Path, what: str) -> dict:
+    """Run `code` in a fresh Python (this checkout on its path) with `cfg` as JSON in argv[1]; return the JSON of
+    its last `RESULT {...}` line. Each measurement in its own process, so one peak RSS never carries into another."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(cfg)], cwd=work, env=env, capture_output=True, text=True
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{what} subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][7:])
+
+
 # --------------------------------------------------------------------------- (d) peak RSS of the stages
 
 CHILD = r"""
@@ -335,7 +348,6 @@ def bench_rss(args, work: Path) -> None:
                 rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
                 [cv2.IMWRITE_PNG_COMPRESSION, 1],
             )
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for stage in ("patches", "train"):
         cfg = {
             "stage": stage,
@@ -344,13 +356,7 @@ def bench_rss(args, work: Path) -> None:
             "epochs": args.rss_epochs,
             "batch_size": args.batch_size,
         }
-        proc = subprocess.run(
-            [sys.executable, "-c", CHILD, json.dumps(cfg)], cwd=work, env=env, capture_output=True, text=True
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"{stage} subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-        res = json.loads(lines[-1][7:])
+        res = run_child(CHILD, cfg, work, stage)
         what = (
             f"{args.images} train + 1 valid random {w}x{h} PNGs, {args.per_image} patches/image"
             if stage == "patches"
@@ -406,23 +412,13 @@ def bench_evaluate_rss(args, work: Path) -> None:
         str(work / "valid/photo.png"), cv2.resize(skdata.astronaut()[..., ::-1], (w, h), interpolation=cv2.INTER_CUBIC)
     )
     build_srcnn(FILTERS, KERNELS).save(work / "model.keras")
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for label, tile in (("in 512-pixel tiles (srcnn.engine.EVALUATE_TILE)", 512), ("whole image (before)", None)):
         start = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-c", EVALUATE_CHILD, json.dumps({"work": str(work), "tile": tile})],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"evaluate subprocess failed:\n{proc.stderr[-4000:]}")
+        hwm_kib = run_child(EVALUATE_CHILD, {"work": str(work), "tile": tile}, work, "evaluate")["hwm_kib"]
         row(
             "f",
             f"evaluate peak RSS (VmHWM), {label}",
-            json.loads(lines[-1][7:])["hwm_kib"] / 2**20,
+            hwm_kib / 2**20,
             "GiB",
             f"one {w}x{h} photo, valid-split protocol (PSNR, SSIM, crop); {time.perf_counter() - start:.0f} s",
         )
@@ -470,21 +466,10 @@ def bench_large_patches_rss(args, work: Path) -> None:
         cv2.imwrite(str(work / "raw" / split / "photo.png"), photo)
         del photo
     png_mib = (work / "raw/train/photo.png").stat().st_size / 2**20
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
     def child(**cfg) -> dict:
-        cfg = {"work": str(work), "scale": 2, "imports_only": False, "whole": False, "out": "bands", **cfg}
-        proc = subprocess.run(
-            [sys.executable, "-c", LARGE_PATCHES_CHILD, json.dumps(cfg)],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"patches subprocess failed:\n{proc.stderr[-4000:]}")
-        return json.loads(lines[-1][7:])
+        defaults = {"work": str(work), "scale": 2, "imports_only": False, "whole": False, "out": "bands"}
+        return run_child(LARGE_PATCHES_CHILD, {**defaults, **cfg}, work, "patches")
 
     base_kib = child(imports_only=True)["hwm_kib"]
     row("h", "patches child peak RSS (VmHWM), imports only", base_kib / 2**20, "GiB", "Python, NumPy, OpenCV, srcnn")
