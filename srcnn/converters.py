@@ -19,6 +19,7 @@ import contextlib
 import copy
 import hashlib
 import io
+import json
 import re
 import warnings
 from pathlib import Path
@@ -29,7 +30,7 @@ import tensorflow as tf
 
 from srcnn.errors import UserError
 from srcnn.io import atomic_dir, atomic_file
-from srcnn.metadata import METADATA_KEY
+from srcnn.metadata import METADATA_KEY, white_of
 from srcnn.model import margin
 from srcnn.networks import SAVEDMODEL_METADATA
 from srcnn.threads import onnx_session_options
@@ -94,12 +95,14 @@ def canonical_names(graph) -> None:
 ONNX_INPUT, ONNX_OUTPUT = "y_bicubic", "y_sr"
 
 
-def to_nchw(graph) -> None:
+def to_nchw(graph, white: int = 255) -> None:
     """Make a graph of NHWC input and output (n, h, w, 1), as tf2onnx converts a Keras model, take and give ONNX's
     convention, NCHW: input `y_bicubic` float32 [batch, 1, height, width], output `y_sr` float32 [out_batch, 1,
     out_height, out_width] (what `cv2.dnn.blobFromImage`, the ONNX model zoo's super-resolution model and PyTorch
     exports use). A Transpose on each side; with one channel it moves no data, and runtimes fold it away.
-    Nodes are renamed `<op>_<index>` in order; the old input and output become inner values."""
+    Nodes are renamed `<op>_<index>` in order; the old input and output become inner values. `white`: what the
+    input and output are Y divided by, named in their doc strings (`srcnn.metadata.white_of`: 255, or 65535
+    for a 16-bit model)."""
     from onnx import TensorProto, helper
 
     (old_in,), (old_out,) = graph.input, graph.output
@@ -117,9 +120,9 @@ def to_nchw(graph) -> None:
     for i, node in enumerate(graph.node):
         node.name = f"{node.op_type}_{i}"
     new_in = helper.make_tensor_value_info(ONNX_INPUT, TensorProto.FLOAT, ["batch", 1, "height", "width"])
-    new_in.doc_string = "NCHW: Y / 255 of the bicubic-upscaled image, float32 [batch, 1, height, width]"
+    new_in.doc_string = f"NCHW: Y / {white} of the bicubic-upscaled image, float32 [batch, 1, height, width]"
     new_out = helper.make_tensor_value_info(ONNX_OUTPUT, TensorProto.FLOAT, ["out_batch", 1, "out_height", "out_width"])
-    new_out.doc_string = "NCHW: Y / 255 of the SRCNN image, float32 [batch, 1, height - 2 margin, width - 2 margin]"
+    new_out.doc_string = f"NCHW: Y / {white} of the SRCNN image, float32 [batch, 1, height - 2 margin, width - 2 margin]"
     del graph.input[:], graph.output[:]
     graph.input.append(new_in)
     graph.output.append(new_out)
@@ -162,7 +165,7 @@ def write_onnx(model: keras.Model, path: Path, metadata: str) -> None:
         finally:
             raw.unlink(missing_ok=True)
         canonical_names(proto.graph)
-        to_nchw(proto.graph)
+        to_nchw(proto.graph, white_of(json.loads(metadata)))
         proto.metadata_props.append(onnx.StringStringEntryProto(key=METADATA_KEY, value=metadata))
         proto.doc_string = "SRCNN (Dong et al., 2014) on Y, NCHW [batch, 1, height, width]; see srcnn_metadata"
         onnx.checker.check_model(proto)

@@ -61,6 +61,12 @@ def bit_depth_of(meta: dict) -> int:
     return int(meta.get("bit_depth", 8))
 
 
+def white_of(meta: dict) -> int:
+    """The Y value a model's 1.0 stands for, what its input and output are Y divided by: 255, or 65535 for a
+    model trained on 16-bit data (`srcnn.colour.peak` of its depth)."""
+    return 65535 if bit_depth_of(meta) == 16 else 255
+
+
 def read_metadata(path: str | os.PathLike) -> dict | None:
     """The SRCNN metadata of a .keras file, checked (`srcnn.networks.parse_metadata`), or None for a model
     saved without it. ModelError for a file that is not a zip or unusable metadata."""

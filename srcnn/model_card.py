@@ -7,7 +7,7 @@ and the export stage's parity figures, so it is regenerated, never edited.
 
 from __future__ import annotations
 
-from srcnn.metadata import bit_depth_of
+from srcnn.metadata import white_of
 
 RUN_SNIPPETS = {
     "onnx": (
@@ -45,7 +45,7 @@ def model_card(meta: dict, evaluation: dict, exports: dict[str, dict], files: di
     layers = " → ".join(
         f"{k}×{k}×{n} ReLU" for n, k in zip(p["model"]["filters"], p["model"]["kernel_sizes"], strict=False)
     )
-    top = 65535 if bit_depth_of(meta) == 16 else 255  # what the network's [0, 1] is Y divided by
+    top = white_of(meta)
     at = ", PSNR at 65535 where a set says peak 65535" if any(e.get("peak") for e in evaluation.values()) else ""
     lines = [
         f"# SRCNN ×{scale}, {'-'.join(map(str, p['model']['kernel_sizes']))}",

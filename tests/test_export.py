@@ -464,3 +464,21 @@ def test_the_onnx_file_is_nchw_and_opencv_dnn_runs_a_blob_from_image(exported):
     np.testing.assert_allclose(got[0, 0], want[0, ..., 0], rtol=0, atol=export.PARITY_ATOL)
     figures = json.loads((exported / "export.json").read_text())["onnx"]["opencv_dnn"]  # the stage checks it too
     assert figures["max_abs_diff"] <= export.PARITY_ATOL and figures["pixels"] == 48 * 5 * 5
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_the_onnx_input_and_output_descriptions_name_the_models_white(exported, tmp_path, bit_depth):
+    """The NCHW graph's input and output doc strings (what Netron shows an app developer) said "Y / 255" for a
+    16-bit model too, whose input and output are Y / 65535: they follow the metadata's bit depth."""
+    import onnx
+
+    model = load_model(exported / "srcnn.keras")
+    side = 2 * make_metadata(model, tiny_params(filters=(16, 8)))["margin"] + 1
+    model(np.zeros((1, side, side, 1), np.float32))  # Keras exports only a model that has been called
+    meta = make_metadata(model, tiny_params(filters=(16, 8)), bit_depth)
+    converters.write_onnx(model, tmp_path / "srcnn.onnx", json.dumps(meta))
+    graph = onnx.load(str(tmp_path / "srcnn.onnx")).graph
+    white = 65535 if bit_depth == 16 else 255
+    for value in (*graph.input, *graph.output):
+        assert value.doc_string.startswith(f"NCHW: Y / {white} of the "), value.doc_string
+    assert meta["input"].startswith(f"Y / {white} of the ")  # the metadata's own text agrees
