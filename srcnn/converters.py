@@ -122,7 +122,9 @@ def to_nchw(graph, white: int = 255) -> None:
     new_in = helper.make_tensor_value_info(ONNX_INPUT, TensorProto.FLOAT, ["batch", 1, "height", "width"])
     new_in.doc_string = f"NCHW: Y / {white} of the bicubic-upscaled image, float32 [batch, 1, height, width]"
     new_out = helper.make_tensor_value_info(ONNX_OUTPUT, TensorProto.FLOAT, ["out_batch", 1, "out_height", "out_width"])
-    new_out.doc_string = f"NCHW: Y / {white} of the SRCNN image, float32 [batch, 1, height - 2 margin, width - 2 margin]"
+    new_out.doc_string = (
+        f"NCHW: Y / {white} of the SRCNN image, float32 [batch, 1, height - 2 margin, width - 2 margin]"
+    )
     del graph.input[:], graph.output[:]
     graph.input.append(new_in)
     graph.output.append(new_out)
