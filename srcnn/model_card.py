@@ -66,6 +66,11 @@ def model_card(meta: dict, evaluation: dict, exports: dict[str, dict], files: di
         f"- seed {p['seed']}, scale ×{scale}, degradation: bicubic downscaling with the `{resize}` kernel",
         "  (`matlab`: MATLAB `imresize` with antialiasing; `opencv`: `cv2.resize` INTER_CUBIC)",
         "- " + ", ".join(f"{k} {v}" for k, v in p["train"].items()),
+        *(
+            [f"- computed in {meta['training_precision']} (Keras dtype policy), weights float32"]
+            if "training_precision" in meta
+            else []
+        ),
         "- data: the `download` stage's training images, cut into patches by the `patches` stage (see",
         "  `params.yaml` and `dvc.lock` of the revision that produced this model)",
         "",

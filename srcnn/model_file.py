@@ -63,18 +63,23 @@ def package_version() -> str:
         return "unknown"
 
 
-def make_metadata(model: keras.Model, params: TrainStage, bit_depth: int = 8) -> dict:
+def make_metadata(model: keras.Model, params: TrainStage, bit_depth: int = 8, precision: str = "float32") -> dict:
     """What `srcnn upscale` needs to use a model correctly, from the train stage's params.
 
     `bit_depth` 16 (patches of 16-bit data): recorded as `bit_depth: 16`, with the colour and input texts at
     16 bits. At 8 bits the key is left out (absent = 8, `srcnn.metadata.bit_depth_of`), so 8-bit models,
     the shipped ones and those trained before the key existed, read the same, byte for byte.
+    `precision`: the Keras dtype policy training computed in (`srcnn.training.precision_policy`), recorded as
+    `training_precision` when mixed (`train.mixed_precision: auto` says only what was allowed); float32
+    leaves the key out, for the same reason. The weights are float32 either way.
     """
     kernels = kernel_sizes_of(model)
     sixteen = {"bit_depth": 16} if bit_depth == 16 else {}
+    mixed = {"training_precision": precision} if precision != "float32" else {}
     return {
         "format": 1,
         **sixteen,
+        **mixed,
         "scale": params.scale,
         "resize": params.resize,
         "colour": COLOUR_CONVENTION_16 if sixteen else COLOUR_CONVENTION,

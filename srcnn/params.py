@@ -254,7 +254,7 @@ SCHEMA: dict[str, Key] = _named(
         "train.learning_rate": _float(0.0, 1.0),
         "train.lr_schedule": _choice("cosine", "constant"),
         "train.strategy": _choice("auto", "mirrored", "multiworker"),
-        "train.mixed_precision": _choice(False, True),
+        "train.mixed_precision": _choice(False, True, "auto"),
         "evaluate.crop_border": _optional(_int(0, 256), "the same as scale"),
         "evaluate.benchmarks": _benchmark_names(),
         "export.formats": _export_formats(),
@@ -405,7 +405,7 @@ class TrainParams:
     learning_rate: float
     lr_schedule: str  # "constant" | "cosine"
     strategy: str  # "auto" | "mirrored" | "multiworker"
-    mixed_precision: bool
+    mixed_precision: bool | str  # False | True | "auto" (bfloat16 where the CPU computes it natively)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -146,10 +147,44 @@ def execution_steps(steps_per_epoch: int, most: int = 16) -> int:
     return max(d for d in range(1, most + 1) if steps_per_epoch % d == 0)
 
 
-def precision_policy(mixed: bool) -> str:
+# x86 instructions with which oneDNN computes bfloat16 natively (their names in /proc/cpuinfo): AVX512_BF16
+# (Cooper Lake, Zen 4: this project's machine, bf16 2.1x float32 there, bench/README.md) and AMX (Sapphire
+# Rapids). Without them TensorFlow emulates bfloat16 in float32 arithmetic.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def native_bf16_cpu(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bfloat16 natively: a `flags` line of `cpuinfo` (the text of CPUINFO,
+    /proc/cpuinfo; read when None) lists one of NATIVE_BF16_FLAGS. False where there is no /proc/cpuinfo
+    (macOS, Windows) and on CPUs whose bfloat16 speed and quality were not measured here (aarch64)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = CPUINFO.read_text(errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return any(flag in value.split() for flag in NATIVE_BF16_FLAGS)
+    return False
+
+
+def precision_policy(mixed: bool | str, gpu: bool | None = None, native_bf16: bool | None = None) -> str:
+    """The Keras dtype policy for `train.mixed_precision` (`gpu`, `native_bf16`: this machine's, when None).
+
+    False: "float32". True: "mixed_float16" on a GPU (Keras adds loss scaling), "mixed_bfloat16" on a CPU.
+    "auto": "mixed_bfloat16" on a CPU that computes bfloat16 natively (`native_bf16_cpu`), else "float32",
+    on GPUs too (mixed float16's quality was not measured for SRCNN). Under a mixed policy the variables, the
+    output layer, the loss and the saved model stay float32 (`srcnn.model.build_srcnn`)."""
+    if gpu is None:
+        gpu = bool(tf.config.list_logical_devices("GPU"))
+    if mixed == "auto":
+        native = native_bf16_cpu() if native_bf16 is None else native_bf16
+        return "mixed_bfloat16" if native and not gpu else "float32"
     if not mixed:
         return "float32"
-    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    return "mixed_float16" if gpu else "mixed_bfloat16"
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -377,6 +412,14 @@ def train(
     valid_plan = BatchPlan(len(valid_patches), p.batch_size, None, replicas)
 
     policy = precision_policy(p.mixed_precision)
+    if p.mixed_precision is True and policy == "mixed_bfloat16" and not native_bf16_cpu():
+        print(
+            "train: warning: train.mixed_precision = true, but this CPU has no native bfloat16 (no "
+            f"{' or '.join(NATIVE_BF16_FLAGS)} in /proc/cpuinfo): TensorFlow emulates it, usually slower than "
+            "float32; train.mixed_precision = auto picks float32 here",
+            file=sys.stderr,
+            flush=True,
+        )
     folder = None
     if checkpoint_root is not None:
         settings = checkpoint_settings(params, train_path, valid_path, replicas, policy, fast_layers)
@@ -453,6 +496,7 @@ def train(
     summary = {
         "epochs": p.epochs,
         "resumed_from_epoch": first_epoch,
+        "precision": policy,  # what train.mixed_precision (auto: this machine) resolved to
         "patches": len(train_patches),
         "seconds": round(seconds, 2),
         "patches_per_second": round(seen / seconds, 1) if seen else 0.0,
@@ -473,7 +517,7 @@ def train(
     saved.set_weights(model.get_weights())
     write_curves(log_dir, rows)
     with atomic_file(model_path, suffix=".keras") as tmp:  # model and its metadata appear together
-        save_model(saved, tmp, make_metadata(saved, params, train_patches.bit_depth))
+        save_model(saved, tmp, make_metadata(saved, params, train_patches.bit_depth, policy))
     write_json(metrics_path, summary)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)

@@ -282,6 +282,90 @@ def test_mixed_precision_computes_in_bfloat16_on_cpu_and_saves_float32(in_tmp, p
     assert np.isfinite(summary["final_val_psnr"]) and summary["final_val_psnr"] > 0
 
 
+# /proc/cpuinfo's flags of two x86 CPUs (abridged), and an aarch64 one, whose line is named Features.
+ZEN4_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 9R14 96-Core Processor
+flags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sse sse2 avx2 avx512f avx512dq avx512_bf16 avx512vnni
+"""
+SKYLAKE_CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8175M CPU @ 2.50GHz
+flags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sse sse2 avx2 avx512f avx512dq avx512bw avx512vl
+"""
+SAPPHIRE_RAPIDS_CPUINFO = SKYLAKE_CPUINFO.replace("avx512vl", "avx512vl amx_bf16 amx_tile amx_int8")
+GRAVITON3_CPUINFO = """processor\t: 0
+BogoMIPS\t: 2100.00
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid bf16 i8mm
+"""
+
+
+def test_native_bfloat16_is_read_from_the_cpus_flags():
+    assert training.native_bf16_cpu(ZEN4_CPUINFO)
+    assert training.native_bf16_cpu(SAPPHIRE_RAPIDS_CPUINFO)
+    assert not training.native_bf16_cpu(SKYLAKE_CPUINFO)  # AVX-512 without its BF16 extension: emulated
+    assert not training.native_bf16_cpu(GRAVITON3_CPUINFO)  # not measured here: auto keeps float32
+    assert not training.native_bf16_cpu("")
+    assert not training.native_bf16_cpu(SKYLAKE_CPUINFO.replace("avx512vl", "avx512_bf16x"))  # whole names only
+
+
+@pytest.mark.parametrize(
+    "setting,gpu,native,policy",
+    [
+        (False, False, True, "float32"),
+        (False, True, False, "float32"),
+        (True, False, True, "mixed_bfloat16"),
+        (True, False, False, "mixed_bfloat16"),  # as asked, with a warning (test below)
+        (True, True, False, "mixed_float16"),
+        ("auto", False, True, "mixed_bfloat16"),
+        ("auto", False, False, "float32"),
+        ("auto", True, True, "float32"),  # float16 on a GPU is not measured for SRCNN
+    ],
+)
+def test_precision_policy_of_each_setting_and_machine(setting, gpu, native, policy):
+    assert training.precision_policy(setting, gpu=gpu, native_bf16=native) == policy
+
+
+@pytest.mark.slow
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_and_the_model_says_which(
+    in_tmp, patch_files, monkeypatch, capfd
+):
+    from srcnn.metadata import read_metadata
+
+    _, root = run_train(in_tmp / "f32", patch_files)
+    float32 = load_model(root / "models" / "srcnn.keras").get_weights()
+    assert "training_precision" not in read_metadata(root / "models" / "srcnn.keras")  # float32: bytes as before
+    _, root = run_train(in_tmp / "bf16", patch_files, params=tiny_params(mixed_precision=True))
+    bf16 = load_model(root / "models" / "srcnn.keras").get_weights()
+    assert read_metadata(root / "models" / "srcnn.keras")["training_precision"] == "mixed_bfloat16"
+
+    # auto on this machine's own CPU: what its flags say, the same weights as that policy gives.
+    native = training.native_bf16_cpu()
+    summary, root = run_train(in_tmp / "auto", patch_files, params=tiny_params(mixed_precision="auto"))
+    meta = read_metadata(root / "models" / "srcnn.keras")
+    assert summary["precision"] == ("mixed_bfloat16" if native else "float32")
+    assert meta.get("training_precision") == ("mixed_bfloat16" if native else None)
+    assert meta["params"]["train"]["mixed_precision"] == "auto"  # the setting, beside what it resolved to
+    want = bf16 if native else float32
+    for got, expected in zip(load_model(root / "models" / "srcnn.keras").get_weights(), want, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+    # On a CPU without native bfloat16 (a real Skylake cpuinfo file): auto trains float32, true warns.
+    cpuinfo = in_tmp / "cpuinfo"
+    cpuinfo.write_text(SKYLAKE_CPUINFO)
+    monkeypatch.setattr(training, "CPUINFO", cpuinfo)
+    capfd.readouterr()
+    summary, root = run_train(in_tmp / "auto-skylake", patch_files, params=tiny_params(mixed_precision="auto"))
+    assert summary["precision"] == "float32"
+    np.testing.assert_array_equal(load_model(root / "models" / "srcnn.keras").get_weights()[0], float32[0])
+    assert "warning" not in capfd.readouterr().err
+    summary, _ = run_train(in_tmp / "true-skylake", patch_files, params=tiny_params(mixed_precision=True))
+    assert summary["precision"] == "mixed_bfloat16"  # as asked
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "no native bfloat16 (no avx512_bf16 or amx_bf16" in warnings[0], warnings
+    assert "train.mixed_precision = auto picks float32 here" in warnings[0]
+
+
 # --------------------------------------------------------------------------- compiled forward pass
 
 

@@ -489,3 +489,18 @@ def test_every_module_a_stage_imports_is_a_dependency_in_dvc_yaml(stage):
     script = spec["cmd"].split()[1]
     code_deps = {d for d in spec["deps"] if d.endswith(".py")}
     assert code_deps == {script} | import_closure(ROOT / script)
+
+
+@pytest.mark.parametrize("setting", [False, True, "auto"])
+def test_mixed_precision_takes_auto(setting):
+    got = validate(tree_with("train.mixed_precision", setting))["train.mixed_precision"]
+    assert got == setting and type(got) is type(setting)
+
+
+@pytest.mark.parametrize("setting", ["bf16", "true", 1, None, "AUTO"])
+def test_mixed_precision_refused(setting):
+    with pytest.raises(
+        ParamsError,
+        match=r"^params\.yaml: train\.mixed_precision = .* is invalid; allowed: one of False, True, 'auto'$",
+    ):
+        validate(tree_with("train.mixed_precision", setting))
