@@ -20,7 +20,8 @@ Sections (see bench/README.md for what each row means and the figures measured):
   g  `srcnn upscale` per model format (.keras through TensorFlow, .onnx through ONNX Runtime, .tflite through
      LiteRT): whole-command seconds for a 512×512 photo (start-up included), output Mpix/s on a 4K photo
 Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads; for our loop in
-(a) only, side by side in one run: --patch-sizes (work per output pixel) and --precisions (float32, bf16).
+(a) only, side by side in one run: --patch-sizes (work per output pixel; --equal-output-batches sizes their
+batches to as many output pixels per step) and --precisions (float32, bf16).
 """
 
 from __future__ import annotations
@@ -92,9 +93,10 @@ def fit_rates(model, data, n: int, epochs: int, **fit_kwargs) -> list[float]:
 PRECISION_POLICIES = {"float32": "float32", "bf16": "mixed_bfloat16"}
 
 
-def ours_loop(args, patch_file: Path) -> tuple[list[float], int, int]:
+def ours_loop(args, patch_file: Path, batch_size: int) -> tuple[list[float], int, int]:
     """(patches/s of each timed epoch, output pixels per patch, forward MACs per patch) of our train loop on
-    `patch_file` under the current dtype policy (mixed: the output layer in float32, as train() builds it)."""
+    `patch_file` in batches of `batch_size` under the current dtype policy (mixed: the output layer in
+    float32, as train() builds it)."""
     import keras
     import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
@@ -113,7 +115,7 @@ def ours_loop(args, patch_file: Path) -> tuple[list[float], int, int]:
         tf_config.enable_op_determinism()
     model = build_srcnn(FILTERS, KERNELS, fast_layers=not args.plain_layers)
     crop = margin(model)
-    plan = BatchPlan(n, args.batch_size, seed=0)
+    plan = BatchPlan(n, batch_size, seed=0)
     rate = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=plan.steps_per_epoch * (args.epochs + 1))
     model.compile(
         optimizer=keras.optimizers.Adam(rate),
@@ -139,22 +141,24 @@ def bench_training(args, patch_file: Path) -> dict:
     patches = load_patches(patch_file)  # for the plain-Keras baselines, which load it whole as float32
     n, size = len(patches), patches.shape[2]
     crop = margin_of(KERNELS)
-    results = {}
+    results, batches = {}, {}
 
     # Ours: srcnn.training.train()'s loop (a seeded BatchPlan, pread batches through tf.data, op determinism,
     # Adam with cosine decay, MSE + PSNR metric, several steps per call); without the per-epoch validation
     # pass and checkpoint. Once per patch size and precision asked for; the plain baselines below use the
     # 33x33 file.
     for ours_size in args.patch_sizes:
-        ours_file = patch_file
+        ours_file, batch = patch_file, args.batch_size
+        if args.equal_output_batches:  # as many output pixels per step as a batch of 33x33 patches
+            batch = max(1, round(args.batch_size * ((size - 2 * crop) / (ours_size - 2 * crop)) ** 2))
         if ours_size != size:  # about the same input pixels per epoch, so each epoch takes about as long
             ours_file = patch_file.with_name(f"train{ours_size}.npy")
-            make_patch_file(ours_file, max(args.batch_size, round(n * (size / ours_size) ** 2)), ours_size)
+            make_patch_file(ours_file, max(batch, round(n * (size / ours_size) ** 2)), ours_size)
         for precision in args.precisions:
             key = "ours" if (ours_size, precision) == (size, "float32") else f"ours {ours_size}px {precision}"
             keras.config.set_dtype_policy(PRECISION_POLICIES[precision])
             try:
-                results[key] = ours_loop(args, ours_file)
+                results[key], batches[key] = ours_loop(args, ours_file, batch), batch
             finally:
                 keras.config.set_dtype_policy("mixed_bfloat16" if args.mixed_bf16 else "float32")
 
@@ -191,7 +195,13 @@ def bench_training(args, patch_file: Path) -> dict:
         med = statistics.median(rates)
         if key not in names:  # "ours <size>px <precision>"
             names[key] = f"{key}: pread uint8 batches via tf.data + fit"
-        row("a", f"{names[key]} patches/s", med, "patches/s", spread(rates) + f"; batch {args.batch_size}")
+        row(
+            "a",
+            f"{names[key]} patches/s",
+            med,
+            "patches/s",
+            spread(rates) + f"; batch {batches.get(key, args.batch_size)}",
+        )
         row("a", f"{names[key]} output Mpix/s", med * px / 1e6, "Mpix/s", f"{px} output px per patch")
     return results
 
@@ -665,6 +675,12 @@ def parse(argv=None) -> argparse.Namespace:
         "--precisions",
         default=None,
         help="comma-separated precisions of our loop in (a): float32, bf16 (default float32; bf16 with --mixed-bf16)",
+    )
+    p.add_argument(
+        "--equal-output-batches",
+        action="store_true",
+        help="(a): batches of each --patch-sizes side hold as many output pixels as --batch-size 33x33 ones "
+        "(44x44: 47 for 128), so each step does as much useful work",
     )
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = p.parse_args(argv)
