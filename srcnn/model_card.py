@@ -67,7 +67,11 @@ def model_card(meta: dict, evaluation: dict, exports: dict[str, dict], files: di
         "  (`matlab`: MATLAB `imresize` with antialiasing; `opencv`: `cv2.resize` INTER_CUBIC)",
         "- " + ", ".join(f"{k} {v}" for k, v in p["train"].items()),
         *(
-            [f"- computed in {meta['training_precision']} (Keras dtype policy), weights float32"]
+            [
+                f"- computed in {meta['training_precision']} (Keras dtype policy)"
+                + (f", the last {final} epochs in float32" if (final := p["train"].get("float32_final_epochs")) else "")
+                + ", weights float32"
+            ]
             if "training_precision" in meta
             else []
         ),

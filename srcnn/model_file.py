@@ -92,7 +92,8 @@ def make_metadata(model: keras.Model, params: TrainStage, bit_depth: int = 8, pr
             "scale": params.scale,
             "resize": params.resize,
             "model": {"filters": list(params.model.filters), "kernel_sizes": list(params.model.kernel_sizes)},
-            "train": dict(vars(params.train)),
+            # float32_final_epochs left out at 0 (absent = 0): models from before the key read the same
+            "train": {k: v for k, v in vars(params.train).items() if (k, v) != ("float32_final_epochs", 0)},
         },
         "package": "srcnn-dvc",
         "version": package_version(),

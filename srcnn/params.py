@@ -255,6 +255,7 @@ SCHEMA: dict[str, Key] = _named(
         "train.lr_schedule": _choice("cosine", "constant"),
         "train.strategy": _choice("auto", "mirrored", "multiworker"),
         "train.mixed_precision": _choice(False, True, "auto"),
+        "train.float32_final_epochs": _int(0, 100_000),
         "evaluate.crop_border": _optional(_int(0, 256), "the same as scale"),
         "evaluate.benchmarks": _benchmark_names(),
         "export.formats": _export_formats(),
@@ -337,6 +338,11 @@ def validate(tree: Any) -> dict[str, Any]:
             f"{values['download.source']!r}; allowed: 16 only with download.source = 'folder' (its images "
             "are 8-bit), else 8"
         )
+    if values["train.float32_final_epochs"] > values["train.epochs"]:
+        raise ParamsError(
+            f"params.yaml: train.float32_final_epochs = {values['train.float32_final_epochs']} is more than "
+            f"train.epochs = {values['train.epochs']}; allowed: an integer from 0 to train.epochs"
+        )
     field = receptive_field(kernels)
     if values["patches.size"] < field:
         raise ParamsError(
@@ -406,6 +412,7 @@ class TrainParams:
     lr_schedule: str  # "constant" | "cosine"
     strategy: str  # "auto" | "mirrored" | "multiworker"
     mixed_precision: bool | str  # False | True | "auto" (bfloat16 where the CPU computes it natively)
+    float32_final_epochs: int = 0  # under a mixed policy: the last ones in float32 (0: none)
 
 
 @dataclass(frozen=True)

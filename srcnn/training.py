@@ -170,6 +170,17 @@ def native_bf16_cpu(cpuinfo: str | None = None) -> bool:
     return False
 
 
+def precision_phases(policy: str, epochs: int, float32_final_epochs: int) -> list[tuple[str, int]]:
+    """(policy, epoch the phase ends at) for each part of a run: one phase, or under a mixed `policy` with
+    `float32_final_epochs` > 0 the last ones in float32 (`train.float32_final_epochs`: a remedy for what
+    bfloat16's 8-bit mantissa leaves in the weights' final, smallest updates)."""
+    if policy == "float32" or float32_final_epochs <= 0:
+        return [(policy, epochs)]
+    if float32_final_epochs >= epochs:
+        return [("float32", epochs)]
+    return [(policy, epochs - float32_final_epochs), ("float32", epochs)]
+
+
 def precision_policy(mixed: bool | str, gpu: bool | None = None, native_bf16: bool | None = None) -> str:
     """The Keras dtype policy for `train.mixed_precision` (`gpu`, `native_bf16`: this machine's, when None).
 
@@ -431,63 +442,79 @@ def train(
         if multiworker:  # every worker keeps its own (its machine may not see the others' disks)
             folder = folder / f"{strategy.cluster_resolver.task_type}-{strategy.cluster_resolver.task_id}"
 
-    keras.config.set_dtype_policy(policy)
-    try:
+    rate = p.learning_rate
+    if p.lr_schedule == "cosine":
+        # Anneal to zero over the run: with far fewer steps than the paper's 10^8, the final
+        # decay removes most of Adam's end-of-run noise (worth tenths of a dB here).
+        rate = keras.optimizers.schedules.CosineDecay(
+            p.learning_rate, decay_steps=train_plan.steps_per_epoch * p.epochs
+        )
+    # Several steps per call, except across workers: there Keras 3.15's multi-step loop fails
+    # ("You must feed a value for placeholder tensor") with MultiWorkerMirroredStrategy.
+    per_call = 1 if multiworker else execution_steps(train_plan.steps_per_epoch)
+
+    def compiled_model(phase_policy: str) -> keras.Model:
+        keras.config.set_dtype_policy(phase_policy)
         with strategy.scope():
             model = build_srcnn(params.model.filters, params.model.kernel_sizes, fast_layers=fast_layers)
             if multiworker:
                 model = VectorLogsModel(model.inputs, model.outputs, name=model.name)
-            rate = p.learning_rate
-            if p.lr_schedule == "cosine":
-                # Anneal to zero over the run: with far fewer steps than the paper's 10^8, the final
-                # decay removes most of Adam's end-of-run noise (worth tenths of a dB here).
-                rate = keras.optimizers.schedules.CosineDecay(
-                    p.learning_rate, decay_steps=train_plan.steps_per_epoch * p.epochs
-                )
-            # Several steps per call, except across workers: there Keras 3.15's multi-step loop fails
-            # ("You must feed a value for placeholder tensor") with MultiWorkerMirroredStrategy.
-            per_call = 1 if multiworker else execution_steps(train_plan.steps_per_epoch)
             model.compile(
                 optimizer=keras.optimizers.Adam(rate), loss="mse", metrics=[PSNR()], steps_per_execution=per_call
             )
+            model.optimizer.build(model.trainable_variables)
+        # Keras 3.15 "symbolically builds" a model made under a strategy from a first batch, reducing the
+        # (inputs, labels) tuple of per-replica values, which MultiWorkerMirroredStrategy cannot do. The model
+        # is built already; without the attribute Keras takes the strategy from the scope around fit instead.
+        model._distribute_strategy = None
+        return model
 
+    try:
         first_epoch, rows = 0, []
         checkpoint = None
         if folder is not None:
             checkpoint = agreed_checkpoint(strategy, folder, p.epochs) if multiworker else latest_checkpoint(folder)
         if checkpoint is not None:
             state = json.loads((checkpoint / "state.json").read_text())
-            with strategy.scope():
-                model.optimizer.build(model.trainable_variables)
-            model.load_weights(checkpoint / "state.weights.h5")
             first_epoch, rows = state["epoch"], state["rows"]
             print(f"train: resuming from checkpoint {checkpoint} ({first_epoch} of {p.epochs} epochs done)", flush=True)
 
-        # Keras 3.15 "symbolically builds" a model made under a strategy from a first batch, reducing the
-        # (inputs, labels) tuple of per-replica values, which MultiWorkerMirroredStrategy cannot do. The model
-        # is built already; without the attribute Keras takes the strategy from the scope around fit instead.
-        model._distribute_strategy = None
-        start = time.perf_counter()
-        with strategy.scope():
-            model.fit(
-                distributed_batches(
-                    strategy, train_patches, train_plan, margin, first_epoch * train_plan.steps_per_epoch
-                ),
-                steps_per_epoch=train_plan.steps_per_epoch,
-                # Finite, so that each validation reads its batches exactly once, whatever steps_per_execution.
-                validation_data=distributed_batches(
-                    strategy, valid_patches, valid_plan, margin, steps=valid_plan.steps_per_epoch
-                ),
-                initial_epoch=first_epoch,
-                epochs=p.epochs,
-                callbacks=[
-                    StopOnNonFiniteLoss(p.learning_rate),
-                    CurveRecorder(rows),
-                    *([EpochCheckpoint(folder, rows)] if folder is not None else []),
-                ],
-                shuffle=False,  # batches come shuffled from the plan
-            )
-        seconds = time.perf_counter() - start
+        model, epoch, seconds = None, first_epoch, 0.0
+        for phase_policy, end in precision_phases(policy, p.epochs, p.float32_final_epochs):
+            if end <= epoch:
+                continue
+            previous, model = model, compiled_model(phase_policy)
+            if previous is not None:  # the next phase goes on from this one's weights and Adam state
+                model.set_weights(previous.get_weights())
+                for mine, theirs in zip(model.optimizer.variables, previous.optimizer.variables, strict=True):
+                    mine.assign(theirs)
+            elif checkpoint is not None:  # variables are float32 under every policy: any phase's checkpoint loads
+                model.load_weights(checkpoint / "state.weights.h5")
+            start = time.perf_counter()
+            with strategy.scope():
+                model.fit(
+                    distributed_batches(
+                        strategy, train_patches, train_plan, margin, epoch * train_plan.steps_per_epoch
+                    ),
+                    steps_per_epoch=train_plan.steps_per_epoch,
+                    # Finite, so that each validation reads its batches exactly once, whatever steps_per_execution.
+                    validation_data=distributed_batches(
+                        strategy, valid_patches, valid_plan, margin, steps=valid_plan.steps_per_epoch
+                    ),
+                    initial_epoch=epoch,
+                    epochs=end,
+                    callbacks=[
+                        StopOnNonFiniteLoss(p.learning_rate),
+                        CurveRecorder(rows),
+                        *([EpochCheckpoint(folder, rows)] if folder is not None else []),
+                    ],
+                    shuffle=False,  # batches come shuffled from the plan
+                )
+            seconds += time.perf_counter() - start
+            epoch = end
+        if model is None:  # resumed from the last epoch's checkpoint (killed before the model was written)
+            model = compiled_model(policy if p.float32_final_epochs <= 0 else "float32")
+            model.load_weights(checkpoint / "state.weights.h5")
     finally:
         keras.config.set_dtype_policy("float32")
 

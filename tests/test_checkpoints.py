@@ -195,3 +195,76 @@ def test_no_instant_holds_more_than_two_checkpoints_or_a_half_removed_one(tmp_pa
     assert training.saved_epochs(folder) == [4, 5]
     assert seen and all(len(listing) <= 2 for listing in seen), seen
     assert all(files == ["state.json", "state.weights.h5"] for listing in seen for files in listing.values()), seen
+
+
+def test_a_run_with_float32_final_epochs_resumes_in_either_phase_and_matches_an_uninterrupted_run(repo):
+    """train.float32_final_epochs: the first 30 of 60 epochs in bfloat16, the last 30 in float32, each phase its
+    own model, the second taking the first's weights and Adam state. A kill in either phase resumes to the
+    very weights of an uninterrupted run; the model says how it was computed."""
+    from srcnn.metadata import read_metadata
+
+    params = (repo / "params.yaml").read_text()
+    assert "mixed_precision: false" in params and "float32_final_epochs: 0" in params
+    try:
+        (repo / "params.yaml").write_text(
+            params.replace("mixed_precision: false", "mixed_precision: true").replace(
+                "float32_final_epochs: 0", "float32_final_epochs: 30"
+            )
+        )
+        dvc(repo, "repro", "-s", "train")
+        reference = weights(repo)
+        meta = read_metadata(repo / "models/srcnn.keras")
+        assert meta["training_precision"] == "mixed_bfloat16"
+        assert meta["params"]["train"]["float32_final_epochs"] == 30
+        assert meta["params"]["train"]["mixed_precision"] is True
+        for kill_at, phase in ((8, "bfloat16"), (38, "float32")):
+            log = kill_after(repo, kill_at)
+            killed_at = done_epochs(repo)
+            assert kill_at <= killed_at < 60, log
+            assert (killed_at < 30) == (phase == "bfloat16"), f"the kill landed in the other phase: {killed_at}"
+            rerun = dvc(repo, "repro", "-f", "-s", "train")
+            assert "resuming from checkpoint" in rerun.stdout, rerun.stdout
+            for a, b in zip(weights(repo), reference, strict=True):
+                np.testing.assert_array_equal(a, b)
+        # Neither phase alone: not the all-bfloat16 run, not the all-float32 one (the repo's first model).
+        assert not np.array_equal(
+            reference[0], weights_of_params(repo, params.replace("mixed_precision: false", "mixed_precision: true"))[0]
+        )
+        assert not np.array_equal(reference[0], weights_of_params(repo, params)[0])
+    finally:
+        (repo / "params.yaml").write_text(params)
+        dvc(repo, "repro", "-s", "train")
+
+
+def weights_of_params(repo: Path, text: str) -> list[np.ndarray]:
+    (repo / "params.yaml").write_text(text)
+    dvc(repo, "repro", "-s", "train")
+    return weights(repo)
+
+
+def test_a_bfloat16_checkpoint_loads_into_a_float32_model(tmp_path):
+    """The float32 phase may resume from a checkpoint the bfloat16 phase saved: under a mixed policy the
+    variables (layers and Adam's) are float32 with the same structure, so the weights file loads as is."""
+    import keras
+
+    from srcnn.model import build_srcnn
+
+    def compiled(policy: str):
+        keras.config.set_dtype_policy(policy)
+        try:
+            keras.utils.set_random_seed(3 if policy == "float32" else 4)
+            model = build_srcnn([8, 4], [9, 5, 5])
+            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+            model.fit(np.random.default_rng(0).random((4, 21, 21, 1), np.float32), np.zeros((4, 5, 5, 1)), verbose=0)
+        finally:
+            keras.config.set_dtype_policy("float32")
+        return model
+
+    bf16, f32 = compiled("mixed_bfloat16"), compiled("float32")
+    assert {v.dtype for v in bf16.weights} == {"float32"}
+    bf16.save_weights(tmp_path / "state.weights.h5")
+    f32.load_weights(tmp_path / "state.weights.h5")
+    for a, b in zip(f32.get_weights(), bf16.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(f32.optimizer.variables, bf16.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -326,6 +326,14 @@ def test_precision_policy_of_each_setting_and_machine(setting, gpu, native, poli
     assert training.precision_policy(setting, gpu=gpu, native_bf16=native) == policy
 
 
+def test_precision_phases():
+    assert training.precision_phases("float32", 20, 0) == [("float32", 20)]
+    assert training.precision_phases("float32", 20, 2) == [("float32", 20)]  # nothing to switch back from
+    assert training.precision_phases("mixed_bfloat16", 20, 0) == [("mixed_bfloat16", 20)]
+    assert training.precision_phases("mixed_bfloat16", 20, 2) == [("mixed_bfloat16", 18), ("float32", 20)]
+    assert training.precision_phases("mixed_float16", 3, 3) == [("float32", 3)]
+
+
 @pytest.mark.slow
 def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_and_the_model_says_which(
     in_tmp, patch_files, monkeypatch, capfd

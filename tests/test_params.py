@@ -47,6 +47,7 @@ VALID = {
         "lr_schedule": "cosine",
         "strategy": "auto",
         "mixed_precision": False,
+        "float32_final_epochs": 0,
     },
     "evaluate": {"crop_border": None, "benchmarks": []},
     "export": {"formats": ["onnx", "tflite", "savedmodel"]},
@@ -504,3 +505,16 @@ def test_mixed_precision_refused(setting):
         match=r"^params\.yaml: train\.mixed_precision = .* is invalid; allowed: one of False, True, 'auto'$",
     ):
         validate(tree_with("train.mixed_precision", setting))
+
+
+def test_float32_final_epochs_at_most_the_epochs():
+    tree = tree_with("train.float32_final_epochs", 3)
+    tree["train"]["epochs"] = 3
+    assert validate(tree)["train.float32_final_epochs"] == 3
+    tree["train"]["float32_final_epochs"] = 4
+    with pytest.raises(
+        ParamsError,
+        match=r"^params\.yaml: train\.float32_final_epochs = 4 is more than train\.epochs = 3; allowed: an "
+        r"integer from 0 to train\.epochs$",
+    ):
+        validate(tree)
