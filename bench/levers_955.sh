@@ -7,7 +7,7 @@
 #
 #   bench/levers_955.sh                      the four runs of 2026-12-02 (33 and 44 pixels, float32 and bf16)
 #   bench/levers_955.sh "q44e 44 23 false 47" ...   runs of your own: name, patches.size, patches.stride,
-#                                            train.mixed_precision, train.batch_size[, seed (default 0)]
+#                                            train.mixed_precision, train.batch_size[, seed (default: params.yaml's)]
 #
 # A batch of 47 44x44 patches holds as many output pixels (47 x 28^2) as 128 33x33 ones (128 x 17^2), so
 # such a run takes as many optimizer steps per epoch, each over as many output pixels, as the 33x33 one.
@@ -21,7 +21,7 @@ runs=("$@")
 for run in "${runs[@]}"; do
   set -- $run
   dvc exp run -n "$1" "${common[@]}" -S patches.size=$2 -S patches.stride=$3 -S train.mixed_precision=$4 \
-    -S train.batch_size=$5 -S seed=${6:-0}
+    -S train.batch_size=$5 ${6:+-S seed=$6}
   python -c "import json; t = json.load(open('metrics/train.json')); e = json.load(open('metrics/evaluate.json'))
 print('$1', t['seconds'], 's', t['patches'], 'patches', t['output_mpix_per_second'], 'Mpix/s', e['Set5'])"
 done
