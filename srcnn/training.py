@@ -181,6 +181,16 @@ def precision_phases(policy: str, epochs: int, float32_final_epochs: int) -> lis
     return [(policy, epochs - float32_final_epochs), ("float32", epochs)]
 
 
+def carry_over(previous: keras.Model, model: keras.Model) -> None:
+    """Give `model` (compiled, its optimizer built) the weights and Adam state of `previous`, trained under
+    another dtype policy. Both hold float32 variables; under mixed_float16 Keras wraps Adam in a
+    LossScaleOptimizer, whose own loss-scale variables have no counterpart, so Adam's are taken from inside."""
+    model.set_weights(previous.get_weights())
+    mine, theirs = (getattr(m.optimizer, "inner_optimizer", m.optimizer).variables for m in (model, previous))
+    for a, b in zip(mine, theirs, strict=True):
+        a.assign(b)
+
+
 def precision_policy(mixed: bool | str, gpu: bool | None = None, native_bf16: bool | None = None) -> str:
     """The Keras dtype policy for `train.mixed_precision` (`gpu`, `native_bf16`: this machine's, when None).
 
@@ -479,17 +489,19 @@ def train(
             first_epoch, rows = state["epoch"], state["rows"]
             print(f"train: resuming from checkpoint {checkpoint} ({first_epoch} of {p.epochs} epochs done)", flush=True)
 
-        model, epoch, seconds = None, first_epoch, 0.0
-        for phase_policy, end in precision_phases(policy, p.epochs, p.float32_final_epochs):
+        phases = precision_phases(policy, p.epochs, p.float32_final_epochs)
+        model, model_policy, epoch, seconds = None, None, first_epoch, 0.0
+        if checkpoint is not None:  # into a model of the phase that saved it: optimizers may differ by phase
+            model_policy = next(phase for phase, end in phases if first_epoch <= end)
+            model = compiled_model(model_policy)
+            model.load_weights(checkpoint / "state.weights.h5")
+        for phase_policy, end in phases:
             if end <= epoch:
                 continue
-            previous, model = model, compiled_model(phase_policy)
-            if previous is not None:  # the next phase goes on from this one's weights and Adam state
-                model.set_weights(previous.get_weights())
-                for mine, theirs in zip(model.optimizer.variables, previous.optimizer.variables, strict=True):
-                    mine.assign(theirs)
-            elif checkpoint is not None:  # variables are float32 under every policy: any phase's checkpoint loads
-                model.load_weights(checkpoint / "state.weights.h5")
+            if phase_policy != model_policy:
+                previous, model, model_policy = model, compiled_model(phase_policy), phase_policy
+                if previous is not None:  # the next phase goes on from this one's weights and Adam state
+                    carry_over(previous, model)
             start = time.perf_counter()
             with strategy.scope():
                 model.fit(
@@ -512,9 +524,6 @@ def train(
                 )
             seconds += time.perf_counter() - start
             epoch = end
-        if model is None:  # resumed from the last epoch's checkpoint (killed before the model was written)
-            model = compiled_model(policy if p.float32_final_epochs <= 0 else "float32")
-            model.load_weights(checkpoint / "state.weights.h5")
     finally:
         keras.config.set_dtype_policy("float32")
 
