@@ -18,7 +18,7 @@ import numpy as np
 
 from srcnn.metadata import METADATA_NAME, ModelError
 from srcnn.model import kernel_sizes_of, margin
-from srcnn.params import TrainStage, receptive_field
+from srcnn.params import TrainStage, receptive_field, recorded_train
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
@@ -92,8 +92,7 @@ def make_metadata(model: keras.Model, params: TrainStage, bit_depth: int = 8, pr
             "scale": params.scale,
             "resize": params.resize,
             "model": {"filters": list(params.model.filters), "kernel_sizes": list(params.model.kernel_sizes)},
-            # float32_final_epochs left out at 0 (absent = 0): models from before the key read the same
-            "train": {k: v for k, v in vars(params.train).items() if (k, v) != ("float32_final_epochs", 0)},
+            "train": recorded_train(params.train),  # later keys left out at their default: same bytes as before
         },
         "package": "srcnn-dvc",
         "version": package_version(),

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from srcnn.params import BENCHMARKS_DIR
+from srcnn.params import BENCHMARKS_DIR, LATER_KEYS
 
 SCALES = (2, 3, 4)
 RESULTS = Path("results/paper.json")
@@ -53,6 +53,7 @@ RECIPE: dict[str, object] = {
     "train.learning_rate": 0.001,
     "train.lr_schedule": "cosine",
     "train.mixed_precision": False,  # float32; a model trained in bfloat16 lists it among its recipe changes
+    "train.float32_final_epochs": 0,
 }
 
 # PSNR (dB) on Y, shave = scale: SRCNN 9-5-5 from Dong et al., TPAMI 2016 (Set5, Set14) and as compiled in
@@ -196,7 +197,7 @@ def experiments(exp_show: list[dict]) -> list[dict]:
 
 def deviations(params: dict) -> dict:
     """Recipe keys an experiment ran with other values (e.g. `-S train.epochs=5`): {key: value}."""
-    flat = _flatten(params)
+    flat = {**LATER_KEYS, **_flatten(params)}  # a record without a later key ran with its default
     return {key: flat.get(key) for key, value in RECIPE.items() if flat.get(key) != value}
 
 

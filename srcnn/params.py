@@ -490,6 +490,17 @@ def _build(cls: type, values: dict[str, Any], prefix: str = ""):
     )
 
 
+# Keys added after models were shipped and checkpoints written: absent from a record means this value, and a
+# record leaves them out at it, so models and checkpoint keys from before the key read (and hash) the same.
+LATER_KEYS: dict[str, Any] = {"train.float32_final_epochs": 0}
+
+
+def recorded_train(train: TrainParams) -> dict[str, Any]:
+    """The train params as a model's metadata and a checkpoint's key record them: LATER_KEYS left out at
+    their value."""
+    return {k: v for k, v in vars(train).items() if LATER_KEYS.get(f"train.{k}", object()) != v}
+
+
 def flatten_tree(tree: dict, prefix: str = "") -> dict[str, Any]:
     """Nested mappings as {dotted key: leaf value} (`{"train": {"epochs": 45}}` -> `{"train.epochs": 45}`)."""
     flat: dict[str, Any] = {}

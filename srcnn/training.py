@@ -21,7 +21,10 @@
   TF_CONFIG. Each global batch of `train.batch_size` is split across replicas,
   and only the chief writes outputs.
 - `train.mixed_precision`: float16 compute with loss scaling on a GPU, bfloat16
-  on a CPU; variables and the saved model stay float32.
+  on a CPU; `auto`: bfloat16 only on a CPU that has it natively, else float32.
+  Variables, the output layer, the loss and the saved model stay float32.
+  `train.float32_final_epochs` trains the last epochs of a mixed run in float32
+  (`precision_phases`); two-phase runs under multiworker are not tested.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from srcnn.fast_layers import FAST_LAYERS_REVISION
 from srcnn.io import atomic_dir, atomic_file, remove_dir, sha256_of, write_json
 from srcnn.model import build_srcnn
 from srcnn.model_file import make_metadata, save_model
-from srcnn.params import ParamsError, TrainStage, flatten_tree, margin_of
+from srcnn.params import ParamsError, TrainStage, flatten_tree, margin_of, recorded_train
 from srcnn.patches import PatchFile, PatchFileError, to_model_arrays
 
 CURVES = ("loss", "psnr", "val_loss", "val_psnr")  # per-epoch values kept in checkpoints and DVCLive
@@ -148,8 +151,8 @@ def execution_steps(steps_per_epoch: int, most: int = 16) -> int:
 
 
 # x86 instructions with which oneDNN computes bfloat16 natively (their names in /proc/cpuinfo): AVX512_BF16
-# (Cooper Lake, Zen 4: this project's machine, bf16 2.1x float32 there, bench/README.md) and AMX (Sapphire
-# Rapids). Without them TensorFlow emulates bfloat16 in float32 arithmetic.
+# (Cooper Lake, Zen 4: this project's machine, where bf16 trained the 9-5-5 1.7-2.1x faster than float32,
+# bench/README.md) and AMX (Sapphire Rapids). Without them TensorFlow emulates bfloat16 in float32 arithmetic.
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = Path("/proc/cpuinfo")
 
@@ -179,6 +182,12 @@ def precision_phases(policy: str, epochs: int, float32_final_epochs: int) -> lis
     if float32_final_epochs >= epochs:
         return [("float32", epochs)]
     return [(policy, epochs - float32_final_epochs), ("float32", epochs)]
+
+
+def saving_phase(phases: list[tuple[str, int]], epochs_done: int) -> str:
+    """The policy of the phase whose model saved the checkpoint of `epochs_done` epochs: the first phase that
+    ends at or after it (a phase's last checkpoint is its own, saved before the next phase's model exists)."""
+    return next(policy for policy, end in phases if epochs_done <= end)
 
 
 def carry_over(previous: keras.Model, model: keras.Model) -> None:
@@ -221,7 +230,7 @@ def checkpoint_settings(
     settings = {
         "seed": params.seed,
         "model": vars(params.model),
-        "train": vars(params.train),
+        "train": recorded_train(params.train),  # later keys left out at their default: old checkpoints resume
         "replicas": replicas,
         "policy": policy,
         "fast_layers": FAST_LAYERS_REVISION if fast_layers else 0,
@@ -432,8 +441,16 @@ def train(
     train_plan = BatchPlan(len(train_patches), p.batch_size, params.seed, replicas)
     valid_plan = BatchPlan(len(valid_patches), p.batch_size, None, replicas)
 
-    policy = precision_policy(p.mixed_precision)
-    if p.mixed_precision is True and policy == "mixed_bfloat16" and not native_bf16_cpu():
+    phases = precision_phases(precision_policy(p.mixed_precision), p.epochs, p.float32_final_epochs)
+    policy = phases[0][0]  # what the run computes in (first): mixed only where a mixed phase runs
+    if p.float32_final_epochs and policy == "float32" and p.float32_final_epochs < p.epochs:
+        print(
+            f"train: train.float32_final_epochs = {p.float32_final_epochs} changes nothing here: with "
+            f"train.mixed_precision = {p.mixed_precision} this run computes in float32 throughout",
+            file=sys.stderr,
+            flush=True,
+        )
+    if policy == "mixed_bfloat16" and not native_bf16_cpu():  # only `true` asks for it there
         print(
             "train: warning: train.mixed_precision = true, but this CPU has no native bfloat16 (no "
             f"{' or '.join(NATIVE_BF16_FLAGS)} in /proc/cpuinfo): TensorFlow emulates it, usually slower than "
@@ -489,10 +506,9 @@ def train(
             first_epoch, rows = state["epoch"], state["rows"]
             print(f"train: resuming from checkpoint {checkpoint} ({first_epoch} of {p.epochs} epochs done)", flush=True)
 
-        phases = precision_phases(policy, p.epochs, p.float32_final_epochs)
         model, model_policy, epoch, seconds = None, None, first_epoch, 0.0
         if checkpoint is not None:  # into a model of the phase that saved it: optimizers may differ by phase
-            model_policy = next(phase for phase, end in phases if first_epoch <= end)
+            model_policy = saving_phase(phases, first_epoch)
             model = compiled_model(model_policy)
             model.load_weights(checkpoint / "state.weights.h5")
         for phase_policy, end in phases:
@@ -532,7 +548,9 @@ def train(
     summary = {
         "epochs": p.epochs,
         "resumed_from_epoch": first_epoch,
-        "precision": policy,  # what train.mixed_precision (auto: this machine) resolved to
+        # What train.mixed_precision (auto: this machine) resolved to; under train.float32_final_epochs the
+        # policy of the first phase, the last ones being float32.
+        "precision": policy,
         "patches": len(train_patches),
         "seconds": round(seconds, 2),
         "patches_per_second": round(seen / seconds, 1) if seen else 0.0,

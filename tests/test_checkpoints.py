@@ -135,6 +135,11 @@ def test_checkpoint_key_changes_with_what_the_weights_depend_on(tmp_path):
         checkpoint_key(params(), a, a, 1, "float32", fast_layers=False),  # other order of float additions
     ]
     assert len({base, *others}) == len(others) + 1
+    # A key added later is left out at its default, so checkpoints saved before it existed still resume.
+    assert "float32_final_epochs" not in checkpoint_settings(params(), a, a, 1, "float32")["train"]
+    assert checkpoint_key(params(float32_final_epochs=1), a, a, 1, "mixed_bfloat16") != checkpoint_key(
+        params(), a, a, 1, "mixed_bfloat16"
+    )
 
 
 def test_a_checkpoint_of_other_settings_is_named_and_removed_not_kept_forever(repo):

@@ -4,6 +4,7 @@ with: ONNX Runtime, OpenCV's dnn module, LiteRT's interpreter, TensorFlow's Save
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -482,3 +483,18 @@ def test_the_onnx_input_and_output_descriptions_name_the_models_white(exported, 
     for value in (*graph.input, *graph.output):
         assert value.doc_string.startswith(f"NCHW: Y / {white} of the "), value.doc_string
     assert meta["input"].startswith(f"Y / {white} of the ")  # the metadata's own text agrees
+
+
+def test_the_model_card_says_how_training_computed():
+    from srcnn.model_card import model_card
+
+    model = tiny_model(2, filters=(16, 8))
+    float32 = model_card(make_metadata(model, tiny_params(filters=(16, 8))), EVALUATION, {}, {})
+    assert "computed in" not in float32  # float32: as before
+    params = tiny_params(filters=(16, 8))
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, float32_final_epochs=1))
+    mixed = make_metadata(model, params, precision="mixed_bfloat16")
+    card = model_card(mixed, EVALUATION, {}, {})
+    assert "- computed in mixed_bfloat16 (Keras dtype policy), the last 1 epochs in float32, weights float32" in card
+    card = model_card(make_metadata(model, tiny_params(filters=(16, 8)), precision="mixed_float16"), EVALUATION, {}, {})
+    assert "- computed in mixed_float16 (Keras dtype policy), weights float32" in card

@@ -326,6 +326,15 @@ def test_precision_policy_of_each_setting_and_machine(setting, gpu, native, poli
     assert training.precision_policy(setting, gpu=gpu, native_bf16=native) == policy
 
 
+def test_a_checkpoint_loads_into_the_model_of_the_phase_that_saved_it():
+    phases = [("mixed_float16", 30), ("float32", 60)]
+    assert training.saving_phase(phases, 1) == "mixed_float16"
+    assert training.saving_phase(phases, 30) == "mixed_float16"  # the boundary: saved before the switch
+    assert training.saving_phase(phases, 31) == "float32"
+    assert training.saving_phase(phases, 60) == "float32"  # killed after the last epoch, before the model
+    assert training.saving_phase([("float32", 5)], 5) == "float32"
+
+
 def test_precision_phases():
     assert training.precision_phases("float32", 20, 0) == [("float32", 20)]
     assert training.precision_phases("float32", 20, 2) == [("float32", 20)]  # nothing to switch back from
@@ -338,7 +347,12 @@ def test_precision_phases():
 def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_and_the_model_says_which(
     in_tmp, patch_files, monkeypatch, capfd
 ):
+    import tensorflow as tf
+
     from srcnn.metadata import read_metadata
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("a GPU is visible: auto and true choose by the CPU's flags only without one")
 
     _, root = run_train(in_tmp / "f32", patch_files)
     float32 = load_model(root / "models" / "srcnn.keras").get_weights()
@@ -372,6 +386,12 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_and_the_model
     warnings = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "no native bfloat16 (no avx512_bf16 or amx_bf16" in warnings[0], warnings
     assert "train.mixed_precision = auto picks float32 here" in warnings[0]
+    # float32_final_epochs under a float32 run: said to change nothing, and the same weights as without it.
+    summary, root = run_train(
+        in_tmp / "auto-skylake-final", patch_files, params=tiny_params(mixed_precision="auto", float32_final_epochs=1)
+    )
+    assert "train.float32_final_epochs = 1 changes nothing here" in capfd.readouterr().err
+    np.testing.assert_array_equal(load_model(root / "models" / "srcnn.keras").get_weights()[0], float32[0])
 
 
 # --------------------------------------------------------------------------- compiled forward pass
