@@ -204,12 +204,14 @@ def test_no_instant_holds_more_than_two_checkpoints_or_a_half_removed_one(tmp_pa
 
 def test_a_run_with_float32_final_epochs_resumes_in_either_phase_and_matches_an_uninterrupted_run(repo):
     """train.float32_final_epochs: the first 30 of 60 epochs in bfloat16, the last 30 in float32, each phase its
-    own model, the second taking the first's weights and Adam state. A kill in either phase resumes to the
-    very weights of an uninterrupted run; the model says how it was computed."""
+    own model, the second taking the first's weights and Adam state. One run killed in the bfloat16 phase,
+    resumed, killed again in the float32 phase and resumed once more ends at the very weights of an
+    uninterrupted run (a wrong resume in either phase would move them); the model says how it was computed."""
     from srcnn.metadata import read_metadata
 
     params = (repo / "params.yaml").read_text()
     assert "mixed_precision: false" in params and "float32_final_epochs: 0" in params
+    all_float32 = weights(repo)  # the repo's model: its committed params, all float32
     try:
         (repo / "params.yaml").write_text(
             params.replace("mixed_precision: false", "mixed_precision: true").replace(
@@ -222,23 +224,24 @@ def test_a_run_with_float32_final_epochs_resumes_in_either_phase_and_matches_an_
         assert meta["training_precision"] == "mixed_bfloat16"
         assert meta["params"]["train"]["float32_final_epochs"] == 30
         assert meta["params"]["train"]["mixed_precision"] is True
-        for kill_at, phase in ((8, "bfloat16"), (38, "float32")):
-            log = kill_after(repo, kill_at)
-            killed_at = done_epochs(repo)
-            assert kill_at <= killed_at < 60, log
-            assert (killed_at < 30) == (phase == "bfloat16"), f"the kill landed in the other phase: {killed_at}"
-            rerun = dvc(repo, "repro", "-f", "-s", "train")
-            assert "resuming from checkpoint" in rerun.stdout, rerun.stdout
-            for a, b in zip(weights(repo), reference, strict=True):
-                np.testing.assert_array_equal(a, b)
-        # Neither phase alone: not the all-bfloat16 run, not the all-float32 one (the repo's first model).
+
+        log = kill_after(repo, 8)
+        assert 8 <= done_epochs(repo) < 30, f"the first kill missed the bfloat16 phase:\n{log}"
+        log = kill_after(repo, 38)  # this run resumes from the bfloat16 checkpoint, then dies in float32
+        assert "resuming from checkpoint" in log, log
+        assert 38 <= done_epochs(repo) < 60, f"the second kill missed the float32 phase:\n{log}"
+        rerun = dvc(repo, "repro", "-f", "-s", "train")
+        assert "resuming from checkpoint" in rerun.stdout, rerun.stdout
+        for a, b in zip(weights(repo), reference, strict=True):
+            np.testing.assert_array_equal(a, b)
+        # Neither phase alone: not the all-bfloat16 run, not the all-float32 one.
         assert not np.array_equal(
             reference[0], weights_of_params(repo, params.replace("mixed_precision: false", "mixed_precision: true"))[0]
         )
-        assert not np.array_equal(reference[0], weights_of_params(repo, params)[0])
+        assert not np.array_equal(reference[0], all_float32[0])
     finally:
         (repo / "params.yaml").write_text(params)
-        dvc(repo, "repro", "-s", "train")
+        dvc(repo, "repro", "-s", "train")  # DVC's run cache restores the committed params' model
 
 
 def weights_of_params(repo: Path, text: str) -> list[np.ndarray]:
