@@ -49,11 +49,12 @@ reset: $(STAMP)
 # $(TEST_WORKERS) pytest-xdist workers: half the suite's time is single-threaded process start-up (dvc, Python,
 # TensorFlow's import), so two workers on 2 cores took 12.0 min against 20.6 in one. --dist loadfile keeps
 # each test module on one worker, so a module's fixtures (a trained repo) are built once. TEST_WORKERS=0: in-process.
+# --durations=20: the slowest tests close the log, where CI's 20-minute budget is watched.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # README.md's results block, from metrics/evaluate.json (srcnn.report).
 results: $(STAMP)
