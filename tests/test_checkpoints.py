@@ -241,7 +241,7 @@ def test_a_run_with_float32_final_epochs_resumes_in_either_phase_and_matches_an_
         assert not np.array_equal(reference[0], all_float32[0])
     finally:
         (repo / "params.yaml").write_text(params)
-        dvc(repo, "repro", "-s", "train")  # DVC's run cache restores the committed params' model
+        dvc(repo, "repro", "-s", "train")
 
 
 def weights_of_params(repo: Path, text: str) -> list[np.ndarray]:
