@@ -8,18 +8,18 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# TF=gpu: TensorFlow with CUDA (tensorflow[and-cuda], the same version as tensorflow-cpu) instead of the CPU build,
-# for a machine with an NVIDIA GPU: `make setup TF=gpu` (after `make clean-venv` if .venv/ exists). Untested in
-# CI (no GPU there); the fast CPU layers switch themselves off on a GPU (srcnn.training).
+# TF=gpu: TensorFlow with CUDA (requirements-gpu.txt: tensorflow[and-cuda], the same version as tensorflow-cpu,
+# and its CUDA libraries pinned) instead of the CPU build, for a machine with an NVIDIA GPU: `make setup TF=gpu`
+# (after `make clean-venv` if .venv/ exists). Untested in CI (no GPU there); the fast CPU layers switch
+# themselves off on a GPU (srcnn.training).
 TF ?= cpu
-TF_VERSION := $(shell sed -n 's/^tensorflow_cpu==//p' requirements.txt)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-gpu.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	if [ "$(TF)" = gpu ]; then $(BIN)/python -m pip uninstall --quiet -y tensorflow-cpu && \
-		$(BIN)/python -m pip install --quiet "tensorflow[and-cuda]==$(TF_VERSION)"; fi
+		$(BIN)/python -m pip install --quiet -r requirements-gpu.txt; fi
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

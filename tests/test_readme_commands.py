@@ -276,13 +276,18 @@ def test_readme_multiworker_commands_run_as_written(tmp_path):
 
 def test_gpu_setup_installs_the_cuda_build_of_the_pinned_version():
     """`make setup TF=gpu` (docs/training.md, "Training on many devices"; not run here: it downloads CUDA) as make
-    would run it: tensorflow[and-cuda] at requirements.txt's tensorflow-cpu version, the CPU build removed first."""
+    would run it: requirements-gpu.txt, i.e. tensorflow[and-cuda] at requirements.txt's tensorflow-cpu version
+    and every CUDA library at one version, the CPU build removed first."""
     assert "make clean-venv && make setup TF=gpu" in doc_pages()["docs/training.md"]
     pinned = next(
         line.split("==")[1] for line in (PROJECT / "requirements.txt").read_text().splitlines() if "tensorflow" in line
     )
+    gpu = [line for line in (PROJECT / "requirements-gpu.txt").read_text().splitlines() if not line.startswith("#")]
+    assert gpu[0] == f"tensorflow[and-cuda]=={pinned}"
+    assert all(re.fullmatch(r"nvidia-[a-z0-9-]+==[0-9.]+", line) for line in gpu[1:]) and len(gpu) > 5, gpu
     dry = subprocess.run(["make", "-n", "-B", "setup", "TF=gpu"], cwd=PROJECT, capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
-    assert f'"tensorflow[and-cuda]=={pinned}"' in dry.stdout and "uninstall --quiet -y tensorflow-cpu" in dry.stdout
+    assert "install --quiet -r requirements-gpu.txt" in dry.stdout
+    assert "uninstall --quiet -y tensorflow-cpu" in dry.stdout
     plain = subprocess.run(["make", "-n", "-B", "setup"], cwd=PROJECT, capture_output=True, text=True).stdout
     assert 'if [ "cpu" = gpu ]' in plain  # the default stays the CPU build
