@@ -52,9 +52,16 @@ RECIPE: dict[str, object] = {
     "train.batch_size": 128,
     "train.learning_rate": 0.001,
     "train.lr_schedule": "cosine",
-    "train.mixed_precision": False,  # float32; a model trained in bfloat16 lists it among its recipe changes
+    # bfloat16 compute where the CPU has it natively (AVX512_BF16, AMX), float32 elsewhere, GPUs included
+    # (srcnn.training.precision_policy): whole ×2 runs in either scored within seed noise of each other on Set5,
+    # bfloat16 in 0.41–0.45 of the 9-5-5's float32 time (docs/paper.md).
+    "train.mixed_precision": "auto",
     "train.float32_final_epochs": 0,
 }
+# What the recipe's `auto` computes in, on one machine or another: a run in either follows the recipe, whatever
+# its train.mixed_precision said; each record says which one it was.
+RECIPE_PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISION_NAMES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
 # PSNR (dB) on Y, shave = scale: SRCNN 9-5-5 from Dong et al., TPAMI 2016 (Set5, Set14) and as compiled in
 # the VDSR paper (Kim et al., CVPR 2016: BSD100, Urban100); SRCNN 9-1-5 from Dong et al., ECCV 2014; bicubic
@@ -195,10 +202,29 @@ def experiments(exp_show: list[dict]) -> list[dict]:
     return found
 
 
-def deviations(params: dict) -> dict:
-    """Recipe keys an experiment ran with other values (e.g. `-S train.epochs=5`): {key: value}."""
+def computed_in(params: dict, precision: str | None = None) -> str | None:
+    """The Keras dtype policy a run computed in: `precision` (metrics/train.json's, recorded since 2026-12-03),
+    or for a run from before it was recorded what its train.mixed_precision gives on a CPU (all such runs
+    trained on CPUs: true → "mixed_bfloat16", false → "float32"); None when that says nothing ("auto")."""
+    if precision is not None:
+        return precision
+    mixed = _flatten(params).get("train.mixed_precision", False)
+    return {False: "float32", True: "mixed_bfloat16"}.get(mixed) if isinstance(mixed, bool) else None
+
+
+def deviations(params: dict, precision: str | None = None) -> dict:
+    """Recipe keys an experiment ran with other values (e.g. `-S train.epochs=5`): {key: value}.
+
+    `train.mixed_precision` counts only when the run computed in a policy the recipe's `auto` never picks
+    (RECIPE_PRECISIONS; `precision`: the run's, see `computed_in`), e.g. float16 on a GPU: a `false` run
+    computed what `auto` computes on a CPU without bfloat16, a `true` run on a CPU what it computes on one with it
+    (where TensorFlow emulates bfloat16, the same rounding, only slower).
+    """
     flat = {**LATER_KEYS, **_flatten(params)}  # a record without a later key ran with its default
-    return {key: flat.get(key) for key, value in RECIPE.items() if flat.get(key) != value}
+    changes = {key: flat.get(key) for key, value in RECIPE.items() if flat.get(key) != value}
+    if "train.mixed_precision" in changes and computed_in(params, precision) in RECIPE_PRECISIONS:
+        del changes["train.mixed_precision"]
+    return changes
 
 
 CURVE = "metrics/train_log/plots/metrics/eval/psnr.tsv"  # DVCLive's validation PSNR per epoch
@@ -241,7 +267,8 @@ def collect(out: Path = RESULTS, names: list[str] = ()) -> dict:
             "rev": exp["rev"],
             "timestamp": exp["timestamp"],
             "train_dir": exp["params"]["download"]["train_dir"],
-            "recipe_changes": deviations(exp["params"]),
+            "recipe_changes": deviations(exp["params"], train.get("precision")),
+            "precision": computed_in(exp["params"], train.get("precision")),
             "train_seconds": train.get("seconds"),
             "patches": train.get("patches"),
             "evaluate": exp["metrics"]["metrics/evaluate.json"],
@@ -285,10 +312,11 @@ def render_table(record: dict) -> str:
                 continue
             gap = "—" if paper is None else f"{ours['psnr_srcnn'] - paper:+.2f}"
             minutes = entry.get("train_seconds")
+            precision = PRECISION_NAMES.get(entry.get("precision"), entry.get("precision"))
             rows.append(
                 f"| {name} | ×{scale} | {ours['psnr_bicubic']:.2f} / {fmt(bicubic)} "
                 f"| {ours['psnr_srcnn']:.2f} / {ours['ssim_srcnn']:.4f} | {fmt(paper)} | {fmt(eccv)} | {gap} "
-                f"| {'—' if minutes is None else f'{minutes / 60:.0f} min'} |"
+                f"| {'—' if minutes is None else f'{minutes / 60:.0f} min'}{f' ({precision})' if precision else ''} |"
             )
     experiments_line = ", ".join(f"×{s}: `{e['experiment']}`" for s, e in scales.items())
     changes = [
@@ -345,9 +373,12 @@ def render_shipped_table(records: list[dict]) -> str:
     trained = []
     for r in sorted(records, key=lambda r: (r["preset"], r["scale"])):
         t, m = r["training"], r["machine"]
-        changes = deviations(r["params"])
+        changes = deviations(r["params"], t.get("precision"))
+        precision = computed_in(r["params"], t.get("precision"))
         trained.append(
-            f"- `{r['name']}`: {t['epochs']} epochs of {t['patches']:,} patches, {t['seconds'] / 60:.0f} min on "
+            f"- `{r['name']}`: {t['epochs']} epochs of {t['patches']:,} patches"
+            + (f" in {PRECISION_NAMES.get(precision, precision)}" if precision else "")
+            + f", {t['seconds'] / 60:.0f} min on "
             f"{m['cpu']} ({m['cores']} cores), experiment `{r['code']['experiment']}` of commit "
             f"`{r['code']['commit'][:10]}`"
             + ("; recipe changes: " + ", ".join(f"`{k}={_format(v)}`" for k, v in changes.items()) if changes else "")

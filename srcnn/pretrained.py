@@ -167,7 +167,7 @@ def build_record(repo: Path, experiment: str, name: str) -> tuple[dict, dict[str
             "experiment_commit": rev,
             "train_command": lock["stages"]["train"]["cmd"],
         },
-        "training": {k: train.get(k) for k in ("seconds", "epochs", "patches", "patches_per_second")},
+        "training": {k: train.get(k) for k in ("seconds", "epochs", "patches", "patches_per_second", "precision")},
         "validation_curve": {"set": "valid (Set5 patches)", "epoch_psnr": curve},
         "machine": machine(),
         "metrics": metrics,

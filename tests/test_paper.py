@@ -47,6 +47,7 @@ def record(set5_x2: float, with_x3: bool = True) -> dict:
             "timestamp": "t",
             "train_dir": "data/T91",
             "recipe_changes": {},
+            "precision": "mixed_bfloat16",
             "train_seconds": 1800.0,
             "patches": 553224,
             "evaluate": {
@@ -66,10 +67,35 @@ def test_table_puts_ours_beside_the_published_figures():
     lines = table.splitlines()
     set5_x2 = next(line for line in lines if line.startswith("| Set5 | ×2 |"))
     assert "33.66 / 33.66" in set5_x2 and "36.20 / 0.9512" in set5_x2 and "| 36.66 |" in set5_x2
-    assert "| 36.34 |" in set5_x2 and "| -0.46 |" in set5_x2 and "| 30 min |" in set5_x2
+    assert "| 36.34 |" in set5_x2 and "| -0.46 |" in set5_x2 and "| 30 min (bfloat16) |" in set5_x2
     assert "| Set5 | ×4 | — / 28.42 | not run | 30.49 |" in table  # not trained: the paper's figure still shown
     assert "| Urban100 | ×3 | — / 24.46 | not run | 26.24 |" in table
     assert "valid" not in table.split("\n\n", 1)[1]  # the validation split is Set5 itself: not a row of its own
+
+
+def test_precision_is_a_recipe_change_only_where_auto_would_never_compute_in_it():
+    """The recipe's train.mixed_precision is `auto` (bfloat16 on a CPU that has it natively, float32 elsewhere):
+    a run in float32 or bfloat16 follows it whatever it set; float16 (`true` on a GPU) does not. Runs from
+    before metrics/train.json recorded the precision trained on CPUs: `true` meant bfloat16 there."""
+
+    def params(mixed, **train):
+        return {"model": {"kernel_sizes": [9, 1, 5]}, "train": {"mixed_precision": mixed, **train}}
+
+    assert paper.RECIPE["train.mixed_precision"] == "auto"
+    for mixed, precision in ((False, None), (True, None), (False, "float32"), (True, "mixed_bfloat16")):
+        assert "train.mixed_precision" not in paper.deviations(params(mixed), precision), (mixed, precision)
+    for mixed in (True, False):  # float16: `true` on a GPU, whatever a record's value says
+        assert paper.deviations(params(mixed), "mixed_float16")["train.mixed_precision"] is mixed
+    assert paper.deviations(params(False, epochs=5))["train.epochs"] == 5  # other keys: compared as they are
+    assert [paper.computed_in(params(m)) for m in (False, True, "auto")] == ["float32", "mixed_bfloat16", None]
+    assert paper.computed_in(params(True), "mixed_float16") == "mixed_float16"
+    # A record that says neither (an `auto` run without a recorded precision) says nothing about it in the table.
+    shipped = {"name": "m", "preset": "9-1-5", "scale": 2, "params": params("auto"), "metrics": {}}
+    shipped |= {"machine": {"cpu": "c", "cores": 2}, "code": {"experiment": "e", "commit": "0" * 40}}
+    shipped["training"] = {"epochs": 1, "patches": 10, "seconds": 60.0}
+    assert "- `m`: 1 epochs of 10 patches, 1 min on c (2 cores)" in paper.render_shipped_table([shipped])
+    shipped["training"]["precision"] = "mixed_bfloat16"
+    assert "- `m`: 1 epochs of 10 patches in bfloat16, 1 min" in paper.render_shipped_table([shipped])
 
 
 def test_readme_commands_are_generated_from_the_recipe(tmp_path, monkeypatch):
@@ -92,6 +118,8 @@ def test_readme_commands_are_generated_from_the_recipe(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
     """`python -m srcnn.paper run` through the real dvc CLI (tiny overrides), then the table from its record."""
+    from srcnn.training import precision_policy
+
     repo = tmp_path_factory.mktemp("paper_repo")
     for i, image in enumerate(crops(0, 5)):
         path = repo / "data/benchmarks/Set5" / f"s{i}.png"
@@ -137,6 +165,8 @@ def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
             "train.batch_size": 32,
             "train.epochs": 1,
         }
+        # `auto` resolved on this machine, as training resolves it, and recorded.
+        assert entry["precision"] == precision_policy("auto")
     for entry in recorded["scales"].values():  # one point per epoch: [epoch, minutes, validation PSNR]
         assert [point[0] for point in entry["curve"]] == [1] and 0 < entry["curve"][0][2] < 60
     table = paper.render_table(recorded)

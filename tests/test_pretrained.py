@@ -56,6 +56,8 @@ def test_ship_records_how_the_model_was_made(shipped):
     raw = next(o for o in lock["stages"]["download"]["outs"] if o["path"] == "data/raw")
     assert rec["training_data"]["data_raw_md5"] == raw["md5"]
     assert rec["training"]["epochs"] == 1 and rec["training"]["seconds"] > 0
+    assert rec["training"]["precision"] == "float32"  # the default train.mixed_precision: false; the README says it
+    assert f"1 epochs of {rec['training']['patches']:,} patches in float32," in paper.render_shipped_table([rec])
     assert [point[0] for point in rec["validation_curve"]["epoch_psnr"]] == [1]
     for fmt, entry in rec["files"].items():
         assert sha256_of(folder / entry["file"]) == entry["sha256"], fmt
