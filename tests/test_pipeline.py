@@ -270,7 +270,7 @@ def test_plots_show_renders_curves_and_crops(repo, tmp_path):
 
         # The pull-request report of the same change: docs/experiments.md's `make report BASELINE=main`, as
         # written, with this project's Makefile and its (already set up) virtual environment.
-        for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        for name in ("Makefile", "requirements.txt", "requirements-gpu.txt", "pyproject.toml"):
             shutil.copy2(PROJECT / name, repo / name)  # copy2: older than the venv's stamp, so no reinstall
         (repo / ".venv").symlink_to(Path(sys.executable).parents[1])
         fresh = subprocess.run(["make", "-q", ".venv/.installed"], cwd=repo, env=env(), capture_output=True)
