@@ -278,7 +278,8 @@ def test_gpu_setup_installs_the_cuda_build_of_the_pinned_version():
     """`make setup TF=gpu` (docs/training.md, "Training on many devices"; not run here: it downloads CUDA) as make
     would run it: requirements-gpu.txt, i.e. tensorflow[and-cuda] at requirements.txt's tensorflow-cpu version
     and every CUDA library at one version, the CPU build removed first."""
-    assert "make clean-venv && make setup TF=gpu" in doc_pages()["docs/training.md"]
+    for page in ("README.md", "docs/training.md"):
+        assert "make clean-venv && make setup TF=gpu" in doc_pages()[page], page
     pinned = next(
         line.split("==")[1] for line in (PROJECT / "requirements.txt").read_text().splitlines() if "tensorflow" in line
     )
