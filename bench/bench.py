@@ -166,7 +166,7 @@ def bench_training(args, patch_file: Path) -> dict:
     # shuffle=True), no op determinism. Same batch size, Adam, MSE.
     tf_config.disable_op_determinism()
     x = patches[:, 0, :, :, None].astype(np.float32) / 255.0
-    for label, padding in () if args.ours_only else (("valid", "valid"), ("same", "same")):
+    for label, padding in ((b, b) for b in ([] if args.ours_only else args.baselines)):
         keras.utils.set_random_seed(0)
         if padding == "valid":
             base = build_srcnn(FILTERS, KERNELS)
@@ -644,6 +644,12 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--no-determinism", action="store_true", help="our loop without TF op determinism")
     p.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TF default)")
     p.add_argument("--ours-only", action="store_true", help="(a) without the plain-Keras baselines")
+    p.add_argument(
+        "--baselines",
+        default="valid,same",
+        help="(a) which plain-Keras baselines: valid (the same model), same (the 'same'-padding recipe, the "
+        "slowest loop; leave it out for long epochs); default valid,same",
+    )
     p.add_argument("--plain-layers", action="store_true", help="(a) our loop with plain Conv2D layers")
     p.add_argument(
         "--evaluate-size",
@@ -686,6 +692,9 @@ def parse(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.patch_sizes = [int(v) for v in args.patch_sizes.split(",")]
     args.precisions = (args.precisions or ("bf16" if args.mixed_bf16 else "float32")).split(",")
+    args.baselines = [b for b in args.baselines.split(",") if b]
+    if set(args.baselines) - {"valid", "same"}:
+        p.error(f"--baselines: {','.join(args.baselines)!r}; allowed: valid, same (comma-separated)")
     for precision in args.precisions:
         if precision not in PRECISION_POLICIES:
             p.error(f"--precisions: {precision!r} is not one of {', '.join(PRECISION_POLICIES)}")
