@@ -53,8 +53,8 @@ RECIPE: dict[str, object] = {
     "train.learning_rate": 0.001,
     "train.lr_schedule": "cosine",
     # bfloat16 compute where the CPU has it natively (AVX512_BF16, AMX), float32 elsewhere, GPUs included
-    # (srcnn.training.precision_policy): whole ×2 runs in either scored within seed noise of each other on Set5,
-    # bfloat16 in 0.41–0.45 of the 9-5-5's float32 time (docs/paper.md).
+    # (srcnn.training.precision_policy): whole ×2 runs in bfloat16 scored 0.03–0.06 dB above float32 on Set5,
+    # in 0.58–0.71 of its time side by side (docs/paper.md, "Precision").
     "train.mixed_precision": "auto",
     "train.float32_final_epochs": 0,
 }
