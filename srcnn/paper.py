@@ -63,6 +63,12 @@ RECIPE: dict[str, object] = {
 RECIPE_PRECISIONS = ("float32", "mixed_bfloat16")
 PRECISION_NAMES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
+
+def precision_name(policy: str | None) -> str | None:
+    """How the tables name a Keras dtype policy ("mixed_bfloat16" → "bfloat16"); None stays None."""
+    return PRECISION_NAMES.get(policy, policy)
+
+
 # PSNR (dB) on Y, shave = scale: SRCNN 9-5-5 from Dong et al., TPAMI 2016 (Set5, Set14) and as compiled in
 # the VDSR paper (Kim et al., CVPR 2016: BSD100, Urban100); SRCNN 9-1-5 from Dong et al., ECCV 2014; bicubic
 # as in those papers.
@@ -312,7 +318,7 @@ def render_table(record: dict) -> str:
                 continue
             gap = "—" if paper is None else f"{ours['psnr_srcnn'] - paper:+.2f}"
             minutes = entry.get("train_seconds")
-            precision = PRECISION_NAMES.get(entry.get("precision"), entry.get("precision"))
+            precision = precision_name(entry.get("precision"))
             rows.append(
                 f"| {name} | ×{scale} | {ours['psnr_bicubic']:.2f} / {fmt(bicubic)} "
                 f"| {ours['psnr_srcnn']:.2f} / {ours['ssim_srcnn']:.4f} | {fmt(paper)} | {fmt(eccv)} | {gap} "
@@ -374,10 +380,10 @@ def render_shipped_table(records: list[dict]) -> str:
     for r in sorted(records, key=lambda r: (r["preset"], r["scale"])):
         t, m = r["training"], r["machine"]
         changes = deviations(r["params"], t.get("precision"))
-        precision = computed_in(r["params"], t.get("precision"))
+        precision = precision_name(computed_in(r["params"], t.get("precision")))
         trained.append(
             f"- `{r['name']}`: {t['epochs']} epochs of {t['patches']:,} patches"
-            + (f" in {PRECISION_NAMES.get(precision, precision)}" if precision else "")
+            + (f" in {precision}" if precision else "")
             + f", {t['seconds'] / 60:.0f} min on "
             f"{m['cpu']} ({m['cores']} cores), experiment `{r['code']['experiment']}` of commit "
             f"`{r['code']['commit'][:10]}`"
