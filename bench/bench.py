@@ -19,9 +19,9 @@ Sections (see bench/README.md for what each row means and the figures measured):
      srcnn.bands) against the whole image at once (the code before), the patch files compared byte for byte
   g  `srcnn upscale` per model format (.keras through TensorFlow, .onnx through ONNX Runtime, .tflite through
      LiteRT): whole-command seconds for a 512×512 photo (start-up included), output Mpix/s on a 4K photo
-Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads; for our loop in
-(a) only, side by side in one run: --patch-sizes (work per output pixel; --equal-output-batches sizes their
-batches to as many output pixels per step) and --precisions (float32, bf16).
+Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads, --inter-op-threads;
+for our loop in (a) only, side by side in one run: --patch-sizes (work per output pixel; --equal-output-batches
+sizes their batches to as many output pixels per step) and --precisions (float32, bf16).
 """
 
 from __future__ import annotations
@@ -628,7 +628,7 @@ def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="tiny sizes for the smoke test (< 60 s)")
     p.add_argument(
-        "--sections", default="abcdfg", help="which sections to run (default abcdfg; h: 128 Mpix, ~10 GB of RAM)"
+        "--sections", default="abcdfg", help="which sections to run (default abcdfg; h: 128 Mpix, ~6 GB of RAM)"
     )
     p.add_argument("--patches", type=int, default=16384, help="training patches for (a) (default 16384)")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up epoch (default 3)")
@@ -643,6 +643,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--jit", action="store_true", help="XLA: compile(jit_compile=True)")
     p.add_argument("--no-determinism", action="store_true", help="our loop without TF op determinism")
     p.add_argument("--threads", type=int, default=0, help="intra- and inter-op threads (0: TF default)")
+    p.add_argument(
+        "--inter-op-threads", type=int, default=0, help="inter-op threads only, after --threads (0: as --threads)"
+    )
     p.add_argument("--ours-only", action="store_true", help="(a) without the plain-Keras baselines")
     p.add_argument(
         "--baselines",
@@ -725,6 +728,8 @@ def main(argv=None) -> None:
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     if args.mixed_bf16:
         import keras
 
@@ -754,7 +759,8 @@ def main(argv=None) -> None:
     flags = [f"model {'-'.join(map(str, KERNELS))}"]
     flags += [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism", "plain_layers") if getattr(args, f)]
     print(
-        f"\nmachine: {os.cpu_count()} CPUs, TF {tf.__version__}, threads {args.threads or 'default'}, "
+        f"\nmachine: {os.cpu_count()} CPUs, TF {tf.__version__}, threads {args.threads or 'default'}"
+        f"{f', inter-op {args.inter_op_threads}' if args.inter_op_threads else ''}, "
         f"flags {flags}, {time.perf_counter() - start:.0f} s in all"
     )
     print("| section | measurement | value | unit | notes |")

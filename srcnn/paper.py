@@ -10,7 +10,9 @@ metrics stay tied together in `dvc exp show`. The recipe (`RECIPE`) is written o
 copy of the commands is generated from it and checked by a test. `collect` keeps, for each scale, the
 newest experiment named `paper-x<scale>-<time>` (or those given with `--experiments`), and writes its
 metrics, training time, validation curve and any departures from the recipe to `results/paper.json`,
-the committed record the README table is generated from.
+the record of your own `make paper` runs (`table --results results/paper.json` prints them beside the
+paper). The README's table is generated from the shipped models' records instead
+(`srcnn/weights/*/record.json`, `make paper-table`).
 """
 
 from __future__ import annotations
