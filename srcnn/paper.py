@@ -55,8 +55,8 @@ RECIPE: dict[str, object] = {
     "train.learning_rate": 0.001,
     "train.lr_schedule": "cosine",
     # bfloat16 compute where the CPU has it natively (AVX512_BF16, AMX), float32 elsewhere, GPUs included
-    # (srcnn.training.precision_policy): whole ×2 runs in bfloat16 scored 0.03–0.06 dB above float32 on Set5,
-    # in 0.58–0.71 of its time side by side (docs/paper.md, "Precision").
+    # (srcnn.training.precision_policy): whole ×2 runs in bfloat16 scored 0.03–0.06 dB above float32 on Set5;
+    # side by side its loop took 0.48–0.71 of float32's time (docs/paper.md, "Precision").
     "train.mixed_precision": "auto",
     "train.float32_final_epochs": 0,
 }

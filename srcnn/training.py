@@ -151,9 +151,9 @@ def execution_steps(steps_per_epoch: int, most: int = 16) -> int:
 
 
 # x86 instructions with which oneDNN computes bfloat16 natively (their names in /proc/cpuinfo): AVX512_BF16
-# (Cooper Lake, Zen 4: this project's machine, where bf16's loop ran the 9-5-5 1.40-1.72x as fast as float32
-# in one bench run, bench/README.md) and AMX (Sapphire Rapids). Without them TensorFlow emulates bfloat16 in
-# float32 arithmetic.
+# (Cooper Lake, Zen 4: this project's machine, where bf16's loop ran the 9-5-5 1.40-2.10x as fast as float32
+# in same-run bench comparisons, bench/README.md) and AMX (Sapphire Rapids). Without them TensorFlow emulates
+# bfloat16 in float32 arithmetic.
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = Path("/proc/cpuinfo")
 
