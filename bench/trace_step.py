@@ -10,6 +10,7 @@ The model: conv1 9×9×1→64 and conv2 5×5×64→32 as `relu_conv` in the give
 INTER_OP_THREADS 0 (TensorFlow's default) independent ops overlap and their times add up to more than the step.
 """
 
+import argparse
 import sys
 import time
 from collections import defaultdict
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+SHAVE = 16  # the 9-5-5's receptive field is 17 pixels: a valid output is 16 pixels narrower than its input
 
 
 def build(tf, batch: int, side: int, dtype, conv1_dtype=None):
@@ -28,7 +30,7 @@ def build(tf, batch: int, side: int, dtype, conv1_dtype=None):
     g = tf.Graph()
     with g.as_default():
         x = tf.constant(rng.random((batch, side, side, 1), np.float32))
-        y = tf.constant(rng.random((batch, side - 16, side - 16, 1), np.float32))
+        y = tf.constant(rng.random((batch, side - SHAVE, side - SHAVE, 1), np.float32))
         w = [
             tf.Variable(rng.normal(0, 0.01, s).astype(np.float32))
             for s in [(9, 9, 1, 64), (64,), (5, 5, 64, 32), (32,), (5, 5, 32, 1), (1,)]
@@ -65,7 +67,7 @@ def trace(tf, name: str, batch: int, side: int, inter: int, dtype, conv1_dtype=N
                 for n in dev.node_stats:
                     kind = n.timeline_label.split("=")[-1].split("(")[0].strip()
                     per_op[f"{n.node_name} [{kind}]"] += n.all_end_rel_micros / 1e3 / steps
-    mpix = batch * (side - 16) ** 2 / wall / 1e3
+    mpix = batch * (side - SHAVE) ** 2 / wall / 1e3
     print(f"\n== {name}: untraced step {wall:.2f} ms ({mpix:.3f} output Mpix/s)")
     total = sum(per_op.values())
     for k, v in sorted(per_op.items(), key=lambda kv: -kv[1])[:22]:
@@ -74,10 +76,13 @@ def trace(tf, name: str, batch: int, side: int, inter: int, dtype, conv1_dtype=N
 
 
 def main() -> None:
-    batch = int(sys.argv[1]) if len(sys.argv) > 1 else 128
-    side = int(sys.argv[2]) if len(sys.argv) > 2 else 33
-    variant = sys.argv[3] if len(sys.argv) > 3 else "all"
-    inter = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("batch", type=int, nargs="?", default=128)
+    p.add_argument("side", type=int, nargs="?", default=33, help="input side in pixels")
+    p.add_argument("variant", nargs="?", default="all", choices=("all", "f32", "bf16", "bf16c1"))
+    p.add_argument("inter", type=int, nargs="?", default=0, help="inter-op threads (0: TensorFlow's default)")
+    args = p.parse_args()
+    batch, side, variant, inter = args.batch, args.side, args.variant, args.inter
     import srcnn.quiet_tensorflow  # noqa: F401  (before tensorflow: loads it without its start-up lines)
 
     # isort: split
