@@ -11,7 +11,7 @@ setup: $(STAMP)
 # TF=gpu: TensorFlow with CUDA (requirements-gpu.txt: tensorflow[and-cuda], the same version as tensorflow-cpu,
 # and its CUDA libraries pinned) instead of the CPU build, for a machine with an NVIDIA GPU: `make setup TF=gpu`
 # (after `make clean-venv` if .venv/ exists). Untested in CI (no GPU there); the fast CPU layers switch
-# themselves off on a GPU (srcnn.training).
+# themselves off on a GPU (srcnn.training.loop).
 TF ?= cpu
 
 $(STAMP): requirements.txt requirements-gpu.txt pyproject.toml
@@ -56,14 +56,14 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
-# README.md's results block, from metrics/evaluate.json (srcnn.report).
+# README.md's results block, from metrics/evaluate.json (srcnn.shipping.report).
 results: $(STAMP)
-	$(BIN)/python -m srcnn.report --write
+	$(BIN)/python -m srcnn.shipping.report --write
 
 # A pull-request report: params and metrics diff against $(BASELINE), curves and crops of both (report/).
 BASELINE ?= main
 report: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m srcnn.review --baseline "$(BASELINE)" -o report
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m srcnn.evaluation.review --baseline "$(BASELINE)" -o report
 
 # Reproduce the paper's table: ×2, ×3, ×4 trained on the images in $(T91) and scored on every set under
 # data/benchmarks/ (Set5 required), one DVC experiment per scale; then their table (results/paper.json).
@@ -73,7 +73,7 @@ paper: $(STAMP)
 	$(BIN)/python -m srcnn.paper table --results results/paper.json
 
 # README.md's paper table, from the shipped models' records (srcnn/weights/*/record.json), and docs/paper.md's
-# block of the recipe's commands (srcnn.paper.RECIPE): both generated, checked by the tests.
+# block of the recipe's commands (srcnn.shipping.paper.RECIPE): both generated, checked by the tests.
 paper-table: $(STAMP)
 	$(BIN)/python -m srcnn.paper table --write
 

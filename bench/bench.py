@@ -8,15 +8,15 @@ Sections (see bench/README.md for what each row means and the figures measured):
      patch file with pread, through tf.data, + model.fit, compiled as train() does) against plain Keras on
      in-memory float32 arrays (the same valid-padding model, and the common recipe's 'same'-padding model with
      33×33 labels)
-  b  inference on a 2040×1356 image: srcnn.engine.upscale_y, the tiled predict_y, plain model.predict
+  b  inference on a 2040×1356 image: srcnn.inference.engine.upscale_y, the tiled predict_y, plain model.predict
   c  float32 matmul GFLOP/s of this machine, and training FLOP/s as a fraction of it
   d  peak RSS of the real patches and train code at DIV2K image size (random-content 2040×1356 PNGs), each
      in its own subprocess
   e  (not in the default run: --sections e) quality of the fast layers: train() with default params on the
-     project's data/patches, once with srcnn.fast_layers and once with plain Conv2D; final val PSNR
+     project's data/patches, once with srcnn.nets.fast_layers and once with plain Conv2D; final val PSNR
   f  peak RSS of the evaluate code on one 4080×2712 photo: tiled inference (the code) against the whole image
   h  peak RSS of the patches code on one very large photo (default 128 Mpix): in row bands (the code,
-     srcnn.bands) against the whole image at once (the code before), the patch files compared byte for byte
+     srcnn.data.bands) against the whole image at once (the code before), the patch files compared byte for byte
   g  `srcnn upscale` per model format (.keras through TensorFlow, .onnx through ONNX Runtime, .tflite through
      LiteRT): whole-command seconds for a 512×512 photo (start-up included), output Mpix/s on a 4K photo
 Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads, --inter-op-threads;
@@ -101,10 +101,10 @@ def ours_loop(args, patch_file: Path, batch_size: int) -> tuple[list[float], int
     import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
-    from srcnn.batches import BatchPlan
-    from srcnn.model import build_srcnn, margin
-    from srcnn.patches import PatchFile
-    from srcnn.training import PSNR, distributed_batches, execution_steps
+    from srcnn.data.patches import PatchFile
+    from srcnn.nets.srcnn import build_srcnn, margin
+    from srcnn.training.batches import BatchPlan
+    from srcnn.training.loop import PSNR, distributed_batches, execution_steps
 
     patches = PatchFile(patch_file)
     n, size = len(patches), patches.size
@@ -134,16 +134,16 @@ def bench_training(args, patch_file: Path) -> dict:
     import numpy as np
     from tensorflow.python.framework import config as tf_config
 
-    from srcnn.model import build_srcnn
+    from srcnn.data.patches import load_patches
+    from srcnn.nets.srcnn import build_srcnn
     from srcnn.params import margin_of
-    from srcnn.patches import load_patches
 
     patches = load_patches(patch_file)  # for the plain-Keras baselines, which load it whole as float32
     n, size = len(patches), patches.shape[2]
     crop = margin_of(KERNELS)
     results, batches = {}, {}
 
-    # Ours: srcnn.training.train()'s loop (a seeded BatchPlan, pread batches through tf.data, op determinism,
+    # Ours: srcnn.training.loop.train()'s loop (a seeded BatchPlan, pread batches through tf.data, op determinism,
     # Adam with cosine decay, MSE + PSNR metric, several steps per call); without the per-epoch validation
     # pass and checkpoint. Once per patch size and precision asked for; the plain baselines below use the
     # 33x33 file.
@@ -213,8 +213,8 @@ def bench_inference(args) -> None:
     import keras
     import numpy as np
 
-    from srcnn.engine import predict_y, upscale_y
-    from srcnn.model import build_srcnn, margin
+    from srcnn.inference.engine import predict_y, upscale_y
+    from srcnn.nets.srcnn import build_srcnn, margin
 
     keras.utils.set_random_seed(0)
     model = build_srcnn(FILTERS, KERNELS)
@@ -329,10 +329,10 @@ train_params = TrainStage(42, 2, "matlab", ModelParams(filters=[64, 32], kernel_
 work = Path(cfg["work"])
 t = time.perf_counter()
 if cfg["stage"] == "patches":
-    from srcnn.patches import make_patch_sets
+    from srcnn.data.patches import make_patch_sets
     make_patch_sets(work / "raw", work / "patches", patches_params)
 else:
-    from srcnn.training import train
+    from srcnn.training.loop import train
     train(work / "patches/train.npy", work / "patches/valid.npy", work / "out/srcnn.keras", work / "out/log",
           work / "out/train.json", train_params)
 time.sleep(0.1)
@@ -394,8 +394,8 @@ def bench_rss(args, work: Path) -> None:
 EVALUATE_CHILD = r"""
 import json, sys
 from pathlib import Path
-import srcnn.engine as engine
-from srcnn.evaluation import evaluate
+import srcnn.inference.engine as engine
+from srcnn.evaluation.evaluate import evaluate
 from srcnn.params import EvaluateParams, EvaluateStage
 cfg = json.loads(sys.argv[1])
 if cfg["tile"] is None:  # the whole image in one call, as evaluate did before it tiled
@@ -409,12 +409,12 @@ print("RESULT", json.dumps({"hwm_kib": hwm}))
 
 
 def bench_evaluate_rss(args, work: Path) -> None:
-    """Peak RSS of srcnn.evaluation.evaluate on one photo of `--evaluate-size` (default 4080×2712, DIV2K's
+    """Peak RSS of srcnn.evaluation.evaluate.evaluate on one photo of `--evaluate-size` (default 4080×2712, DIV2K's
     ×2 size), a default-size 9-1-5 model: in tiles (the code) and whole (the code before), each in a child."""
     import cv2
     from skimage import data as skdata
 
-    from srcnn.model import build_srcnn
+    from srcnn.nets.srcnn import build_srcnn
 
     w, h = args.evaluate_size
     (work / "valid").mkdir(parents=True)
@@ -422,7 +422,10 @@ def bench_evaluate_rss(args, work: Path) -> None:
         str(work / "valid/photo.png"), cv2.resize(skdata.astronaut()[..., ::-1], (w, h), interpolation=cv2.INTER_CUBIC)
     )
     build_srcnn(FILTERS, KERNELS).save(work / "model.keras")
-    for label, tile in (("in 512-pixel tiles (srcnn.engine.EVALUATE_TILE)", 512), ("whole image (before)", None)):
+    for label, tile in (
+        ("in 512-pixel tiles (srcnn.inference.engine.EVALUATE_TILE)", 512),
+        ("whole image (before)", None),
+    ):
         start = time.perf_counter()
         hwm_kib = run_child(EVALUATE_CHILD, {"work": str(work), "tile": tile}, work, "evaluate")["hwm_kib"]
         row(
@@ -439,9 +442,9 @@ def bench_evaluate_rss(args, work: Path) -> None:
 LARGE_PATCHES_CHILD = r"""
 import hashlib, json, sys, time
 from pathlib import Path
-import srcnn.bands as bands
+import srcnn.data.bands as bands
 from srcnn.params import PatchesParams, PatchesStage
-from srcnn.patches import make_patch_sets
+from srcnn.data.patches import make_patch_sets
 cfg = json.loads(sys.argv[1])
 if cfg["imports_only"]:  # the interpreter, NumPy, OpenCV and the package: what any image adds to
     hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
@@ -462,7 +465,7 @@ print("RESULT", json.dumps({"hwm_kib": hwm, "seconds": seconds, "md5": md5}))
 
 
 def bench_large_patches_rss(args, work: Path) -> None:
-    """Peak RSS (VmHWM) of srcnn.patches.make_patch_sets on one `--large-size` photo (default 11314×11314,
+    """Peak RSS (VmHWM) of srcnn.data.patches.make_patch_sets on one `--large-size` photo (default 11314×11314,
     128 Mpix; the astronaut upscaled, so the PNG compresses like a photo) + a small validation image, ×2 patches,
     in a child each: row bands (the code) and the whole image at once (before). Bytes per pixel of the photo
     are the figure that decides the largest image a machine can take."""
@@ -484,7 +487,7 @@ def bench_large_patches_rss(args, work: Path) -> None:
     base_kib = child(imports_only=True)["hwm_kib"]
     row("h", "patches child peak RSS (VmHWM), imports only", base_kib / 2**20, "GiB", "Python, NumPy, OpenCV, srcnn")
     results = {}
-    for label, whole in (("in row bands (srcnn.bands)", False), ("whole image (before)", True)):
+    for label, whole in (("in row bands (srcnn.data.bands)", False), ("whole image (before)", True)):
         res = results[whole] = child(whole=whole, out="whole" if whole else "bands")
         row(
             "h",
@@ -514,10 +517,10 @@ def bench_upscale_runtimes(args, work: Path) -> None:
     import keras
     from skimage import data as skdata
 
-    from srcnn import converters
-    from srcnn.model import build_srcnn
-    from srcnn.model_file import make_metadata, save_model
+    from srcnn.nets.model_file import make_metadata, save_model
+    from srcnn.nets.srcnn import build_srcnn
     from srcnn.params import ModelParams, TrainParams, TrainStage
+    from srcnn.shipping import converters
 
     work.mkdir(parents=True)
     model = build_srcnn(FILTERS, KERNELS)
@@ -573,7 +576,7 @@ def bench_upscale_runtimes(args, work: Path) -> None:
 def bench_quality(args, work: Path) -> None:
     """train() on the project's patch files with default params, fast layers vs plain Conv2D: final PSNR."""
     from srcnn.params import for_stage
-    from srcnn.training import train
+    from srcnn.training.loop import train
 
     params = for_stage("train", ROOT / "params.yaml")
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, epochs=args.quality_epochs))

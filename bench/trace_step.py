@@ -1,5 +1,5 @@
 """Where a 9-5-5 training step's time goes: a per-op trace of forward + gradients + an SGD update, built from
-srcnn.fast_layers' own functions in a TF1 graph and timed with `RunOptions(FULL_TRACE)` (per-op times averaged
+srcnn.nets.fast_layers' own functions in a TF1 graph and timed with `RunOptions(FULL_TRACE)` (per-op times averaged
 over 10 steps, after an untraced step time). bench/README.md quotes it (issue 21).
 
     .venv/bin/python bench/trace_step.py [BATCH [SIDE [all|f32|bf16|bf16c1 [INTER_OP_THREADS]]]]
@@ -24,7 +24,7 @@ SHAVE = 16  # the 9-5-5's receptive field is 17 pixels: a valid output is 16 pix
 
 def build(tf, batch: int, side: int, dtype, conv1_dtype=None):
     """The graph of one step: forward, tf.gradients, an SGD update of the six weights; random data."""
-    from srcnn.fast_layers import relu_conv, shift_add_conv
+    from srcnn.nets.fast_layers import relu_conv, shift_add_conv
 
     rng = np.random.default_rng(0)
     g = tf.Graph()

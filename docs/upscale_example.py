@@ -21,9 +21,9 @@ import numpy as np
 import skimage.data
 from PIL import Image, ImageDraw, ImageFont
 
-from srcnn.colour import rgb_to_y, round_to
-from srcnn.imaging import modcrop, psnr
-from srcnn.resize import imresize_matlab
+from srcnn.data.colour import rgb_to_y, round_to
+from srcnn.data.imaging import modcrop, psnr
+from srcnn.data.resize import imresize_matlab
 
 ROOT = Path(__file__).resolve().parents[1]
 CROP = (60, 150, 150)  # top, left, size: the cat's eye

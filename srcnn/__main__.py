@@ -19,7 +19,7 @@ def _main(argv: list[str] | None) -> int:
     import argparse
     from pathlib import Path
 
-    from srcnn import upscale
+    from srcnn.cli import upscale
     from srcnn.params import ParamsError, load, stage_keys
 
     parser = argparse.ArgumentParser(prog="srcnn")

@@ -7,8 +7,8 @@
     hr = model.upscale(rgb)                    # (h, w, 3) uint8 RGB → (2h, 2w, 3) uint8 RGB
     model.upscale_file("photo.jpg", "photo_x2.png")
 
-The same engine, tiling and colour handling as the command (`srcnn.engine.Upscaler`: SRCNN on BT.601 Y, bicubic
-on Cb/Cr and alpha, output tiles of `tile` pixels so memory is bounded at any size). ONNX models run on ONNX
+The same engine, tiling and colour handling as the command (`srcnn.inference.engine.Upscaler`: SRCNN on BT.601
+Y, bicubic on Cb/Cr and alpha, output tiles of `tile` pixels so memory is bounded at any size). ONNX models run on ONNX
 Runtime without TensorFlow; .keras and SavedModel models load TensorFlow.
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from srcnn.engine import Upscaler
-from srcnn.metadata import bit_depth_of
+from srcnn.inference.engine import Upscaler
+from srcnn.nets.metadata import bit_depth_of
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,11 @@ class Model:
 
     def upscale_file(self, src: str | Path, dst: str | Path, overwrite: bool = False) -> Path:
         """Read `src`, write the upscaled image to `dst` (its suffix picks the format; written atomically, bit
-        depth and ICC profile kept, EXIF orientation applied); returns `dst`. srcnn.io.ImageError names the
+        depth and ICC profile kept, EXIF orientation applied); returns `dst`. srcnn.data.io.ImageError names the
         file when it cannot be read or written, or when `dst` exists and `overwrite` is false."""
-        from srcnn.upscale import upscale_file
+        from srcnn.inference.files import upscale_file
 
-        upscale_file(self.engine, Path(src), Path(dst), compare=False, overwrite=overwrite)
+        upscale_file(self.engine, Path(src), Path(dst), overwrite=overwrite)
         return Path(dst)
 
 
@@ -67,9 +67,9 @@ def load(model: str | Path | None = None, scale: int | None = None, tile: int = 
     """Open a model as `srcnn upscale --model MODEL --scale SCALE` chooses it: a shipped name or a model path;
     None: this project's trained model when it has one of `scale`, else the best shipped model of `scale`
     (default 2). `tile`: output tile side in pixels (≥ 16; memory, not the result, depends on it).
-    Raises ValueError (srcnn.upscale_jobs.UsageError) naming what is wrong."""
-    from srcnn.upscale import choose_model, load_checked_model, model_warnings
-    from srcnn.upscale_jobs import UsageError
+    Raises ValueError (srcnn.errors.UsageError) naming what is wrong."""
+    from srcnn.errors import UsageError
+    from srcnn.model_choice import choose_model, load_checked_model, model_warnings
 
     if tile < 16:
         raise UsageError(f"tile {tile}: use at least 16 pixels")

@@ -11,6 +11,10 @@ class UserError(Exception):
     """Bad input (a file, a param, a server's answer); the message says which and what is allowed."""
 
 
+class UsageError(ValueError):
+    """Bad arguments or an unusable model (`srcnn upscale`, `srcnn.load`): nothing is processed (exit code 2)."""
+
+
 def is_interrupt(err: BaseException | None) -> bool:
     """Whether `err` is a KeyboardInterrupt (Ctrl-C), or an error raised because of one: its cause or context,
     e.g. the `ImportError: initialization failed` a C extension makes of a Ctrl-C during its import."""

@@ -204,7 +204,7 @@ def _benchmark_names() -> Key:
     return Key("", check, allowed)
 
 
-EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")  # what the export stage can write (srcnn.export)
+EXPORT_FORMATS = ("onnx", "tflite", "savedmodel")  # what the export stage can write (srcnn.shipping.export)
 
 
 def _export_formats() -> Key:

@@ -5,11 +5,12 @@ to some CPUs by its affinity mask. Threads inherit that mask, unless a runtime p
 to size its intra-op pool itself, creates one worker per physical core of the machine and pins each to its core,
 so a process limited to CPU 0 ran a worker on CPU 1. Every runtime is therefore given its pool size from here:
 
-- ONNX Runtime (`srcnn.networks`, `srcnn.converters`): `onnx_session_options()`, intra-op `cpus()`, inter-op 1,
-  which also keeps it from pinning its workers;
-- LiteRT / TFLite (`srcnn.networks`): `Interpreter(num_threads=cpus())`;
-- OpenCV and its dnn module (`srcnn upscale`, `srcnn.networks`): `configure_opencv(cv2)`;
-- TensorFlow for inference (`srcnn.keras_network`, `srcnn.networks`): `configure_tensorflow()`, both pools `cpus()`.
+- ONNX Runtime (`srcnn.inference.runtimes`, `srcnn.shipping.converters`): `onnx_session_options()`, intra-op
+  `cpus()`, inter-op 1, which also keeps it from pinning its workers;
+- LiteRT / TFLite (`srcnn.inference.runtimes`): `Interpreter(num_threads=cpus())`;
+- OpenCV and its dnn module (`srcnn upscale`, `srcnn.inference.runtimes`): `configure_opencv(cv2)`;
+- TensorFlow for inference (`srcnn.inference.keras_runtime`, `srcnn.inference.runtimes`): `configure_tensorflow()`, both
+  pools `cpus()`.
 
 The pipeline's stages leave TensorFlow's and OpenCV's own defaults, which both take from the affinity mask
 (TensorFlow's `port::NumSchedulableCPUs`, OpenCV's `getNumberOfCPUs`) and which never pin a thread.

@@ -6,7 +6,7 @@ python stages/download.py RAW        (dvc.yaml: python stages/download.py data/r
 import argparse
 from pathlib import Path
 
-from srcnn.sources import download
+from srcnn.data.sources import download
 from srcnn.stage import run_stage
 
 

@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from srcnn.evaluation import evaluate
-from srcnn.scores import below_bicubic
+from srcnn.evaluation.evaluate import evaluate
+from srcnn.evaluation.scores import below_bicubic
 from srcnn.stage import run_stage
 
 

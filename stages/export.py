@@ -8,7 +8,7 @@ python stages/export.py MODEL VALID_PATCHES EVALUATION OUT_DIR METRICS
 import argparse
 from pathlib import Path
 
-from srcnn.export import export_model
+from srcnn.shipping.export import export_model
 from srcnn.stage import run_stage
 
 

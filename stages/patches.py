@@ -6,7 +6,7 @@ python stages/patches.py RAW PATCHES        (dvc.yaml: python stages/patches.py 
 import argparse
 from pathlib import Path
 
-from srcnn.patches import make_patch_sets
+from srcnn.data.patches import make_patch_sets
 from srcnn.stage import run_stage
 
 

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from srcnn.stage import run_stage
-from srcnn.training import train
+from srcnn.training.loop import train
 
 
 def main(params, args):

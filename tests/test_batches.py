@@ -1,12 +1,13 @@
-"""Tests for srcnn.batches: which patches each step and replica gets, and the tf.data pipeline over a patch file."""
+"""Tests for srcnn.training.batches: which patches each step and replica gets, and the tf.data pipeline over a patch
+file."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from srcnn.batches import BatchPlan, replica_dataset
-from srcnn.patches import PatchFile, to_model_arrays
+from srcnn.data.patches import PatchFile, to_model_arrays
+from srcnn.training.batches import BatchPlan, replica_dataset
 
 N, S, MARGIN, BATCH = 37, 13, 3, 8
 

@@ -30,7 +30,7 @@ EXPECTED = [
     ("d", r"patches stage peak RSS \(VmHWM\)"),
     ("d", r"train stage peak RSS \(VmHWM\)"),
     ("d", r"train stage peak anonymous RSS"),
-    ("f", r"evaluate peak RSS \(VmHWM\), in 512-pixel tiles \(srcnn.engine.EVALUATE_TILE\)"),
+    ("f", r"evaluate peak RSS \(VmHWM\), in 512-pixel tiles \(srcnn.inference.engine.EVALUATE_TILE\)"),
     ("f", r"evaluate peak RSS \(VmHWM\), whole image \(before\)"),
     ("g", r"srcnn upscale --model srcnn.keras: whole command, 64x64 photo"),
     ("g", r"srcnn upscale --model srcnn.onnx: whole command, 64x64 photo"),
@@ -40,7 +40,7 @@ EXPECTED = [
     ("g", r"srcnn upscale --model srcnn.tflite: output Mpix/s, 256x144 photo"),
     ("g", r"8-bit values equal, onnx vs keras output, large photo"),
     ("h", r"patches child peak RSS \(VmHWM\), imports only"),
-    ("h", r"patches peak RSS \(VmHWM\), in row bands \(srcnn.bands\)"),
+    ("h", r"patches peak RSS \(VmHWM\), in row bands \(srcnn.data.bands\)"),
     ("h", r"patches peak RSS \(VmHWM\), whole image \(before\)"),
     ("h", r"patches train.npy identical, bands vs whole image"),
 ]

@@ -27,7 +27,7 @@ TIMING = {"seconds", "patches_per_second", "output_mpix_per_second", "resumed_fr
 
 
 def weights(repo: Path) -> list[np.ndarray]:
-    from srcnn.model_file import load_model
+    from srcnn.nets.model_file import load_model
 
     return load_model(repo / "models/srcnn.keras").get_weights()
 
@@ -104,8 +104,8 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(repo):
 
 
 def test_checkpoint_key_changes_with_what_the_weights_depend_on(tmp_path):
-    from srcnn.training import checkpoint_key as key_of
-    from srcnn.training import checkpoint_settings
+    from srcnn.training.loop import checkpoint_key as key_of
+    from srcnn.training.loop import checkpoint_settings
 
     def checkpoint_key(*args, **kwargs) -> str:
         return key_of(checkpoint_settings(*args, **kwargs))
@@ -167,7 +167,8 @@ def test_no_instant_holds_more_than_two_checkpoints_or_a_half_removed_one(tmp_pa
     must be complete, and there are never more than the two a cluster needs to agree on one."""
     import keras
 
-    from srcnn import io, training
+    from srcnn.data import io
+    from srcnn.training import loop as training
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
@@ -207,7 +208,7 @@ def test_a_run_with_float32_final_epochs_resumes_in_either_phase_and_matches_an_
     own model, the second taking the first's weights and Adam state. One run killed in the bfloat16 phase,
     resumed, killed again in the float32 phase and resumed once more ends at the very weights of an
     uninterrupted run (a wrong resume in either phase would move them); the model says how it was computed."""
-    from srcnn.metadata import read_metadata
+    from srcnn.nets.metadata import read_metadata
 
     params = (repo / "params.yaml").read_text()
     assert "mixed_precision: false" in params and "float32_final_epochs: 0" in params
@@ -258,8 +259,8 @@ def test_the_float32_phase_takes_over_the_weights_and_adam_state_of_either_mixed
     CPU too, so both are run here."""
     import keras
 
-    from srcnn.model import build_srcnn
-    from srcnn.training import carry_over
+    from srcnn.nets.srcnn import build_srcnn
+    from srcnn.training.loop import carry_over
 
     def compiled(policy: str, steps: int):
         keras.config.set_dtype_policy(policy)

@@ -1,6 +1,6 @@
 """A first `dvc repro` and a `dvc repro --force` of the same params on the same machine give the same bytes.
 
-Patch files, model weights, the model file itself (srcnn.model_file.save_model writes byte-reproducible .keras
+Patch files, model weights, the model file itself (srcnn.nets.model_file.save_model writes byte-reproducible .keras
 zips: no save date, fixed zip times, Keras's shared_object_id addresses renumbered), the evaluate outputs and
 the training curves must be identical; only the timing fields of metrics/train.json (and DVCLive's timestamp
 column) may differ. Runs the real `dvc` CLI in a temporary copy of the project, as tests/test_pipeline.py
@@ -30,7 +30,7 @@ def sha256(path: Path) -> str:
 
 
 def snapshot(repo: Path) -> dict:
-    from srcnn.model_file import load_model
+    from srcnn.nets.model_file import load_model
 
     snap = {}
     for name in (

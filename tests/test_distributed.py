@@ -1,6 +1,6 @@
 """train.strategy through tf.distribute, on the CPU: two worker processes on 127.0.0.1 train one model together.
 
-Each worker runs srcnn.training.train with strategy multiworker and TF_CONFIG naming both; every global batch
+Each worker runs srcnn.training.loop.train with strategy multiworker and TF_CONFIG naming both; every global batch
 is split between them and their gradients are averaged, so together they must produce (up to the order of
 float additions in the all-reduce) the model one process trains on the same batches. Only the chief writes.
 """
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "n
 RUN = """
 import json, sys
 from pathlib import Path
-from srcnn import training
+from srcnn.training import loop as training
 from srcnn.params import ModelParams, TrainParams, TrainStage
 
 out, strategy, seed, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[6])
@@ -73,7 +73,7 @@ def finish(proc: subprocess.Popen) -> str:
 
 
 def weights(out: Path) -> list[np.ndarray]:
-    from srcnn.model_file import load_model
+    from srcnn.nets.model_file import load_model
 
     return load_model(out / "models" / "srcnn.keras").get_weights()
 

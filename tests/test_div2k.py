@@ -1,4 +1,4 @@
-"""Tests for srcnn.div2k against a real HTTP server on 127.0.0.1.
+"""Tests for srcnn.data.div2k against a real HTTP server on 127.0.0.1.
 
 The server is a ThreadingHTTPServer in a thread. It serves small DIV2K-shaped
 zips built from real image crops, honours Range requests, counts requests and
@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from conftest import N_TRAIN, N_VALID, _crops, _png, _Server, _sha, _symlink_entry, _zip, stage_command
 
-from srcnn import div2k, fetch
-from srcnn.div2k import download_div2k, extract_images
-from srcnn.fetch import DownloadError, fetch_archive
+from srcnn.data import div2k, fetch
+from srcnn.data.div2k import download_div2k, extract_images
+from srcnn.data.fetch import DownloadError, fetch_archive
 
 # --------------------------------------------------------------------------- fixtures: data
 

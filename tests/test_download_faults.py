@@ -1,4 +1,4 @@
-"""The download stage end to end, fault by fault: `srcnn.sources.download(params, data/raw)`.
+"""The download stage end to end, fault by fault: `srcnn.data.sources.download(params, data/raw)`.
 
 Each fault runs twice: once over a previous good `data/raw` and once with
 none. Afterwards `data/` must hold byte for byte what it held before (or
@@ -24,9 +24,10 @@ import yaml
 # pytest puts tests/ on sys.path: reuse the loopback server and real-image builders.
 from conftest import _crops, _png, _Server, _sha, _symlink_entry, _zip, stage_command
 
-from srcnn import div2k, fetch, params, safe_zip, sources
-from srcnn.fetch import DownloadError
-from srcnn.io import ImageError
+from srcnn import params
+from srcnn.data import div2k, fetch, safe_zip, sources
+from srcnn.data.fetch import DownloadError
+from srcnn.data.io import ImageError
 from srcnn.params import DownloadParams, Sha256Pair
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it

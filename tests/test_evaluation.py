@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from skimage import data as skdata
 
-from srcnn.colour import rgb_to_y
-from srcnn.evaluation import evaluate
-from srcnn.imaging import bicubic_degrade, modcrop, psnr
-from srcnn.io import ImageError, read_image
-from srcnn.model import build_srcnn
+from srcnn.data.colour import rgb_to_y
+from srcnn.data.imaging import bicubic_degrade, modcrop, psnr
+from srcnn.data.io import ImageError, read_image
+from srcnn.evaluation.evaluate import evaluate
+from srcnn.nets.srcnn import build_srcnn
 from srcnn.params import EvaluateParams, EvaluateStage
 
 
@@ -121,7 +121,7 @@ PEAK_RSS = textwrap.dedent(
     """
     import resource, sys
     from pathlib import Path
-    from srcnn.evaluation import evaluate
+    from srcnn.evaluation.evaluate import evaluate
     from srcnn.params import EvaluateParams, EvaluateStage
     root = Path(sys.argv[1])
     p = EvaluateStage(scale=2, resize="matlab", evaluate=EvaluateParams(crop_border=None, benchmarks=[]))

@@ -1,4 +1,4 @@
-"""The export stage's code (srcnn.export) and every exported format, run by the library a user would run it
+"""The export stage's code (srcnn.shipping.export) and every exported format, run by the library a user would run it
 with: ONNX Runtime, OpenCV's dnn module, LiteRT's interpreter, TensorFlow's SavedModel loader, and
 `srcnn upscale --model` with each file. A real (small, random-weight) SRCNN on real images."""
 
@@ -22,14 +22,15 @@ import skimage.data
 from conftest import PROJECT, save_patch_files
 from test_upscale import tiny_model, tiny_params
 
-from srcnn import converters, export, upscale
+from srcnn import model_choice
 from srcnn.__main__ import main as cli
-from srcnn.colour import rgb_to_y
-from srcnn.keras_network import forward
-from srcnn.model_file import load_model, make_metadata, save_model
-from srcnn.networks import open_network
+from srcnn.data.colour import rgb_to_y
+from srcnn.data.resize import resize
+from srcnn.inference.keras_runtime import forward
+from srcnn.inference.runtimes import open_network
+from srcnn.nets.model_file import load_model, make_metadata, save_model
 from srcnn.params import EXPORT_FORMATS
-from srcnn.resize import resize
+from srcnn.shipping import converters, export
 
 EVALUATION = {
     "valid": {
@@ -241,7 +242,7 @@ def test_an_export_that_computes_something_else_fails_the_stage_and_writes_nothi
 def test_no_format_writes_the_card_alone_without_loading_tensorflow(exported, tmp_path):
     (tmp_path / "evaluate.json").write_text(json.dumps(EVALUATION))
     code = (
-        "import sys; from pathlib import Path; from srcnn.export import export_model; "
+        "import sys; from pathlib import Path; from srcnn.shipping.export import export_model; "
         "t, m, v = map(Path, sys.argv[1:]); "
         "print(export_model(m, v, t / 'evaluate.json', t / 'export', t / 'export.json', []), "
         "'tensorflow' in sys.modules)"
@@ -278,7 +279,7 @@ def test_srcnn_upscale_uses_the_onnx_export_by_default_only_while_it_is_the_curr
     assert cli(["upscale", "photo.png", "-o", "a.png"]) == 0
     assert "×2 with models/export/srcnn.onnx" in capsys.readouterr().out
     # More output than ONNX_UP_TO_MPIX (here lowered below this photo's 40×48×4 pixels): TensorFlow is faster.
-    monkeypatch.setattr(upscale, "ONNX_UP_TO_MPIX", 40 * 48 * 4 / 1e6 - 1e-6)
+    monkeypatch.setattr(model_choice, "ONNX_UP_TO_MPIX", 40 * 48 * 4 / 1e6 - 1e-6)
     assert cli(["upscale", "photo.png", "-o", "big.png"]) == 0
     assert "×2 with models/srcnn.keras" in capsys.readouterr().out
     monkeypatch.undo()
@@ -372,7 +373,7 @@ def test_a_tflite_run_prints_no_litert_info_but_real_errors_still_reach_stderr(e
     assert result.stderr == "", result.stderr  # nothing at all: no INFO line, no other chatter
     # Only LiteRT's note is dropped: anything else its C++ code writes to stderr gets through.
     code = (
-        "import os; from srcnn.networks import without_litert_info\n"
+        "import os; from srcnn.inference.runtimes import without_litert_info\n"
         "with without_litert_info():\n"
         "    os.write(2, b'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\nERROR: a real failure\\n')\n"
     )
@@ -486,7 +487,7 @@ def test_the_onnx_input_and_output_descriptions_name_the_models_white(exported, 
 
 
 def test_the_model_card_says_how_training_computed():
-    from srcnn.model_card import model_card
+    from srcnn.shipping.model_card import model_card
 
     model = tiny_model(2, filters=(16, 8))
     float32 = model_card(make_metadata(model, tiny_params(filters=(16, 8))), EVALUATION, {}, {})

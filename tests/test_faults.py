@@ -37,11 +37,11 @@ import yaml
 # pytest puts tests/ on sys.path: the temp-repo helpers of the pipeline test.
 from conftest import PROJECT, TINY, dvc, env, project_repo, run, stage_command, write_params
 
-from srcnn.io import atomic_dir, atomic_file, sweep_stale_temps
+from srcnn.data.io import atomic_dir, atomic_file, sweep_stale_temps
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
-TEMP_NAME = re.compile(r"^\..+\.\d+\.[^.]+\.tmp(\..*)?$")  # srcnn.io's temporary names
+TEMP_NAME = re.compile(r"^\..+\.\d+\.[^.]+\.tmp(\..*)?$")  # srcnn.data.io's temporary names
 DIR_OUTS = ("data/raw", "metrics/crops", "metrics/train_log")
 CHECKPOINTS = "data/checkpoints/train"  # the train stage's cache: not an output, git-ignored
 

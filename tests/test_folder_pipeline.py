@@ -49,7 +49,7 @@ def test_folder_source_runs_the_pipeline_on_the_folders(folder_repo):
     assert stages_run(first) == set(STAGES)
     assert sorted(p.name for p in (repo / "data/raw/train").glob("*.png")) == ["a.png", "b.png", "sub__c.png"]
     assert sorted(p.name for p in (repo / "data/raw/valid").glob("*.png")) == ["v0.png", "v1.png"]
-    # Where each copy came from, for the later stages' messages (srcnn.io.user_path).
+    # Where each copy came from, for the later stages' messages (srcnn.data.io.user_path).
     assert json.loads((repo / "data/raw/train/.sources.json").read_text()) == {
         "a.png": "mydata/train/a.png",
         "b.png": "mydata/train/b.jpg",

@@ -1,4 +1,4 @@
-"""Tests for srcnn.imaging (literature conventions, checked by hand) and srcnn.io (reading, atomic writes)."""
+"""Tests for srcnn.data.imaging (literature conventions, checked by hand) and srcnn.data.io (reading, atomic writes)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from skimage import data as skdata
 from skimage.metrics import structural_similarity
 
-from srcnn.colour import rgb_to_y, round_to, widen_to_16
-from srcnn.imaging import bicubic_degrade, modcrop, psnr, ssim
-from srcnn.io import ImageError, atomic_dir, atomic_file, read_image
-from srcnn.resize import imresize_matlab, resize, symmetric_indices
+from srcnn.data.colour import rgb_to_y, round_to, widen_to_16
+from srcnn.data.imaging import bicubic_degrade, modcrop, psnr, ssim
+from srcnn.data.io import ImageError, atomic_dir, atomic_file, read_image
+from srcnn.data.resize import imresize_matlab, resize, symmetric_indices
 
 SET5 = Path(__file__).resolve().parents[1].parent / "shared/benchmarks/Set5"
 

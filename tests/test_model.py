@@ -1,4 +1,4 @@
-"""Tests for srcnn.model, fast_layers, model_file, engine and training with tiny models on small arrays."""
+"""Tests for srcnn.nets.srcnn, fast_layers, model_file, engine and training with tiny models on small arrays."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from conftest import save_patch_files
 
-from srcnn import training
-from srcnn.engine import upscale_y
-from srcnn.model import build_srcnn, margin
-from srcnn.model_file import load_model
+from srcnn.inference.engine import upscale_y
+from srcnn.nets.model_file import load_model
+from srcnn.nets.srcnn import build_srcnn, margin
 from srcnn.params import ModelParams, TrainParams, TrainStage
+from srcnn.training import loop as training
 
 # --------------------------------------------------------------------------- model
 
@@ -251,8 +251,8 @@ def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
     import hashlib
     import time
 
-    from srcnn.metadata import read_metadata
-    from srcnn.model_file import make_metadata, save_model
+    from srcnn.nets.metadata import read_metadata
+    from srcnn.nets.model_file import make_metadata, save_model
 
     keras.utils.set_random_seed(5)
     model = build_srcnn([8, 4], [9, 1, 5])
@@ -349,7 +349,7 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_and_the_model
 ):
     import tensorflow as tf
 
-    from srcnn.metadata import read_metadata
+    from srcnn.nets.metadata import read_metadata
 
     if tf.config.list_logical_devices("GPU"):
         pytest.skip("a GPU is visible: auto and true choose by the CPU's flags only without one")
@@ -399,7 +399,7 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_and_the_model
 
 @pytest.mark.parametrize("filters,kernels", [([64, 32], [9, 1, 5]), ([8, 4], [9, 3, 5]), ([6], [3, 7]), ([5], [5, 1])])
 def test_forward_equals_the_keras_model(filters, kernels):
-    from srcnn.keras_network import forward
+    from srcnn.inference.keras_runtime import forward
 
     keras.utils.set_random_seed(7)
     model = build_srcnn(filters, kernels)
@@ -417,7 +417,7 @@ def test_forward_equals_the_keras_model(filters, kernels):
 
 
 def test_forward_refuses_a_model_that_is_not_an_srcnn_stack():
-    from srcnn.keras_network import Forward
+    from srcnn.inference.keras_runtime import Forward
 
     inputs = keras.Input((None, None, 1))
     same = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs), name="same_padding")
@@ -472,7 +472,7 @@ def test_a_nan_loss_stops_fit_with_a_clear_error():
 
 
 def test_load_model_refuses_non_finite_weights(tmp_path):
-    from srcnn.model_file import ModelError
+    from srcnn.nets.model_file import ModelError
 
     model = build_srcnn([4, 2], [3, 1, 3])
     kernel, bias = model.layers[-1].get_weights()
@@ -484,7 +484,7 @@ def test_load_model_refuses_non_finite_weights(tmp_path):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_no_metric_is_written_as_nan_or_infinity(tmp_path, value):
-    from srcnn.io import NonFiniteError, write_json
+    from srcnn.data.io import NonFiniteError, write_json
 
     path = tmp_path / "m.json"
     with pytest.raises(NonFiniteError, match=rf"m.json: Set5.psnr_srcnn = {value} is not a finite number"):
@@ -511,7 +511,7 @@ def test_no_metric_is_written_as_nan_or_infinity(tmp_path, value):
 )
 def test_fast_layers_refuse_conv2d_arguments_they_do_not_compute(layer, kwargs, refused):
     """They used to accept every Conv2D argument and compute a 'valid', stride-1, biased convolution anyway."""
-    from srcnn import fast_layers
+    from srcnn.nets import fast_layers
 
     with pytest.raises(ValueError, match=re.escape(refused) + ".* is not supported"):
         getattr(fast_layers, layer)(**kwargs)

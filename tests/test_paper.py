@@ -1,4 +1,4 @@
-"""srcnn.paper: one DVC experiment per scale with the reproduction recipe, and the table from their metrics."""
+"""srcnn.shipping.paper: one DVC experiment per scale with the reproduction recipe, and the table from their metrics."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY, dvc, env, project_repo
 from skimage import data as skdata
 
-from srcnn import paper
+from srcnn.shipping import paper
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +118,7 @@ def test_readme_commands_are_generated_from_the_recipe(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
     """`python -m srcnn.paper run` through the real dvc CLI (tiny overrides), then the table from its record."""
-    from srcnn.training import precision_policy
+    from srcnn.training.loop import precision_policy
 
     repo = tmp_path_factory.mktemp("paper_repo")
     for i, image in enumerate(crops(0, 5)):
@@ -138,7 +138,7 @@ def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
         [
             sys.executable,
             "-m",
-            "srcnn.paper",
+            "srcnn.shipping.paper",
             "run",
             "--train-dir",
             train_dir,
@@ -176,7 +176,7 @@ def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
 
 def test_run_without_set5_says_what_to_do(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "srcnn.paper", "run"], cwd=tmp_path, env=env(), capture_output=True, text=True
+        [sys.executable, "-m", "srcnn.shipping.paper", "run"], cwd=tmp_path, env=env(), capture_output=True, text=True
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [

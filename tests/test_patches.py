@@ -1,4 +1,4 @@
-"""Tests for srcnn.patches on small crops of real photographs written as PNG."""
+"""Tests for srcnn.data.patches on small crops of real photographs written as PNG."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from skimage import data as skdata
 
-from srcnn import bands
-from srcnn.colour import peak, rgb_to_y, round_to
-from srcnn.imaging import bicubic_degrade, modcrop, resample
-from srcnn.io import ImageError
-from srcnn.patches import PatchFile, degraded_pair, load_patches, to_model_arrays, write_patches
-from srcnn.resize import RESIZE_KERNELS, imresize_matlab, resize
+from srcnn.data import bands
+from srcnn.data.colour import peak, rgb_to_y, round_to
+from srcnn.data.imaging import bicubic_degrade, modcrop, resample
+from srcnn.data.io import ImageError
+from srcnn.data.patches import PatchFile, degraded_pair, load_patches, to_model_arrays, write_patches
+from srcnn.data.resize import RESIZE_KERNELS, imresize_matlab, resize
 
 SIZE, PER_IMAGE, SCALE = 15, 6, 2
 
@@ -231,8 +231,8 @@ def test_hr_scales_add_shrunk_copies_degraded_like_the_original(tmp_path, images
     array = np.load(out)
     y = rgb_to_y(sources["a_astronaut"])
     # An independent path: MATLAB imresize of Y / 255 by 0.8, rounded, then modcrop and the usual degradation.
-    from srcnn.colour import round_to
-    from srcnn.resize import imresize_matlab
+    from srcnn.data.colour import round_to
+    from srcnn.data.resize import imresize_matlab
 
     shrunk = modcrop(round_to(imresize_matlab(y / 255.0, 0.8) * 255.0), SCALE)  # 61x72 -> 49x58 -> 48x58
     assert shrunk.shape == (48, 58)
@@ -365,7 +365,7 @@ import json, sys
 from pathlib import Path
 from srcnn.params import PatchesParams, PatchesStage
 if sys.argv[1] == "run":
-    from srcnn.patches import make_patch_sets
+    from srcnn.data.patches import make_patch_sets
     make_patch_sets(Path(sys.argv[2]), Path(sys.argv[3]), PatchesStage(42, 2, "matlab", PatchesParams(
         size=33, per_image=64, valid_per_image=8, stride=None, flips_rotations=False, hr_scales=[1.0])))
 print([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0])

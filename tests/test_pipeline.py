@@ -289,7 +289,7 @@ def test_plots_show_renders_curves_and_crops(repo, tmp_path):
             assert (tmp_path / "report/crops" / name).read_bytes() == (repo / "metrics/crops" / name).read_bytes()
         assert (tmp_path / "report/curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         bad = subprocess.run(
-            [sys.executable, "-m", "srcnn.review", "--baseline", "no-such-rev", "-o", str(tmp_path / "bad")],
+            [sys.executable, "-m", "srcnn.evaluation.review", "--baseline", "no-such-rev", "-o", str(tmp_path / "bad")],
             cwd=repo, env=env(), capture_output=True, text=True,
         )  # fmt: skip
         assert bad.returncode == 2 and bad.stderr.strip() == (
@@ -364,8 +364,8 @@ def test_benchmarks_set_and_cleared_with_plain_dash_s_as_the_readme_shows(repo):
 
 def test_the_tpami_preset_by_dash_s_reruns_train_and_what_follows(repo):
     """docs/paper.md's `dvc exp run -S 'model.kernel_sizes=[9,5,5]'`."""
-    from srcnn.model import kernel_sizes_of
-    from srcnn.model_file import load_model
+    from srcnn.nets.model_file import load_model
+    from srcnn.nets.srcnn import kernel_sizes_of
 
     try:
         result = dvc(repo, "exp", "run", "-S", "model.kernel_sizes=[9,5,5]")

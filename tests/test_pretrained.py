@@ -1,4 +1,4 @@
-"""The shipped models (srcnn.pretrained): shipping an experiment with its provenance, choosing a model without
+"""The shipped models (srcnn.shipping.pretrained): shipping an experiment with its provenance, choosing a model without
 --model, the Python API, the wheel without TensorFlow, and the shipped figures re-scored on Set5."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import yaml
 from conftest import TINY, doc_pages, dvc, project_repo, readme_blocks, readme_section, run, run_line
 
 import srcnn
-from srcnn import paper, pretrained
 from srcnn.__main__ import main as cli
-from srcnn.io import sha256_of
+from srcnn.data.io import sha256_of
+from srcnn.shipping import paper, pretrained
 
 PROJECT = Path(__file__).resolve().parents[1]
 SET5 = PROJECT.parent / "shared" / "benchmarks" / "Set5"
@@ -68,7 +68,7 @@ def test_ship_records_how_the_model_was_made(shipped):
 
 
 def pretrained_meta(path: Path) -> dict:
-    from srcnn.networks import open_network
+    from srcnn.inference.runtimes import open_network
 
     return open_network(path)[1]
 
@@ -189,9 +189,9 @@ def test_shipped_models_score_their_recorded_set5_figures():
     the README table is generated from."""
     if not SET5.is_dir():
         pytest.skip(f"{SET5} absent (the shared benchmark folder is not beside this checkout)")
-    from srcnn.evaluation import score_image
-    from srcnn.io import list_images
-    from srcnn.model_file import load_model
+    from srcnn.data.io import list_images
+    from srcnn.evaluation.evaluate import score_image
+    from srcnn.nets.model_file import load_model
 
     for name in pretrained.names():
         rec = pretrained.record(name)
@@ -206,7 +206,7 @@ def test_shipped_models_score_their_recorded_set5_figures():
 
 
 def pretrained_network(path: Path):
-    from srcnn.networks import open_network
+    from srcnn.inference.runtimes import open_network
 
     return open_network(path)[0]
 
@@ -319,8 +319,8 @@ def test_shipped_onnx_files_are_nchw_and_run_in_opencv_dnn_on_a_blob_from_image(
     """Issue 22, case 11: the shipped model.onnx files were NHWC, which OpenCV dnn cannot run on the NCHW blob
     `cv2.dnn.blobFromImage` makes. Re-exported (`python -m srcnn.pretrained reexport`) from the same model.keras,
     they are NCHW, say so, and OpenCV dnn gives ONNX Runtime's output on such a blob."""
-    from srcnn.networks import open_network
-    from srcnn.resize import resize
+    from srcnn.data.resize import resize
+    from srcnn.inference.runtimes import open_network
 
     rgb = cv2.resize(skimage.data.chelsea(), (90, 70), interpolation=cv2.INTER_AREA)
     for name in pretrained.names():

@@ -41,7 +41,7 @@ from conftest import (
     stages_run,
 )
 
-from srcnn import div2k
+from srcnn.data import div2k
 
 SPLITS = ("train", "valid")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from srcnn import report
+from srcnn.shipping import report
 
 PROJECT = Path(__file__).resolve().parents[1]
 

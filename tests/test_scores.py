@@ -1,5 +1,5 @@
-"""A model that lost to bicubic in its own evaluation is never used silently (srcnn.scores): the evaluate stage
-says so through `dvc repro`, `srcnn upscale` and `srcnn.load()` warn naming the model and its figures, and a
+"""A model that lost to bicubic in its own evaluation is never used silently (srcnn.evaluation.scores): the evaluate
+stage says so through `dvc repro`, `srcnn upscale` and `srcnn.load()` warn naming the model and its figures, and a
 model the figures do not belong to (retrained, replaced) gets no stale warning."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 import skimage.data
 from conftest import TINY, env, project_repo
 
-from srcnn import pretrained
-from srcnn.scores import below_bicubic
+from srcnn.evaluation.scores import below_bicubic
+from srcnn.shipping import pretrained
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
@@ -99,7 +99,7 @@ def test_no_stale_warning_for_a_model_the_figures_do_not_belong_to(diverged, tmp
 
 
 def test_a_shipped_record_below_bicubic_is_warned_about(diverged, tmp_path, monkeypatch):
-    from srcnn.upscale import model_warnings
+    from srcnn.model_choice import model_warnings
 
     weights = tmp_path / "weights"
     shutil.copytree(pretrained.WEIGHTS / "srcnn-915-x2", weights / "bad-x2")

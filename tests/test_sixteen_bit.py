@@ -78,11 +78,11 @@ def per_image(repo: Path) -> dict[str, dict]:
 
 
 def test_sixteen_bit_pipeline_keeps_what_eight_bits_round_away(repos):
-    from srcnn.colour import widen_to_16
-    from srcnn.engine import upscale_y
-    from srcnn.imaging import psnr
-    from srcnn.model_file import load_model
-    from srcnn.patches import degraded_pair
+    from srcnn.data.colour import widen_to_16
+    from srcnn.data.imaging import psnr
+    from srcnn.data.patches import degraded_pair
+    from srcnn.inference.engine import upscale_y
+    from srcnn.nets.model_file import load_model
 
     (deep_repo, first), (shallow_repo, _) = repos[0]["deep"], repos[0]["shallow"]
     assert stages_run(first) == set(STAGES)
@@ -114,8 +114,8 @@ def test_sixteen_bit_pipeline_keeps_what_eight_bits_round_away(repos):
 
 
 def test_sixteen_bits_kept_in_raw_images_patches_and_model(repos):
-    from srcnn.metadata import read_metadata
-    from srcnn.patches import PatchFile
+    from srcnn.data.patches import PatchFile
+    from srcnn.nets.metadata import read_metadata
 
     (repo, _), images = repos[0]["deep"], repos[1]
     raw = cv2.imread(str(repo / "data/raw/train/t1.png"), cv2.IMREAD_UNCHANGED)  # the TIFF, copied as PNG
@@ -188,9 +188,9 @@ def test_sixteen_bits_with_another_source_is_a_params_error(repos):
 
 def test_results_table_says_at_65535(repos):
     repo, _ = repos[0]["deep"]
-    result = run(repo, sys.executable, "-m", "srcnn.report")
+    result = run(repo, sys.executable, "-m", "srcnn.shipping.report")
     assert "valid: 16-bit, PSNR at 65535 and SSIM with data range 65535" in result.stdout
-    shallow = run(repos[0]["shallow"][0], sys.executable, "-m", "srcnn.report").stdout
+    shallow = run(repos[0]["shallow"][0], sys.executable, "-m", "srcnn.shipping.report").stdout
     assert "65535" not in shallow
 
 

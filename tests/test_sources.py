@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from srcnn.io import ImageError, read_image
+from srcnn.data.io import ImageError, read_image
+from srcnn.data.sources import download, flat_name
 from srcnn.params import DownloadParams, Sha256Pair
-from srcnn.sources import download, flat_name
 
 ASTRONAUT = np.ascontiguousarray(skdata.astronaut()[100:164, 150:230])  # 64x80 RGB
 CAMERA = np.ascontiguousarray(skdata.camera()[200:248, 220:276])  # 48x56 gray

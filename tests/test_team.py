@@ -50,7 +50,7 @@ def test_team_section_has_the_blocks_these_tests_run():
         versions[1].startswith("git tag -a srcnn@v1.0.0")
         and "# anyone: that version's model and its exports, from the DVC remote" in versions
     )
-    assert report == ["make report BASELINE=main"]  # srcnn.review, run by tests/test_pipeline.py
+    assert report == ["make report BASELINE=main"]  # srcnn.evaluation.review, run by tests/test_pipeline.py
 
 
 def test_push_pull_partial_pull_and_experiments_between_clones(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for `srcnn upscale` (srcnn.upscale) and the model metadata, on real files with tiny models."""
+"""Tests for `srcnn upscale` (srcnn.cli.upscale) and the model metadata, on real files with tiny models."""
 
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ import pytest
 import skimage.data
 
 from srcnn.__main__ import main as cli
-from srcnn.colour import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
-from srcnn.engine import Upscaler, predict_y
-from srcnn.io import encode_png_gray_alpha
-from srcnn.metadata import METADATA_NAME, read_metadata
-from srcnn.model import build_srcnn, margin
-from srcnn.model_file import load_model, make_metadata, save_model
+from srcnn.data.colour import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
+from srcnn.data.io import encode_png_gray_alpha
+from srcnn.data.resize import apply_taps, axis_taps, imresize_matlab, resize
+from srcnn.inference.engine import Upscaler, predict_y
+from srcnn.inference.files import read_image
+from srcnn.nets.metadata import METADATA_NAME, read_metadata
+from srcnn.nets.model_file import load_model, make_metadata, save_model
+from srcnn.nets.srcnn import build_srcnn, margin
 from srcnn.params import ModelParams, TrainParams, TrainStage
-from srcnn.resize import apply_taps, axis_taps, imresize_matlab, resize
-from srcnn.upscale import read_image
 
 
 def tiny_params(scale: int = 2, resize: str = "matlab", filters=(8, 4), kernels=(9, 1, 5)) -> TrainStage:
@@ -264,7 +264,7 @@ def test_sixteen_bit_model_keeps_each_input_depth_and_warns_for_8_bit_input(tmp_
 
 
 def test_sixteen_bit_metadata(models, tmp_path):
-    from srcnn.metadata import ModelError, bit_depth_of, parse_metadata
+    from srcnn.nets.metadata import ModelError, bit_depth_of, parse_metadata
 
     meta = read_metadata(models["deep"])
     assert meta["bit_depth"] == 16 and bit_depth_of(meta) == 16
@@ -437,7 +437,7 @@ def test_metadata_written_and_read_back(models):
 
 @pytest.mark.slow
 def test_train_stage_embeds_metadata_atomically(tmp_path, monkeypatch):
-    from srcnn import training
+    from srcnn.training import loop as training
 
     monkeypatch.chdir(tmp_path)  # DVCLive looks for a DVC repo in the working directory
     monkeypatch.delenv("DVC_ROOT", raising=False)
@@ -686,8 +686,8 @@ def test_exif_orientation_applied_by_the_one_reader_for_every_format(tmp_path, o
     """PNG eXIf used to be ignored (only JPEG's EXIF was applied, and only by `srcnn upscale`)."""
     from PIL import Image, ImageOps
 
-    from srcnn.io import decode_image
-    from srcnn.io import read_image as pipeline_read_image
+    from srcnn.data.io import decode_image
+    from srcnn.data.io import read_image as pipeline_read_image
 
     stored = photo(12, 20)
     exif = Image.Exif()
@@ -721,7 +721,7 @@ def test_orientation_png_and_jpeg_come_out_the_same_way_up(tmp_path):
 @needs_round3
 def test_the_training_source_reads_orientation_as_upscale_does(tmp_path):
     """The download stage's folder source ignored PNG orientation (and the pipeline JPEG's, issue 22)."""
-    from srcnn.sources import copy_folder
+    from srcnn.data.sources import copy_folder
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -856,7 +856,7 @@ def test_transparent_edges_get_no_fringe_over_white_or_black(tmp_path):
 
 
 def test_hidden_colour_is_filled_from_the_nearest_visible_pixel():
-    from srcnn.upscale import fill_hidden_colour
+    from srcnn.inference.files import fill_hidden_colour
 
     image = np.zeros((3, 4, 4), np.uint8)
     image[1, 1] = (10, 20, 30, 255)
@@ -969,7 +969,7 @@ def test_permission_denied_is_named_before_the_work(tmp_path):
 
 
 def test_opencv_errors_come_without_opencvs_frame():
-    from srcnn.io import opencv_cause
+    from srcnn.data.io import opencv_cause
 
     with pytest.raises(cv2.error) as raised:
         cv2.imencode(".jfif", np.zeros((4, 4, 3), np.uint8))
@@ -1087,9 +1087,9 @@ def test_a_lossy_input_is_not_made_lossless_and_quality_is_an_option(tmp_path):
 
 
 def test_the_readme_formats_table_is_srcnn_io_formats():
-    """The docs' table of formats (docs/upscale.md, linked from the README) says what `srcnn.io.FORMATS`
+    """The docs' table of formats (docs/upscale.md, linked from the README) says what `srcnn.data.io.FORMATS`
     says (name, suffixes, encoding, limit)."""
-    from srcnn.io import FORMATS
+    from srcnn.data.io import FORMATS
 
     readme = (Path(__file__).resolve().parents[1] / "docs" / "upscale.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("  | ")}

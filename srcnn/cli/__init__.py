@@ -1,0 +1,1 @@
+"""The `srcnn` command's subcommands, on top of the library."""

@@ -1,0 +1,179 @@
+"""The one inference engine: SRCNN run on tiles of any image, whatever runtime computes the network.
+
+Used by the evaluate stage (`upscale_y`, Y only), by `srcnn upscale` (`Upscaler`, full colour), by the export
+stage's parity check and by the bench. Every tile is read with the receptive-field radius of context, mirrored
+at the image edges as the whole-image computation pads, so results do not depend on the tile size and memory
+is bounded by it.
+
+The network itself is a `Network`: TensorFlow's compiled forward pass of a Keras model
+(`srcnn.inference.keras_runtime`), or an exported file run by ONNX Runtime, LiteRT or TensorFlow
+(`srcnn.inference.runtimes`).
+This module imports neither TensorFlow nor any runtime, so `srcnn upscale` with an ONNX model never loads
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from srcnn.data.colour import peak, rgb_to_ycbcr, round_to, ycbcr_to_rgb
+from srcnn.data.resize import apply_taps, axis_taps, symmetric_indices
+from srcnn.inference.network import Network
+
+
+def network_of(model) -> Network:
+    """`model` itself when it is a Network; a Keras model's compiled forward pass (built once and kept on it)."""
+    if isinstance(model, Network):
+        return model
+    from srcnn.inference.keras_runtime import forward  # TensorFlow loads only for a Keras model
+
+    return forward(model)
+
+
+def tile_starts(length: int, tile: int) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive tiles covering [0, length); the last one may be shorter."""
+    return [(s, min(s + tile, length)) for s in range(0, length, tile)]
+
+
+def predict_y(model, y: np.ndarray, tile: int | None = None, overlap: int | None = None) -> np.ndarray:
+    """SRCNN on a float Y image in [0, 1] (bicubic-upsampled), float32 of the same size out (unclipped).
+
+    The image is padded symmetrically by the receptive-field radius (its borders see mirrored pixels,
+    not zeros) and run through the valid convolutions, whole (`tile=None`) or in `tile`×`tile` output
+    tiles, each read with `overlap` pixels of context on every side (mirrored beyond the image edge).
+    With overlap ≥ the radius every output pixel sees exactly the pixels it sees in the whole image,
+    so the result is the same; memory is bounded by the tile size.
+    """
+    run = network_of(model)
+    m = run.margin
+    overlap = m if overlap is None else overlap
+    if overlap < m:
+        raise ValueError(f"overlap {overlap} is smaller than the model's receptive-field radius {m}")
+    h, w = y.shape
+    tile = max(h, w) if tile is None else tile
+    if tile < 1:
+        raise ValueError(f"tile must be at least 1 pixel; got {tile}")
+    trim = overlap - m  # extra context beyond the radius, cut from the model's output
+    if tile >= max(h, w):  # one tile: the whole image, padded in one call (~10× faster than the gather below)
+        pred = run(np.pad(np.asarray(y, np.float32), overlap, mode="symmetric")[None, :, :, None])[0, :, :, 0]
+        return np.ascontiguousarray(pred[trim : trim + h, trim : trim + w])
+    out = np.empty((h, w), np.float32)
+    for r0, r1 in tile_starts(h, tile):
+        rows = symmetric_indices(np.arange(r0 - overlap, r1 + overlap), h)
+        for c0, c1 in tile_starts(w, tile):
+            cols = symmetric_indices(np.arange(c0 - overlap, c1 + overlap), w)
+            window = np.asarray(np.take(np.take(y, rows, 0), cols, 1), dtype=np.float32)  # ~3× faster than np.ix_
+            pred = run(window[None, :, :, None])[0, :, :, 0]
+            out[r0:r1, c0:c1] = pred[trim : trim + r1 - r0, trim : trim + c1 - c0]
+    return out
+
+
+EVALUATE_TILE = 512  # output tiles of upscale_y: the 64-channel activations of a 4080×2712 image would take 2.8 GB
+
+
+def upscale_y(model, y_bicubic: np.ndarray, tile: int = EVALUATE_TILE) -> np.ndarray:
+    """Run SRCNN on a bicubic-upsampled uint8 or uint16 Y image, in `tile`×`tile` output tiles (the result does
+    not depend on the tile size; memory does); Y of the same size and dtype out. The network sees Y / peak
+    (255 or 65535, `srcnn.data.colour.peak`) in [0, 1], as it was trained."""
+    top = peak(y_bicubic.dtype)
+    return round_to(predict_y(model, y_bicubic.astype(np.float32) / top, tile=tile) * top, y_bicubic.dtype)
+
+
+# --------------------------------------------------------------------------- full colour, any image: srcnn upscale
+
+
+@dataclass(frozen=True)
+class Upscaler:
+    model: object  # a Network, or a Keras model (run through `network_of`)
+    scale: int
+    resize: str
+    tile: int = 512
+    bit_depth: int = 8  # of the data the model was trained on (`srcnn.nets.metadata.bit_depth_of`); inputs keep theirs
+
+    def __post_init__(self) -> None:
+        # The network through the same compiled forward pass as the evaluate stage (`Forward`), so the
+        # figures evaluate reports come from the code users run.
+        object.__setattr__(self, "_run", network_of(self.model))
+
+    @property
+    def margin(self) -> int:
+        return self._run.margin
+
+    def tiles(self, image: np.ndarray, bgr: bool = False, bicubic: bool = False):
+        """Yield (r0, r1, c0, c1, srcnn, bicubic-or-None): float64 output tiles in the input's value range.
+
+        `image`: (h, w) gray, (h, w, 2) gray + alpha, (h, w, 3) colour or (h, w, 4) colour + alpha, uint8 or
+        uint16, in RGB order or OpenCV's BGR order with `bgr=True` (outputs keep the input's channel order).
+        """
+        h, w = image.shape[:2]
+        s, m = self.scale, self.margin
+        H, W = h * s, w * s
+        peak = float(np.iinfo(image.dtype).max)
+        k = 255.0 / peak  # the model works on [0, 255] / 255 whatever the bit depth
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        colour = channels >= 3
+        rgb_order = [2, 1, 0] if bgr else [0, 1, 2]
+        rows_all, cols_all = axis_taps(h, s, self.resize), axis_taps(w, s, self.resize)
+        for r0, r1 in tile_starts(H, self.tile):
+            hr_rows = symmetric_indices(np.arange(r0 - m, r1 + m), H)  # the symmetric padding of the whole HR image
+            r_idx, r_w = rows_all[0][hr_rows], rows_all[1][hr_rows]
+            lo_r, hi_r = int(r_idx.min()), int(r_idx.max()) + 1
+            for c0, c1 in tile_starts(W, self.tile):
+                hr_cols = symmetric_indices(np.arange(c0 - m, c1 + m), W)
+                c_idx, c_w = cols_all[0][hr_cols], cols_all[1][hr_cols]
+                lo_c, hi_c = int(c_idx.min()), int(c_idx.max()) + 1
+                block = image[lo_r:hi_r, lo_c:hi_c].astype(np.float64) * k
+                if colour:
+                    planes = rgb_to_ycbcr(block[..., rgb_order])
+                    if channels == 4:
+                        planes = np.concatenate([planes, block[..., 3:]], axis=2)
+                else:
+                    planes = block[..., None] if block.ndim == 2 else block
+                up = apply_taps(planes, (r_idx - lo_r, r_w), (c_idx - lo_c, c_w))
+                th, tw = r1 - r0, c1 - c0
+                window = (up[..., 0] / 255.0).astype(np.float32)
+                sr_y = self._run(window[None, :, :, None])[0, :, :, 0].astype(np.float64)
+                sr_y = sr_y[:th, :tw] * 255.0  # the model's valid convolutions already removed the margin
+                centre = up[m : m + th, m : m + tw]
+                yield (
+                    r0,
+                    r1,
+                    c0,
+                    c1,
+                    self._assemble(sr_y, centre, colour, rgb_order, k),
+                    (self._assemble(centre[..., 0], centre, colour, rgb_order, k) if bicubic else None),
+                )
+
+    @staticmethod
+    def _assemble(y: np.ndarray, centre: np.ndarray, colour: bool, rgb_order: list[int], k: float) -> np.ndarray:
+        if not colour:
+            if centre.shape[-1] == 2:  # gray + alpha: the alpha plane bicubic, as for colour + alpha
+                return np.stack([y, centre[..., 1]], axis=-1) / k
+            return y / k
+        out = np.empty(centre.shape, np.float64)
+        ycc = np.stack([y, centre[..., 1], centre[..., 2]], axis=-1)
+        out[..., rgb_order] = ycbcr_to_rgb(ycc)
+        if centre.shape[-1] == 4:
+            out[..., 3] = centre[..., 3]
+        return out / k
+
+    def upscale(self, image: np.ndarray, bgr: bool = False, bicubic: bool = False):
+        """(SRCNN, bicubic-or-None) images exactly `scale` times the input size, in the input's dtype."""
+        shape = (image.shape[0] * self.scale, image.shape[1] * self.scale) + image.shape[2:]
+        out = np.empty(shape, image.dtype)
+        bic = np.empty(shape, image.dtype) if bicubic else None
+        for r0, r1, c0, c1, sr, bi in self.tiles(image, bgr=bgr, bicubic=bicubic):
+            out[r0:r1, c0:c1] = round_to(sr, image.dtype)
+            if bicubic:
+                bic[r0:r1, c0:c1] = round_to(bi, image.dtype)
+        return out, bic
+
+    def upscale_float(self, image: np.ndarray, bicubic: bool = False) -> np.ndarray:
+        """The unrounded float64 output (for tests and analysis; small images)."""
+        shape = (image.shape[0] * self.scale, image.shape[1] * self.scale) + image.shape[2:]
+        out = np.empty(shape, np.float64)
+        for r0, r1, c0, c1, sr, bi in self.tiles(image, bicubic=bicubic):
+            out[r0:r1, c0:c1] = bi if bicubic else sr
+        return out

@@ -1,0 +1,1 @@
+"""Training a network: seeded batches from the patch file and the checkpointed training loop."""
