@@ -104,7 +104,8 @@ def ours_loop(args, patch_file: Path, batch_size: int) -> tuple[list[float], int
     from srcnn.data.patches import PatchFile
     from srcnn.nets.srcnn import build_srcnn, margin
     from srcnn.training.batches import BatchPlan
-    from srcnn.training.loop import PSNR, distributed_batches, execution_steps
+    from srcnn.training.callbacks import PSNR
+    from srcnn.training.loop import distributed_batches, execution_steps
 
     patches = PatchFile(patch_file)
     n, size = len(patches), patches.size

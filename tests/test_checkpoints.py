@@ -104,8 +104,8 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(repo):
 
 
 def test_checkpoint_key_changes_with_what_the_weights_depend_on(tmp_path):
-    from srcnn.training.loop import checkpoint_key as key_of
-    from srcnn.training.loop import checkpoint_settings
+    from srcnn.training.checkpoints import checkpoint_key as key_of
+    from srcnn.training.checkpoints import checkpoint_settings
 
     def checkpoint_key(*args, **kwargs) -> str:
         return key_of(checkpoint_settings(*args, **kwargs))
@@ -167,8 +167,8 @@ def test_no_instant_holds_more_than_two_checkpoints_or_a_half_removed_one(tmp_pa
     must be complete, and there are never more than the two a cluster needs to agree on one."""
     import keras
 
-    from srcnn.data import io
-    from srcnn.training import loop as training
+    from srcnn import outputs
+    from srcnn.training import checkpoints
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
@@ -179,7 +179,7 @@ def test_no_instant_holds_more_than_two_checkpoints_or_a_half_removed_one(tmp_pa
     def look() -> None:
         seen.append({p.name: sorted(q.name for q in p.iterdir()) for p in folder.glob("epoch-*")})
 
-    real_atomic_dir, real_rmtree = io.atomic_dir, io.shutil.rmtree
+    real_atomic_dir, real_rmtree = outputs.atomic_dir, outputs.shutil.rmtree
 
     @contextlib.contextmanager
     def watched_atomic_dir(path):
@@ -191,14 +191,14 @@ def test_no_instant_holds_more_than_two_checkpoints_or_a_half_removed_one(tmp_pa
         look()  # just before a folder's files go, one by one
         real_rmtree(path, *args, **kwargs)
 
-    monkeypatch.setattr(training, "atomic_dir", watched_atomic_dir)
-    monkeypatch.setattr(io.shutil, "rmtree", watched_rmtree)
-    saver = training.EpochCheckpoint(folder, rows=[])
+    monkeypatch.setattr(checkpoints, "atomic_dir", watched_atomic_dir)
+    monkeypatch.setattr(outputs.shutil, "rmtree", watched_rmtree)
+    saver = checkpoints.EpochCheckpoint(folder, rows=[])
     saver.set_model(model)
     for epoch in range(5):
         saver.on_epoch_end(epoch)
 
-    assert training.saved_epochs(folder) == [4, 5]
+    assert checkpoints.saved_epochs(folder) == [4, 5]
     assert seen and all(len(listing) <= 2 for listing in seen), seen
     assert all(files == ["state.json", "state.weights.h5"] for listing in seen for files in listing.values()), seen
 
@@ -260,7 +260,7 @@ def test_the_float32_phase_takes_over_the_weights_and_adam_state_of_either_mixed
     import keras
 
     from srcnn.nets.srcnn import build_srcnn
-    from srcnn.training.loop import carry_over
+    from srcnn.training.precision import carry_over
 
     def compiled(policy: str, steps: int):
         keras.config.set_dtype_policy(policy)

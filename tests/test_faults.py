@@ -37,7 +37,7 @@ import yaml
 # pytest puts tests/ on sys.path: the temp-repo helpers of the pipeline test.
 from conftest import PROJECT, TINY, dvc, env, project_repo, run, stage_command, write_params
 
-from srcnn.data.io import atomic_dir, atomic_file, sweep_stale_temps
+from srcnn.outputs import atomic_dir, atomic_file, sweep_stale_temps
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 

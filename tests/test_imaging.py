@@ -14,8 +14,9 @@ from skimage.metrics import structural_similarity
 
 from srcnn.data.colour import rgb_to_y, round_to, widen_to_16
 from srcnn.data.imaging import bicubic_degrade, modcrop, psnr, ssim
-from srcnn.data.io import ImageError, atomic_dir, atomic_file, read_image
+from srcnn.data.io import ImageError, read_image
 from srcnn.data.resize import imresize_matlab, resize, symmetric_indices
+from srcnn.outputs import atomic_dir, atomic_file
 
 SET5 = Path(__file__).resolve().parents[1].parent / "shared/benchmarks/Set5"
 

@@ -15,8 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "srcnn"
 
-# The base modules every room may use: errors, the params schema, stage plumbing, thread counts, TensorFlow's import.
-BASE = ("errors", "params", "stage", "threads", "quiet_tensorflow")
+# The base modules every room may use: errors, atomic outputs, the params schema, stage plumbing, thread counts,
+# TensorFlow's import.
+BASE = ("errors", "outputs", "params", "stage", "threads", "quiet_tensorflow")
 RANKS = {
     **{name: 0 for name in BASE},
     "data": 1,

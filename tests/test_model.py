@@ -16,6 +16,7 @@ from srcnn.inference.engine import upscale_y
 from srcnn.nets.model_file import load_model
 from srcnn.nets.srcnn import build_srcnn, margin
 from srcnn.params import ModelParams, TrainParams, TrainStage
+from srcnn.training import callbacks, precision
 from srcnn.training import loop as training
 
 # --------------------------------------------------------------------------- model
@@ -237,7 +238,7 @@ def test_psnr_is_of_the_set_mse_and_does_not_move_with_the_batch_size(in_tmp):
 def test_psnr_metric_accumulates_over_batches():
     rng = np.random.default_rng(0)
     y, p = rng.random((10, 4, 4, 1)), rng.random((10, 4, 4, 1))
-    metric = training.PSNR()
+    metric = callbacks.PSNR()
     for part in (slice(0, 1), slice(1, 7), slice(7, 10)):  # unequal batches
         metric.update_state(y[part], p[part])
     assert float(metric.result()) == pytest.approx(-10 * np.log10(np.mean((y - p) ** 2)), abs=1e-5)
@@ -268,8 +269,8 @@ def test_saved_model_file_is_byte_identical_across_saves(tmp_path):
 
 @pytest.mark.slow
 def test_mixed_precision_computes_in_bfloat16_on_cpu_and_saves_float32(in_tmp, patch_files):
-    assert training.precision_policy(False) == "float32"
-    assert training.precision_policy(True) == "mixed_bfloat16"  # no GPU here; on a GPU: mixed_float16
+    assert precision.precision_policy(False) == "float32"
+    assert precision.precision_policy(True) == "mixed_bfloat16"  # no GPU here; on a GPU: mixed_float16
     params = tiny_params(mixed_precision=True)
     summary, root = run_train(in_tmp / "bf16", patch_files)  # float32 reference, same seed
     reference = load_model(root / "models" / "srcnn.keras").get_weights()
@@ -301,12 +302,12 @@ Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpui
 
 
 def test_native_bfloat16_is_read_from_the_cpus_flags():
-    assert training.native_bf16_cpu(ZEN4_CPUINFO)
-    assert training.native_bf16_cpu(SAPPHIRE_RAPIDS_CPUINFO)
-    assert not training.native_bf16_cpu(SKYLAKE_CPUINFO)  # AVX-512 without its BF16 extension: emulated
-    assert not training.native_bf16_cpu(GRAVITON3_CPUINFO)  # not measured here: auto keeps float32
-    assert not training.native_bf16_cpu("")
-    assert not training.native_bf16_cpu(SKYLAKE_CPUINFO.replace("avx512vl", "avx512_bf16x"))  # whole names only
+    assert precision.native_bf16_cpu(ZEN4_CPUINFO)
+    assert precision.native_bf16_cpu(SAPPHIRE_RAPIDS_CPUINFO)
+    assert not precision.native_bf16_cpu(SKYLAKE_CPUINFO)  # AVX-512 without its BF16 extension: emulated
+    assert not precision.native_bf16_cpu(GRAVITON3_CPUINFO)  # not measured here: auto keeps float32
+    assert not precision.native_bf16_cpu("")
+    assert not precision.native_bf16_cpu(SKYLAKE_CPUINFO.replace("avx512vl", "avx512_bf16x"))  # whole names only
 
 
 @pytest.mark.parametrize(
@@ -323,24 +324,24 @@ def test_native_bfloat16_is_read_from_the_cpus_flags():
     ],
 )
 def test_precision_policy_of_each_setting_and_machine(setting, gpu, native, policy):
-    assert training.precision_policy(setting, gpu=gpu, native_bf16=native) == policy
+    assert precision.precision_policy(setting, gpu=gpu, native_bf16=native) == policy
 
 
 def test_a_checkpoint_loads_into_the_model_of_the_phase_that_saved_it():
     phases = [("mixed_float16", 30), ("float32", 60)]
-    assert training.saving_phase(phases, 1) == "mixed_float16"
-    assert training.saving_phase(phases, 30) == "mixed_float16"  # the boundary: saved before the switch
-    assert training.saving_phase(phases, 31) == "float32"
-    assert training.saving_phase(phases, 60) == "float32"  # killed after the last epoch, before the model
-    assert training.saving_phase([("float32", 5)], 5) == "float32"
+    assert precision.saving_phase(phases, 1) == "mixed_float16"
+    assert precision.saving_phase(phases, 30) == "mixed_float16"  # the boundary: saved before the switch
+    assert precision.saving_phase(phases, 31) == "float32"
+    assert precision.saving_phase(phases, 60) == "float32"  # killed after the last epoch, before the model
+    assert precision.saving_phase([("float32", 5)], 5) == "float32"
 
 
 def test_precision_phases():
-    assert training.precision_phases("float32", 20, 0) == [("float32", 20)]
-    assert training.precision_phases("float32", 20, 2) == [("float32", 20)]  # nothing to switch back from
-    assert training.precision_phases("mixed_bfloat16", 20, 0) == [("mixed_bfloat16", 20)]
-    assert training.precision_phases("mixed_bfloat16", 20, 2) == [("mixed_bfloat16", 18), ("float32", 20)]
-    assert training.precision_phases("mixed_float16", 3, 3) == [("float32", 3)]
+    assert precision.precision_phases("float32", 20, 0) == [("float32", 20)]
+    assert precision.precision_phases("float32", 20, 2) == [("float32", 20)]  # nothing to switch back from
+    assert precision.precision_phases("mixed_bfloat16", 20, 0) == [("mixed_bfloat16", 20)]
+    assert precision.precision_phases("mixed_bfloat16", 20, 2) == [("mixed_bfloat16", 18), ("float32", 20)]
+    assert precision.precision_phases("mixed_float16", 3, 3) == [("float32", 3)]
 
 
 @pytest.mark.slow
@@ -362,7 +363,7 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_and_the_model
     assert read_metadata(root / "models" / "srcnn.keras")["training_precision"] == "mixed_bfloat16"
 
     # auto on this machine's own CPU: what its flags say, the same weights as that policy gives.
-    native = training.native_bf16_cpu()
+    native = precision.native_bf16_cpu()
     summary, root = run_train(in_tmp / "auto", patch_files, params=tiny_params(mixed_precision="auto"))
     meta = read_metadata(root / "models" / "srcnn.keras")
     assert summary["precision"] == ("mixed_bfloat16" if native else "float32")
@@ -375,7 +376,7 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it_and_the_model
     # On a CPU without native bfloat16 (a real Skylake cpuinfo file): auto trains float32, true warns.
     cpuinfo = in_tmp / "cpuinfo"
     cpuinfo.write_text(SKYLAKE_CPUINFO)
-    monkeypatch.setattr(training, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(precision, "CPUINFO", cpuinfo)
     capfd.readouterr()
     summary, root = run_train(in_tmp / "auto-skylake", patch_files, params=tiny_params(mixed_precision="auto"))
     assert summary["precision"] == "float32"
@@ -464,11 +465,11 @@ def test_a_nan_loss_stops_fit_with_a_clear_error():
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     x, y = np.zeros((8, 9, 9, 1), np.float32), np.zeros((8, 5, 5, 1), np.float32)
     with pytest.raises(
-        training.TrainingDiverged,
+        callbacks.TrainingDiverged,
         match=r"train: the loss became nan in epoch 1, by step 1; no model "
         r"was written. Lower train.learning_rate \(now 0.5\)",
     ):
-        model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[training.StopOnNonFiniteLoss(0.5)])
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[callbacks.StopOnNonFiniteLoss(0.5)])
 
 
 def test_load_model_refuses_non_finite_weights(tmp_path):
@@ -484,7 +485,7 @@ def test_load_model_refuses_non_finite_weights(tmp_path):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_no_metric_is_written_as_nan_or_infinity(tmp_path, value):
-    from srcnn.data.io import NonFiniteError, write_json
+    from srcnn.outputs import NonFiniteError, write_json
 
     path = tmp_path / "m.json"
     with pytest.raises(NonFiniteError, match=rf"m.json: Set5.psnr_srcnn = {value} is not a finite number"):

@@ -13,7 +13,8 @@ import pytest
 from conftest import TINY, dvc, env, project_repo
 from skimage import data as skdata
 
-from srcnn.shipping import paper
+from srcnn import paper as paper_command
+from srcnn.shipping import paper, paper_table
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,7 @@ def record(set5_x2: float, with_x3: bool = True) -> dict:
 
 
 def test_table_puts_ours_beside_the_published_figures():
-    table = paper.render_table(record(36.2049))
+    table = paper_table.render_table(record(36.2049))
     lines = table.splitlines()
     set5_x2 = next(line for line in lines if line.startswith("| Set5 | ×2 |"))
     assert "33.66 / 33.66" in set5_x2 and "36.20 / 0.9512" in set5_x2 and "| 36.66 |" in set5_x2
@@ -93,9 +94,9 @@ def test_precision_is_a_recipe_change_only_where_auto_would_never_compute_in_it(
     shipped = {"name": "m", "preset": "9-1-5", "scale": 2, "params": params("auto"), "metrics": {}}
     shipped |= {"machine": {"cpu": "c", "cores": 2}, "code": {"experiment": "e", "commit": "0" * 40}}
     shipped["training"] = {"epochs": 1, "patches": 10, "seconds": 60.0}
-    assert "- `m`: 1 epochs of 10 patches, 1 min on c (2 cores)" in paper.render_shipped_table([shipped])
+    assert "- `m`: 1 epochs of 10 patches, 1 min on c (2 cores)" in paper_table.render_shipped_table([shipped])
     shipped["training"]["precision"] = "mixed_bfloat16"
-    assert "- `m`: 1 epochs of 10 patches in bfloat16, 1 min" in paper.render_shipped_table([shipped])
+    assert "- `m`: 1 epochs of 10 patches in bfloat16, 1 min" in paper_table.render_shipped_table([shipped])
 
 
 def test_readme_commands_are_generated_from_the_recipe(tmp_path, monkeypatch):
@@ -103,22 +104,25 @@ def test_readme_commands_are_generated_from_the_recipe(tmp_path, monkeypatch):
     changed recipe makes the check fail until `table --write` (`make paper-table`) rewrites the blocks, each in
     its own page."""
     monkeypatch.chdir(PROJECT)
-    assert paper.main(["table", "--check"]) == 0
+    assert paper_command.main(["table", "--check"]) == 0
     (tmp_path / "docs").mkdir()
-    for page in (paper.README, paper.COMMANDS_PAGE):
+    for page in (paper_table.README, paper_table.COMMANDS_PAGE):
         (tmp_path / page).write_text((PROJECT / page).read_text())
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(paper.RECIPE, "train.epochs", 999)
-    assert paper.main(["table", "--check"]) == 1
-    assert paper.main(["table", "--write"]) == 0
-    assert paper.main(["table", "--check"]) == 0 and "train.epochs=999" in paper.COMMANDS_PAGE.read_text()
-    assert paper.COMMANDS[0] not in paper.README.read_text() and paper.TABLE[0] not in paper.COMMANDS_PAGE.read_text()
+    assert paper_command.main(["table", "--check"]) == 1
+    assert paper_command.main(["table", "--write"]) == 0
+    assert paper_command.main(["table", "--check"]) == 0 and "train.epochs=999" in paper_table.COMMANDS_PAGE.read_text()
+    assert (
+        paper_table.COMMANDS[0] not in paper_table.README.read_text()
+        and paper_table.TABLE[0] not in paper_table.COMMANDS_PAGE.read_text()
+    )
 
 
 @pytest.mark.slow
 def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
     """`python -m srcnn.paper run` through the real dvc CLI (tiny overrides), then the table from its record."""
-    from srcnn.training.loop import precision_policy
+    from srcnn.training.precision import precision_policy
 
     repo = tmp_path_factory.mktemp("paper_repo")
     for i, image in enumerate(crops(0, 5)):
@@ -169,14 +173,14 @@ def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
         assert entry["precision"] == precision_policy("auto")
     for entry in recorded["scales"].values():  # one point per epoch: [epoch, minutes, validation PSNR]
         assert [point[0] for point in entry["curve"]] == [1] and 0 < entry["curve"][0][2] < 60
-    table = paper.render_table(recorded)
+    table = paper_table.render_table(recorded)
     assert "| Set5 | ×3 |" in table and "Run with changes to the recipe" in table
     assert "- ×3, validation PSNR on Set5 patches by training time: " in table
 
 
 def test_run_without_set5_says_what_to_do(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "srcnn.shipping.paper", "run"], cwd=tmp_path, env=env(), capture_output=True, text=True
+        [sys.executable, "-m", "srcnn.paper", "run"], cwd=tmp_path, env=env(), capture_output=True, text=True
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
@@ -205,8 +209,10 @@ def test_an_extra_override_replaces_the_recipe_value_instead_of_repeating_the_ke
 def test_readme_commands_run_as_written(tmp_path_factory):
     """docs/paper.md's block of commands, byte for byte, in a repo with a tiny data/T91 and Set5."""
     readme = (PROJECT / "README.md").read_text()
-    page = (PROJECT / paper.COMMANDS_PAGE).read_text()
-    block = page[page.index(paper.COMMANDS[0]) + len(paper.COMMANDS[0]) : page.index(paper.COMMANDS[1])]
+    page = (PROJECT / paper_table.COMMANDS_PAGE).read_text()
+    block = page[
+        page.index(paper_table.COMMANDS[0]) + len(paper_table.COMMANDS[0]) : page.index(paper_table.COMMANDS[1])
+    ]
     script = block.strip().removeprefix("```sh").removesuffix("```")
     repo = tmp_path_factory.mktemp("readme_paper")
     for folder, seed, n in (("data/benchmarks/Set5", 0, 5), ("data/T91", 1, 3)):
@@ -217,7 +223,7 @@ def test_readme_commands_run_as_written(tmp_path_factory):
     project_repo(repo, TINY)
     (repo / "README.md").write_text(readme)
     (repo / "docs").mkdir(exist_ok=True)
-    (repo / paper.COMMANDS_PAGE).write_text(page)
+    (repo / paper_table.COMMANDS_PAGE).write_text(page)
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], cwd=repo, env=env(), capture_output=True, text=True
     )
@@ -229,4 +235,4 @@ def test_readme_commands_run_as_written(tmp_path_factory):
     bicubic = [recorded["scales"][s]["evaluate"]["Set5"]["psnr_bicubic"] for s in ("2", "3", "4")]
     assert bicubic[0] > bicubic[1] > bicubic[2], bicubic
     assert "| Set5 | ×4 |" in result.stdout and (repo / "README.md").read_text() == readme  # printed, not written
-    assert (repo / paper.COMMANDS_PAGE).read_text() == page
+    assert (repo / paper_table.COMMANDS_PAGE).read_text() == page

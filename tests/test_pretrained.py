@@ -18,9 +18,10 @@ import yaml
 from conftest import TINY, doc_pages, dvc, project_repo, readme_blocks, readme_section, run, run_line
 
 import srcnn
+from srcnn import paper as paper_command
 from srcnn.__main__ import main as cli
-from srcnn.data.io import sha256_of
-from srcnn.shipping import paper, pretrained
+from srcnn.outputs import sha256_of
+from srcnn.shipping import paper_table, pretrained
 
 PROJECT = Path(__file__).resolve().parents[1]
 SET5 = PROJECT.parent / "shared" / "benchmarks" / "Set5"
@@ -57,7 +58,7 @@ def test_ship_records_how_the_model_was_made(shipped):
     assert rec["training_data"]["data_raw_md5"] == raw["md5"]
     assert rec["training"]["epochs"] == 1 and rec["training"]["seconds"] > 0
     assert rec["training"]["precision"] == "float32"  # the default train.mixed_precision: false; the README says it
-    assert f"1 epochs of {rec['training']['patches']:,} patches in float32," in paper.render_shipped_table([rec])
+    assert f"1 epochs of {rec['training']['patches']:,} patches in float32," in paper_table.render_shipped_table([rec])
     assert [point[0] for point in rec["validation_curve"]["epoch_psnr"]] == [1]
     for fmt, entry in rec["files"].items():
         assert sha256_of(folder / entry["file"]) == entry["sha256"], fmt
@@ -172,7 +173,7 @@ def test_every_scale_has_a_shipped_model_with_a_complete_record():
 
 def test_readme_table_is_generated_from_the_shipped_records(tmp_path, monkeypatch):
     monkeypatch.chdir(PROJECT)
-    assert paper.main(["table", "--check"]) == 0
+    assert paper_command.main(["table", "--check"]) == 0
     weights = tmp_path / "weights"
     name = pretrained.names()[0]
     (weights / name).mkdir(parents=True)
@@ -180,7 +181,7 @@ def test_readme_table_is_generated_from_the_shipped_records(tmp_path, monkeypatc
     rec["metrics"]["Set5"]["psnr_srcnn"] += 0.01
     (weights / name / "record.json").write_text(json.dumps(rec))
     monkeypatch.setattr(pretrained, "WEIGHTS", weights)
-    assert paper.main(["table", "--check"]) == 1  # a changed figure: the README is stale
+    assert paper_command.main(["table", "--check"]) == 1  # a changed figure: the README is stale
 
 
 @pytest.mark.slow
@@ -189,7 +190,7 @@ def test_shipped_models_score_their_recorded_set5_figures():
     the README table is generated from."""
     if not SET5.is_dir():
         pytest.skip(f"{SET5} absent (the shared benchmark folder is not beside this checkout)")
-    from srcnn.data.io import list_images
+    from srcnn.data.formats import list_images
     from srcnn.evaluation.evaluate import score_image
     from srcnn.nets.model_file import load_model
 

@@ -1087,9 +1087,9 @@ def test_a_lossy_input_is_not_made_lossless_and_quality_is_an_option(tmp_path):
 
 
 def test_the_readme_formats_table_is_srcnn_io_formats():
-    """The docs' table of formats (docs/upscale.md, linked from the README) says what `srcnn.data.io.FORMATS`
+    """The docs' table of formats (docs/upscale.md, linked from the README) says what `srcnn.data.formats.FORMATS`
     says (name, suffixes, encoding, limit)."""
-    from srcnn.data.io import FORMATS
+    from srcnn.data.formats import FORMATS
 
     readme = (Path(__file__).resolve().parents[1] / "docs" / "upscale.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("  | ")}

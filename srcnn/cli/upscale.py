@@ -33,10 +33,12 @@ from typing import TYPE_CHECKING
 import cv2
 
 from srcnn.cli.upscale_jobs import compare_path, plan_jobs
-from srcnn.data.io import FORMATS, ImageError, format_of, opencv_cause, plain_cause
+from srcnn.data.formats import FORMATS, format_of
+from srcnn.data.io import ImageError, opencv_cause
 from srcnn.errors import UsageError
 from srcnn.inference.files import OutputExists, upscale_file
 from srcnn.model_choice import ONNX_UP_TO_MPIX, choose_model, load_checked_model, model_warnings
+from srcnn.outputs import plain_cause
 from srcnn.threads import configure_opencv
 
 configure_opencv(cv2)  # decoding, encoding and resampling on the CPUs this process may use

@@ -1,6 +1,6 @@
 """Which file goes where for `srcnn upscale`: inputs (files, folders) to outputs, refusing collisions.
 
-`-o` names a file when its suffix is an image suffix (`srcnn.data.io.FORMATS`, any case) and a folder otherwise
+`-o` names a file when its suffix is an image suffix (`srcnn.data.formats.FORMATS`, any case) and a folder otherwise
 (or when it ends with `/` or is an existing folder). Several inputs or a folder need an output folder, where
 each output keeps its input's name; one file to an image name is a file, whose suffix picks the format
 (several inputs to one file are refused). `-` (standard output) is refused: the format would be unknown and
@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srcnn.data.io import HIDDEN, UNSUPPORTED, format_of, has_encoder, scan_folder, skip_reason, supported_list
+from srcnn.data.formats import HIDDEN, UNSUPPORTED, format_of, has_encoder, scan_folder, skip_reason, supported_list
 from srcnn.errors import UsageError
 
 

@@ -21,7 +21,7 @@ The images can come from an http(s) server, from a local folder holding the
 two zips (`file:///...`, verified exactly like a download) or from a local
 folder holding them already extracted (checked by name and by decoding every
 image). Every output folder is filled under a temporary name and renamed into
-place when complete (srcnn.data.io.atomic_dir).
+place when complete (srcnn.outputs.atomic_dir).
 
 Every failure surfaces as `DownloadError` (or `ImageError` for an unreadable
 image) with a one-line message that names the URL, file or zip entry at fault.
@@ -38,8 +38,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from srcnn.data.fetch import DownloadError, fetch_archive, local_path
-from srcnn.data.io import IMAGE_SUFFIXES, atomic_dir, list_images, read_image
+from srcnn.data.formats import IMAGE_SUFFIXES, list_images
+from srcnn.data.io import read_image
 from srcnn.data.safe_zip import check_entry, extract_members, zip_errors
+from srcnn.outputs import atomic_dir
 
 OFFICIAL_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 OFFICIAL_SHA256 = {

@@ -21,8 +21,8 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
-from srcnn.data.io import sha256_of
 from srcnn.errors import UserError
+from srcnn.outputs import sha256_of
 
 # Retry policy for transient failures (timeouts, refused or dropped connections, 5xx, 408, 429).
 # Module constants so tests can shrink the delays.

@@ -1,30 +1,18 @@
-"""File I/O with two guarantees: outputs appear atomically, bad images are named.
+"""Image files in and out, bad images named: the one decoder and the one encoder.
 
-Every stage output goes through `atomic_file` or `atomic_dir`: the data is
-written under a temporary name in the same folder and renamed into place only
-when complete, so a crash or Ctrl-C never leaves a half-written file that DVC
-would hash.
-
-Temporary names are `.<target name>.<pid>.<random>.tmp[.<suffix>]`, beside the
-target (never inside a DVC output folder). A process killed with SIGKILL cannot
-remove its own: the next write of the same target sweeps those whose pid is no
-longer alive. `.gitignore` ignores the pattern, so they are never committed.
-
-Images: `FORMATS` is the one list of supported formats (what each holds, how its output is encoded, its
-size limit), used by every reader and writer; `decode_image` is the one decoder (training, evaluation and
-`srcnn upscale` alike: EXIF orientation applied, limits checked from the header, codecs kept quiet).
+`decode_image` is the one decoder (training, evaluation and `srcnn upscale` alike: EXIF orientation applied,
+limits checked from the header, codecs kept quiet); `encode_image` the one encoder, which says what the
+output format could not keep. Outputs are written atomically (`srcnn.outputs`); the formats themselves are
+`srcnn.data.formats.FORMATS`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
-import math
 import os
 import re
-import shutil
 import struct
 import sys
 import tempfile
@@ -36,162 +24,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from srcnn.data.formats import (
+    FORMATS,
+    LOSSY_INPUTS,
+    MAX_IMAGE_PIXELS,
+    OPENCV_MAX_SIDE,
+    ImageFormat,
+    format_of,
+    supported_list,
+)
 from srcnn.errors import UserError
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# mkstemp/mkdtemp create private (0600/0700) entries; outputs get the usual permissions.
-FILE_MODE = 0o666 & ~_umask()
-DIR_MODE = 0o777 & ~_umask()
-
-
-# What follows `.<target name>.` in a temporary name: pid, random part, `tmp`, optional suffix.
-_TEMP_TAIL = re.compile(r"(\d+)\.[^.]+\.tmp(\..*)?")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    try:  # a zombie (killed, not yet reaped by its parent) is dead too
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except (OSError, IndexError):  # no /proc (macOS) or it just went away
-        return Path(f"/proc/{pid}").exists() or not Path("/proc/self").exists()
-
-
-def sweep_stale_temps(path: str | os.PathLike) -> list[Path]:
-    """Remove temporary siblings of `path` left by dead processes (e.g. SIGKILL); return them.
-
-    Temporaries of live processes (a concurrent writer) are left alone.
-    """
-    path = Path(path)
-    prefix = f".{path.name}."
-    removed = []
-    if not path.parent.is_dir():
-        return removed
-    for entry in path.parent.iterdir():
-        if not entry.name.startswith(prefix):
-            continue
-        match = _TEMP_TAIL.fullmatch(entry.name[len(prefix) :])
-        if match is None or _pid_alive(int(match.group(1))):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        removed.append(entry)
-    return removed
+from srcnn.outputs import atomic_file, plain_cause
 
 
 class ImageError(UserError, ValueError):
     """An input image that cannot be used; the message names the file."""
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` on success.
-
-    `suffix` keeps an extension on the temporary name for writers that choose
-    their format from it (OpenCV, Keras).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale_temps(path)
-    tmp = None
-    try:  # created inside the try: a Ctrl-C right after mkstemp still removes it
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{suffix}", dir=path.parent)
-        tmp = Path(name)
-        os.close(fd)
-        tmp.chmod(FILE_MODE)
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside `path`; swap it in on success.
-
-    A previous `path` is removed only after the new folder is complete.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale_temps(path)
-    tmp = old = None
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
-        tmp.chmod(DIR_MODE)
-        yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.{os.getpid()}.old.tmp")
-            os.replace(path, old)
-        os.replace(tmp, path)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            if not path.exists():  # interrupted between the two renames: put the previous folder back
-                os.replace(old, path)
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def remove_dir(path: str | os.PathLike) -> None:
-    """Remove a folder so that no reader ever sees it half removed.
-
-    It is first renamed to a temporary sibling (one rename, atomic), then deleted; a kill during the
-    deletion leaves only that temporary, which `sweep_stale_temps(path)` clears later.
-    """
-    path = Path(path)
-    trash = path.with_name(f".{path.name}.{os.getpid()}.old.tmp")
-    try:
-        os.replace(path, trash)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes, read in blocks."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-class NonFiniteError(UserError, ValueError):
-    """A number that would leave the program as NaN or Infinity; the message names the file and key."""
-
-
-def non_finite(data, prefix: str = "") -> list[str]:
-    """Dotted keys of the NaN or infinite floats in nested dicts and lists."""
-    if isinstance(data, float):
-        return [] if math.isfinite(data) else [f"{prefix} = {data}"]
-    if isinstance(data, dict):
-        return [k for key, value in data.items() for k in non_finite(value, f"{prefix}.{key}" if prefix else key)]
-    if isinstance(data, list):
-        return [k for i, value in enumerate(data) for k in non_finite(value, f"{prefix}[{i}]")]
-    return []
-
-
-def write_json(path: str | os.PathLike, data: dict) -> None:
-    """Write `data` as JSON atomically; NonFiniteError (nothing written) if any number is NaN or infinite:
-    JSON has no such values, and a metric that is one is a fault to report, not a result."""
-    bad = non_finite(data)
-    if bad:
-        raise NonFiniteError(f"{path}: {', '.join(bad)} is not a finite number; nothing written")
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 SOURCES = ".sources.json"  # beside images copied from a user's folder: {file name: the original's path}
@@ -205,165 +52,6 @@ def user_path(path: Path) -> str:
     except (OSError, ValueError):
         original = None
     return f"{original} (copied to {path})" if original else str(path)
-
-
-# --------------------------------------------------------------------------- image formats
-
-
-@dataclass(frozen=True)
-class ImageFormat:
-    """One supported image format: what it holds and how its output is encoded (OpenCV's codecs).
-
-    `max_side`: the codec's own limit on width and height, for decoding and encoding alike (None: only
-    OpenCV's general limits, `OPENCV_MAX_SIDE` and `MAX_IMAGE_PIXELS`), set by `limit_by`. `quality`: the
-    OpenCV flag of a lossy encoder's quality (1–100) and its default; None for a lossless-only format.
-    `lossless_flag`: the quality value that makes the encoder lossless (WebP: above 100), when it has one.
-    """
-
-    name: str
-    suffixes: tuple[str, ...]  # lower case; the first is the one OpenCV's encoder is chosen by
-    max_side: int | None
-    limit_by: str
-    sixteen_bit: bool
-    alpha: bool
-    icc: bool
-    encoding: str  # how an output of this format is written, for the README and warnings
-    quality: tuple[int, int] | None = None
-    lossless_flag: int | None = None
-    palette: bool = False  # at most 256 colours (GIF)
-
-    @property
-    def encoder(self) -> str:
-        return self.suffixes[0]
-
-
-FORMATS = (
-    ImageFormat("PNG", (".png",), 1_000_000, "libpng's default user limit", True, True, True, "lossless"),
-    ImageFormat(
-        "JPEG",
-        (".jpg", ".jpeg", ".jpe", ".jfif"),
-        65_500,
-        "libjpeg's JPEG_MAX_DIMENSION",
-        False,
-        False,
-        True,
-        "lossy, quality 95 (--quality)",
-        (cv2.IMWRITE_JPEG_QUALITY, 95),
-    ),
-    ImageFormat(
-        "WebP",
-        (".webp",),
-        16_383,
-        "the WebP format",
-        False,
-        True,
-        True,
-        "lossless; lossy at quality 90 when the input was lossy (JPEG, lossy WebP, AVIF), or at --quality",
-        (cv2.IMWRITE_WEBP_QUALITY, 90),
-        lossless_flag=101,
-    ),
-    ImageFormat("TIFF", (".tif", ".tiff"), None, "", True, True, False, "lossless"),
-    ImageFormat("BMP", (".bmp",), None, "", False, True, False, "uncompressed"),
-    ImageFormat(
-        "GIF",
-        (".gif",),
-        65_535,
-        "the GIF format",
-        False,
-        False,
-        False,
-        "one frame, at most 256 colours (OpenCV's palette), no alpha",
-        palette=True,
-    ),
-    ImageFormat(
-        "AVIF",
-        (".avif",),
-        None,
-        "",
-        False,
-        True,
-        False,
-        "lossy, quality 95 (--quality)",
-        (cv2.IMWRITE_AVIF_QUALITY, 95),
-    ),
-)
-IMAGE_SUFFIXES = tuple(s for f in FORMATS for s in f.suffixes)  # the one list of image suffixes, any case
-LOSSY_INPUTS = ("JPEG", "AVIF")  # formats whose pixels always come from a lossy encoding (WebP: by its chunk)
-# Known image formats without a decoder here, for a plain reason instead of "not an image".
-UNSUPPORTED = {
-    ".heic": "HEIC",
-    ".heif": "HEIF",
-    ".jxl": "JPEG XL",
-    ".jp2": "JPEG 2000",
-    ".psd": "Photoshop",
-    ".dng": "raw camera",
-    ".cr2": "raw camera",
-    ".nef": "raw camera",
-    ".arw": "raw camera",
-    ".svg": "SVG (vector)",
-}
-OPENCV_MAX_SIDE = 1 << 20  # OpenCV's CV_IO_MAX_IMAGE_WIDTH and CV_IO_MAX_IMAGE_HEIGHT: 1,048,576
-MAX_IMAGE_PIXELS = 1 << 30  # OpenCV's default CV_IO_MAX_IMAGE_PIXELS: 1,073,741,824 (e.g. 32768×32768)
-
-
-def format_of(path: str | os.PathLike) -> ImageFormat | None:
-    """The supported format a file name's suffix (any case) stands for, or None."""
-    suffix = Path(path).suffix.lower()
-    return next((f for f in FORMATS if suffix in f.suffixes), None)
-
-
-def has_encoder(fmt: ImageFormat) -> bool:
-    """Whether this OpenCV build can write `fmt` (asked before any work is spent on an output)."""
-    return bool(cv2.haveImageWriter(f"x{fmt.encoder}"))
-
-
-def supported_list() -> str:
-    """'PNG (.png), JPEG (.jpg .jpeg .jpe .jfif), …': the supported formats, for messages."""
-    return ", ".join(f"{f.name} ({' '.join(f.suffixes)})" for f in FORMATS)
-
-
-HIDDEN = "a hidden file"
-
-
-def skip_reason(path: Path) -> str | None:
-    """Why a file met in a folder is not an image to read (None: it is one of a supported format)."""
-    name = path.name
-    if name.startswith("._"):
-        return "a macOS companion file (AppleDouble metadata), not an image"
-    if name.startswith("."):
-        return HIDDEN
-    suffix = path.suffix.lower()
-    if suffix in UNSUPPORTED:
-        return f"{UNSUPPORTED[suffix]} images cannot be decoded here; convert it to PNG or JPEG"
-    if format_of(path) is None:
-        return f"not a supported image format ({suffix or 'no suffix'})"
-    if not path.is_file():
-        return "not a regular file"
-    return None
-
-
-def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """(images, [(skipped file, why)]) of `folder` (not recursive), each sorted by name.
-
-    Images: files of a supported format (`FORMATS`, by suffix, any case) that are not hidden. Raises
-    FileNotFoundError for a missing folder.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder")
-    images, skipped = [], []
-    for p in sorted(folder.iterdir()):
-        reason = skip_reason(p)
-        if reason is None:
-            images.append(p)
-        elif not p.is_dir():
-            skipped.append((p, reason))
-    return images, skipped
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files of `folder` (`scan_folder`), sorted by name so every run sees the same order."""
-    return scan_folder(folder)[0]
 
 
 # --------------------------------------------------------------------------- reading
@@ -614,15 +302,6 @@ def read_image(path: str | os.PathLike, depths: tuple = (np.uint8,)) -> np.ndarr
     elif image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     return image
-
-
-# --------------------------------------------------------------------------- errors in plain words
-
-
-def plain_cause(err: OSError) -> str:
-    """'permission denied', 'no space left on device', …: an OSError's cause without its file names."""
-    text = err.strerror or str(err)
-    return text[:1].lower() + text[1:]
 
 
 def opencv_cause(err: cv2.error) -> str:

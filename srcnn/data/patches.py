@@ -26,9 +26,11 @@ from numpy.lib import format as npy
 from tqdm import tqdm
 
 from srcnn.data.colour import peak, rgb_to_y
+from srcnn.data.formats import list_images
 from srcnn.data.imaging import bicubic_degrade, modcrop, resample
-from srcnn.data.io import ImageError, atomic_file, list_images, read_image, user_path
+from srcnn.data.io import ImageError, read_image, user_path
 from srcnn.errors import UserError
+from srcnn.outputs import atomic_file
 from srcnn.params import PatchesStage
 
 

@@ -2,7 +2,7 @@
 
 An absolute entry, a '..' component or a symlink entry makes an archive untrusted (zip slip). Extraction
 writes each member by its base name (the target path never comes from the archive) into a folder that
-appears only once every member extracted with a good CRC (srcnn.data.io.atomic_dir).
+appears only once every member extracted with a good CRC (srcnn.outputs.atomic_dir).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from srcnn.data.fetch import CHUNK_BYTES, DownloadError
-from srcnn.data.io import atomic_dir
+from srcnn.outputs import atomic_dir
 
 
 @contextmanager

@@ -17,7 +17,9 @@ from tqdm import tqdm
 
 from srcnn.data import div2k
 from srcnn.data.colour import widen_to_16
-from srcnn.data.io import IMAGE_SUFFIXES, SOURCES, ImageError, atomic_dir, read_image, write_image
+from srcnn.data.formats import IMAGE_SUFFIXES
+from srcnn.data.io import SOURCES, ImageError, read_image, write_image
+from srcnn.outputs import atomic_dir
 from srcnn.params import DownloadParams
 
 # Real photos shipped inside the scikit-image wheel (no network needed).
@@ -67,7 +69,7 @@ def write_sample(out_dir: Path) -> dict[str, int]:
 def find_images(folder: Path) -> tuple[list[Path], list[Path]]:
     """(images, skipped) under `folder`, subfolders included, sorted by relative path.
 
-    Images are files with a suffix of `srcnn.data.io.IMAGE_SUFFIXES` (any case). Hidden files and folders
+    Images are files with a suffix of `srcnn.data.formats.IMAGE_SUFFIXES` (any case). Hidden files and folders
     (`.git`, `.DS_Store`, editors' temporaries) are not looked at; other files are returned as skipped.
     ImageError for a symbolic link to a folder inside `folder`: DVC does not hash what such a link holds
     (a change there would not rerun the pipeline), and following it would read what DVC cannot see.

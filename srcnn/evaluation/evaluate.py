@@ -22,12 +22,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from srcnn.data.colour import WIDEN, peak, round_to
+from srcnn.data.formats import list_images
 from srcnn.data.imaging import psnr, ssim
-from srcnn.data.io import ImageError, atomic_dir, atomic_file, list_images, user_path, write_image, write_json
+from srcnn.data.io import ImageError, user_path, write_image
 from srcnn.data.patches import degraded_pair
 from srcnn.evaluation.pictures import comparison
 from srcnn.inference.engine import upscale_y
 from srcnn.nets.model_file import load_model
+from srcnn.outputs import atomic_dir, atomic_file, write_json
 from srcnn.params import BENCHMARKS_DIR, EvaluateStage
 
 SUMMARY_COLUMNS = ("psnr_bicubic", "psnr_srcnn", "ssim_bicubic", "ssim_srcnn")

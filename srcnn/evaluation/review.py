@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from srcnn.data.io import atomic_dir
 from srcnn.errors import UserError
+from srcnn.outputs import atomic_dir
 
 CURVES = Path("metrics/train_log/plots/metrics")  # DVCLive's TSVs: {train,eval}/{loss,psnr}.tsv
 CROPS = Path("metrics/crops")

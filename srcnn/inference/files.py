@@ -19,16 +19,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from srcnn.data.io import (
-    ImageError,
-    decode_image,
-    encode_image,
-    format_of,
-    output_file,
-    read_header,
-    size_limit_error,
-    supported_list,
-)
+from srcnn.data.formats import format_of, supported_list
+from srcnn.data.io import ImageError, decode_image, encode_image, output_file, read_header, size_limit_error
 from srcnn.threads import configure_opencv
 
 configure_opencv(cv2)  # decoding, encoding and resampling on the CPUs this process may use
@@ -89,7 +81,7 @@ def upscale_file(
     """Upscale one file; returns output width, height, seconds of upscaling and what the output format could
     not keep (see `srcnn.data.io.encode_image`; frames after the first too). The colour type, bit depth and ICC
     profile are carried over; the colour under fully transparent pixels is filled from visible neighbours
-    (`fill_hidden_colour`). `quality`: for lossy outputs (`srcnn.data.io.FORMATS`); a WebP output is lossy at its
+    (`fill_hidden_colour`). `quality`: for lossy outputs (`srcnn.data.formats.FORMATS`); a WebP output is lossy at its
     default quality when the input was lossy. Everything that can be checked without the pixels (the input is
     not an output, the output's format and size limit, the output folder writable) is checked before the work.
     `compare_to`: also write bicubic | SRCNN side by side there (`srcnn upscale --compare`).

@@ -69,7 +69,7 @@ def make_metadata(model: keras.Model, params: TrainStage, bit_depth: int = 8, pr
     `bit_depth` 16 (patches of 16-bit data): recorded as `bit_depth: 16`, with the colour and input texts at
     16 bits. At 8 bits the key is left out (absent = 8, `srcnn.nets.metadata.bit_depth_of`), so 8-bit models,
     the shipped ones and those trained before the key existed, read the same, byte for byte.
-    `precision`: the Keras dtype policy training computed in (`srcnn.training.loop.precision_policy`), recorded as
+    `precision`: the Keras dtype policy training computed in (`srcnn.training.precision.precision_policy`), recorded as
     `training_precision` when mixed (`train.mixed_precision: auto` says only what was allowed); float32
     leaves the key out, for the same reason. The weights are float32 either way.
     """

@@ -28,11 +28,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from srcnn.data.io import atomic_dir, atomic_file
 from srcnn.errors import UserError
 from srcnn.inference.runtimes import SAVEDMODEL_METADATA
 from srcnn.nets.metadata import METADATA_KEY, white_of
 from srcnn.nets.srcnn import margin
+from srcnn.outputs import atomic_dir, atomic_file
 from srcnn.threads import onnx_session_options
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from srcnn.data.colour import round_to
-from srcnn.data.io import atomic_dir, sha256_of, write_json
 from srcnn.data.patches import PatchFile, to_model_arrays
 from srcnn.errors import UserError
 from srcnn.inference.runtimes import Network, OpencvDnnNetwork, open_network
 from srcnn.nets.metadata import ModelError, read_metadata
+from srcnn.outputs import atomic_dir, sha256_of, write_json
 from srcnn.shipping.model_card import model_card
 
 FILE_NAMES = {"onnx": "srcnn.onnx", "tflite": "srcnn.tflite", "savedmodel": "srcnn_savedmodel"}  # EXPORT_FORMATS

@@ -178,7 +178,7 @@ def build_record(repo: Path, experiment: str, name: str) -> tuple[dict, dict[str
 
 def ship(repo: Path, experiment: str, name: str) -> Path:
     """Copy experiment `experiment` of `repo` into srcnn/weights/<name>/ with its record; returns the folder."""
-    from srcnn.data.io import atomic_dir
+    from srcnn.outputs import atomic_dir
 
     rec, files = build_record(repo, experiment, name)
     target = WEIGHTS / name
@@ -201,11 +201,11 @@ def reexport(name: str) -> dict:
     import skimage.data
 
     from srcnn.data.colour import rgb_to_y
-    from srcnn.data.io import atomic_file, sha256_of
     from srcnn.data.resize import resize
     from srcnn.inference.keras_runtime import forward
     from srcnn.inference.runtimes import OpencvDnnNetwork, open_network
     from srcnn.nets.model_file import load_model
+    from srcnn.outputs import atomic_file, sha256_of
     from srcnn.shipping.converters import write_onnx
     from srcnn.shipping.export import LAYOUTS, PARITY_ATOL
 

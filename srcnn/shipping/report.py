@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from srcnn.shipping.paper import PAPER_BICUBIC, PAPER_BICUBIC_SSIM, PAPER_SRCNN_915, PAPER_SRCNN_955
+from srcnn.shipping.published import PAPER_BICUBIC, PAPER_BICUBIC_SSIM, PAPER_SRCNN_915, PAPER_SRCNN_955
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 

@@ -33,9 +33,7 @@ import srcnn.quiet_tensorflow  # noqa: F401  (before keras and tensorflow: loads
 
 # isort: split
 
-import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -43,45 +41,32 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
-from dvclive import Live
 
-from srcnn.data.io import atomic_dir, atomic_file, remove_dir, sha256_of, write_json
 from srcnn.data.patches import PatchFile, PatchFileError, to_model_arrays
-from srcnn.errors import UserError
-from srcnn.nets.fast_layers import FAST_LAYERS_REVISION
 from srcnn.nets.model_file import make_metadata, save_model
 from srcnn.nets.srcnn import build_srcnn
-from srcnn.params import ParamsError, TrainStage, flatten_tree, margin_of, recorded_train
+from srcnn.outputs import atomic_file, write_json
+from srcnn.params import ParamsError, TrainStage, margin_of
 from srcnn.training.batches import BatchPlan, replica_dataset
-
-CURVES = ("loss", "psnr", "val_loss", "val_psnr")  # per-epoch values kept in checkpoints and DVCLive
-
-
-class PSNR(keras.metrics.Metric):
-    """PSNR in dB on Y in [0, 1] of every pixel seen since the last reset: 10·log10(1 / MSE), one MSE over all
-    of them (the definition), accumulated as a float64 sum of squared errors and a pixel count.
-
-    Keras's usual way, the mean of per-batch PSNRs, is not a PSNR of the set and moves with the batch size
-    (a log of small batches' MSEs averages higher): 31.40 dB at batch 8 against 30.69 at 128 on the same
-    32 validation patches. Under tf.distribute the two sums are added over replicas.
-    """
-
-    def __init__(self, name: str = "psnr", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.squared_error = self.add_variable((), "zeros", dtype="float64", name="squared_error")
-        self.pixels = self.add_variable((), "zeros", dtype="float64", name="pixels")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        error = keras.ops.cast(y_true, "float64") - keras.ops.cast(y_pred, "float64")  # y_pred: bf16/f16 if mixed
-        self.squared_error.assign_add(keras.ops.sum(keras.ops.square(error)))
-        self.pixels.assign_add(keras.ops.cast(keras.ops.size(error), "float64"))
-
-    def result(self):
-        mse = self.squared_error / keras.ops.maximum(self.pixels, 1.0)
-        return keras.ops.cast(-10.0 * keras.ops.log(keras.ops.maximum(mse, 1e-10)) / math.log(10.0), "float32")
-
+from srcnn.training.callbacks import PSNR, CurveRecorder, StopOnNonFiniteLoss, write_curves
+from srcnn.training.checkpoints import (
+    SETTINGS,
+    EpochCheckpoint,
+    agreed_checkpoint,
+    checkpoint_key,
+    checkpoint_settings,
+    drop_stale_checkpoints,
+    latest_checkpoint,
+)
+from srcnn.training.precision import (
+    NATIVE_BF16_FLAGS,
+    carry_over,
+    native_bf16_cpu,
+    precision_phases,
+    precision_policy,
+    saving_phase,
+)
 
 # --------------------------------------------------------------------------- distribution
 
@@ -148,243 +133,6 @@ def execution_steps(steps_per_epoch: int, most: int = 16) -> int:
     steps up to `most`. Fewer Python round trips (~10 % faster on 2 cores, bench/README.md); a divisor,
     because Keras runs whole calls and would otherwise take batches of the next epoch."""
     return max(d for d in range(1, most + 1) if steps_per_epoch % d == 0)
-
-
-# x86 instructions with which oneDNN computes bfloat16 natively (their names in /proc/cpuinfo): AVX512_BF16
-# (Cooper Lake, Zen 4: this project's machine, where bf16's loop ran the 9-5-5 1.40-2.10x as fast as float32
-# in same-run bench comparisons, bench/README.md) and AMX (Sapphire Rapids). Without them TensorFlow emulates
-# bfloat16 in float32 arithmetic.
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-CPUINFO = Path("/proc/cpuinfo")
-
-
-def native_bf16_cpu(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU computes bfloat16 natively: a `flags` line of `cpuinfo` (the text of CPUINFO,
-    /proc/cpuinfo; read when None) lists one of NATIVE_BF16_FLAGS. False where there is no /proc/cpuinfo
-    (macOS, Windows) and on CPUs whose bfloat16 speed and quality were not measured here (aarch64)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = CPUINFO.read_text(errors="replace")
-        except OSError:
-            return False
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return any(flag in value.split() for flag in NATIVE_BF16_FLAGS)
-    return False
-
-
-def precision_phases(policy: str, epochs: int, float32_final_epochs: int) -> list[tuple[str, int]]:
-    """(policy, epoch the phase ends at) for each part of a run: one phase, or under a mixed `policy` with
-    `float32_final_epochs` > 0 the last ones in float32 (`train.float32_final_epochs`: a remedy for what
-    bfloat16's 8-bit mantissa leaves in the weights' final, smallest updates)."""
-    if policy == "float32" or float32_final_epochs <= 0:
-        return [(policy, epochs)]
-    if float32_final_epochs >= epochs:
-        return [("float32", epochs)]
-    return [(policy, epochs - float32_final_epochs), ("float32", epochs)]
-
-
-def saving_phase(phases: list[tuple[str, int]], epochs_done: int) -> str:
-    """The policy of the phase whose model saved the checkpoint of `epochs_done` epochs: the first phase that
-    ends at or after it (a phase's last checkpoint is its own, saved before the next phase's model exists)."""
-    return next(policy for policy, end in phases if epochs_done <= end)
-
-
-def carry_over(previous: keras.Model, model: keras.Model) -> None:
-    """Give `model` (compiled, its optimizer built) the weights and Adam state of `previous`, trained under
-    another dtype policy. Both hold float32 variables; under mixed_float16 Keras wraps Adam in a
-    LossScaleOptimizer, whose own loss-scale variables have no counterpart, so Adam's are taken from inside."""
-    model.set_weights(previous.get_weights())
-    mine, theirs = (getattr(m.optimizer, "inner_optimizer", m.optimizer).variables for m in (model, previous))
-    for a, b in zip(mine, theirs, strict=True):
-        a.assign(b)
-
-
-def precision_policy(mixed: bool | str, gpu: bool | None = None, native_bf16: bool | None = None) -> str:
-    """The Keras dtype policy for `train.mixed_precision` (`gpu`, `native_bf16`: this machine's, when None).
-
-    False: "float32". True: "mixed_float16" on a GPU (Keras adds loss scaling), "mixed_bfloat16" on a CPU.
-    "auto": "mixed_bfloat16" on a CPU that computes bfloat16 natively (`native_bf16_cpu`), else "float32",
-    on GPUs too (mixed float16's quality was not measured for SRCNN). Under a mixed policy the variables, the
-    output layer, the loss and the saved model stay float32 (`srcnn.nets.srcnn.build_srcnn`)."""
-    if gpu is None:
-        gpu = bool(tf.config.list_logical_devices("GPU"))
-    if mixed == "auto":
-        native = native_bf16_cpu() if native_bf16 is None else native_bf16
-        return "mixed_bfloat16" if native and not gpu else "float32"
-    if not mixed:
-        return "float32"
-    return "mixed_float16" if gpu else "mixed_bfloat16"
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-SETTINGS = "settings.json"  # in each checkpoint folder: what its key hashes, to say why it is not resumed
-
-
-def checkpoint_settings(
-    params: TrainStage, train_path: Path, valid_path: Path, replicas: int, policy: str, fast_layers: bool = True
-) -> dict:
-    """Everything a checkpoint's weights depend on (JSON-ready): only a run with the same may resume from it."""
-    settings = {
-        "seed": params.seed,
-        "model": vars(params.model),
-        "train": recorded_train(params.train),  # later keys left out at their default: old checkpoints resume
-        "replicas": replicas,
-        "policy": policy,
-        "fast_layers": FAST_LAYERS_REVISION if fast_layers else 0,
-        "psnr": "mse-of-the-set",  # curves saved by runs that averaged per-batch PSNRs are not resumed
-        "patches": [sha256_of(train_path), sha256_of(valid_path)],
-        "versions": [tf.__version__, keras.__version__],
-    }
-    return json.loads(json.dumps(settings, default=str))
-
-
-def checkpoint_key(settings: dict) -> str:
-    """The checkpoint folder's name: a hash of `checkpoint_settings`."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _settings_changes(old: dict | None, new: dict) -> str:
-    """What differs between two `checkpoint_settings`, in words (`train.epochs 45 -> 60`)."""
-    if old is None:
-        return "made by an older version of this code"
-
-    before, after = flatten_tree(old), flatten_tree(new)
-    names = {"patches": "the patch files", "versions": "TensorFlow/Keras", "policy": "precision", "replicas": "devices"}
-    changes = [
-        f"{names[k]} changed" if k in names else f"{k} {before.get(k)!r} -> {after.get(k)!r}"
-        for k in sorted(before | after)
-        if before.get(k) != after.get(k)
-    ]
-    return ", ".join(changes) or "other settings"
-
-
-def drop_stale_checkpoints(root: Path, key: str, settings: dict) -> None:
-    """Remove the checkpoint folders under `root` other than this run's (`key`), saying for each why it is not
-    resumed. Each holds a run made with other settings: resuming it would train something else than the
-    params say, and kept, they would pile up (one per value ever tried). Disk use stays one run's."""
-    if not root.is_dir():
-        return
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != key and not p.name.startswith(".")):
-        try:
-            old = json.loads((folder / SETTINGS).read_text())
-        except (OSError, ValueError):
-            old = None
-        done = max(saved_epochs(folder), default=0)
-        print(
-            f"train: not resuming {folder} ({done} epoch{'s' if done != 1 else ''} done): it was made with other "
-            f"settings ({_settings_changes(old, settings)}); removed",
-            flush=True,
-        )
-        remove_dir(folder)
-
-
-def saved_epochs(folder: Path) -> list[int]:
-    return sorted(int(p.name.split("-")[1]) for p in folder.glob("epoch-*") if (p / "state.json").is_file())
-
-
-def checkpoint_path(folder: Path, epoch: int) -> Path:
-    return folder / f"epoch-{epoch:06d}"
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    epochs = saved_epochs(folder)
-    return checkpoint_path(folder, epochs[-1]) if epochs else None
-
-
-def agreed_checkpoint(strategy: tf.distribute.Strategy, folder: Path, epochs: int) -> Path | None:
-    """This worker's checkpoint of the latest epoch that every worker has saved (None: start afresh).
-
-    Workers train in lockstep, so a kill leaves their latest checkpoints at most one epoch apart;
-    each keeps its last two. An all-reduce of "which epochs do I have" picks the newest common one.
-    """
-    have = np.zeros(epochs + 1, np.float32)
-    have[[0] + [e for e in saved_epochs(folder) if e <= epochs]] = 1.0
-
-    @tf.function
-    def count(flags):
-        return strategy.reduce("SUM", strategy.run(tf.identity, args=(flags,)), axis=None)
-
-    totals = count(tf.constant(have)).numpy()
-    agreed = max(e for e in range(epochs + 1) if totals[e] == strategy.num_replicas_in_sync)
-    return checkpoint_path(folder, agreed) if agreed else None
-
-
-class CurveRecorder(keras.callbacks.Callback):
-    """Appends each epoch's curve values (CURVES) to `rows`, a list the caller keeps (and a resumed run refills)."""
-
-    def __init__(self, rows: list[dict]):
-        super().__init__()
-        self.rows = rows
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        self.rows.append({name: float(np.squeeze(logs[name])) for name in CURVES if name in logs})
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch, saves the weights and optimizer state, and the curve rows so far, under `folder`
-    (`epoch-NNNNNN/`, atomically), keeping the last two. Runs after `CurveRecorder` in the callback list.
-
-    Not Keras's `BackupAndRestore`: it overwrites its one backup in place (a kill mid-save loses it), has
-    no room for the curve rows, and restores on its own, while a cluster here must first agree by an
-    all-reduce on the newest epoch every worker saved (`agreed_checkpoint`).
-    """
-
-    def __init__(self, folder: Path, rows: list[dict]):
-        super().__init__()
-        self.folder, self.rows = folder, rows
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        # Prune before saving, so a kill at any instant leaves at most two; the one kept (`epoch`) is the
-        # epoch a slower worker of the cluster may still be saving, the newest they surely share.
-        for older in self.folder.glob("epoch-*"):
-            if older.name < checkpoint_path(self.folder, epoch).name:
-                remove_dir(older)
-        with atomic_dir(checkpoint_path(self.folder, epoch + 1)) as tmp:  # a kill mid-save keeps the last one
-            self.model.save_weights(tmp / "state.weights.h5")  # layers and the optimizer (Adam moments, step)
-            (tmp / "state.json").write_text(json.dumps({"epoch": epoch + 1, "rows": self.rows}))
-
-
-class TrainingDiverged(UserError, FloatingPointError):
-    """The training loss became NaN or infinite; nothing is written."""
-
-
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops training by raising TrainingDiverged as soon as the loss is NaN or infinite.
-
-    Keras's own `TerminateOnNaN` only ends the run early, and the stage would then save the diverged
-    model and write NaN metrics; raising leaves the model, metrics and curves unwritten.
-    """
-
-    def __init__(self, learning_rate: float):
-        super().__init__()
-        self.learning_rate, self.epoch = learning_rate, 0
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = float(np.squeeze((logs or {}).get("loss", 0.0)))
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"train: the loss became {loss} in epoch {self.epoch + 1}, by step {batch + 1}; "
-                f"no model was written. Lower train.learning_rate (now {self.learning_rate})"
-            )
-
-
-def write_curves(log_dir: Path, rows: list[dict]) -> None:
-    """DVCLive's per-epoch curves (train/ and eval/ loss and PSNR), written in one go."""
-    with atomic_dir(log_dir) as live_dir:
-        live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
-        for row in rows:
-            for name, value in row.items():
-                live.log_metric(f"eval/{name[4:]}" if name.startswith("val_") else f"train/{name}", value)
-            live.next_step()
-        live.end()
 
 
 # --------------------------------------------------------------------------- training
