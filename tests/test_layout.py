@@ -116,3 +116,13 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
     bad.write_text("def f():\n    from srcnn.inference.engine import Upscaler\n")
     targets = imports(bad, set(MODULES))
     assert targets and any(RANKS[room(t)] > RANKS["data"] for t in targets)
+
+
+def test_pip_install_ships_every_room():
+    """`pip install .` (not editable) installs only the packages pyproject.toml lists: a room left out is a
+    ModuleNotFoundError for every user of the wheel, never for the editable checkout the tests run in."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    rooms = {"srcnn"} | {f"srcnn.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py")}
+    assert rooms - listed == set()
