@@ -321,10 +321,11 @@ def poll():
         time.sleep(0.05)
 threading.Thread(target=poll, daemon=True).start()
 cfg = json.loads(sys.argv[1])
-from srcnn.params import ModelParams, PatchesParams, PatchesStage, TrainParams, TrainStage
+from srcnn.params import ArchParams, PatchesParams, PatchesStage, TrainParams, TrainStage, model_params
 patches_params = PatchesStage(42, 2, "matlab", PatchesParams(size=33, per_image=cfg["per_image"], valid_per_image=32,
-                                                            stride=None, flips_rotations=False, hr_scales=[1.0]))
-train_params = TrainStage(42, 2, "matlab", ModelParams(filters=[64, 32], kernel_sizes=[9, 1, 5]),
+                                                            stride=None, flips_rotations=False, hr_scales=[1.0]),
+                              ArchParams("srcnn"))
+train_params = TrainStage(42, 2, "matlab", model_params(filters=[64, 32], kernel_sizes=[9, 1, 5]),
                           TrainParams(epochs=cfg["epochs"], batch_size=cfg["batch_size"], learning_rate=1e-3,
                                       lr_schedule="cosine", strategy="auto", mixed_precision=False))
 work = Path(cfg["work"])
@@ -444,7 +445,7 @@ LARGE_PATCHES_CHILD = r"""
 import hashlib, json, sys, time
 from pathlib import Path
 import srcnn.data.bands as bands
-from srcnn.params import PatchesParams, PatchesStage
+from srcnn.params import ArchParams, PatchesParams, PatchesStage
 from srcnn.data.patches import make_patch_sets
 cfg = json.loads(sys.argv[1])
 if cfg["imports_only"]:  # the interpreter, NumPy, OpenCV and the package: what any image adds to
@@ -455,7 +456,7 @@ if cfg["whole"]:  # one band as large as the image: what the patches code did be
     bands.BAND_PIXELS = 1 << 62
 work = Path(cfg["work"])
 p = PatchesStage(42, cfg["scale"], "matlab", PatchesParams(size=33, per_image=2000, valid_per_image=32, stride=None,
-                                                           flips_rotations=False, hr_scales=[1.0]))
+                                                           flips_rotations=False, hr_scales=[1.0]), ArchParams("srcnn"))
 t = time.perf_counter()
 make_patch_sets(work / "raw", work / cfg["out"], p)
 seconds = time.perf_counter() - t
@@ -520,13 +521,13 @@ def bench_upscale_runtimes(args, work: Path) -> None:
 
     from srcnn.nets.model_file import make_metadata, save_model
     from srcnn.nets.srcnn import build_srcnn
-    from srcnn.params import ModelParams, TrainParams, TrainStage
+    from srcnn.params import TrainParams, TrainStage, model_params
     from srcnn.shipping import converters
 
     work.mkdir(parents=True)
     model = build_srcnn(FILTERS, KERNELS)
     params = TrainStage(
-        seed=0, scale=2, resize="matlab", model=ModelParams(FILTERS, KERNELS),
+        seed=0, scale=2, resize="matlab", model=model_params(filters=FILTERS, kernel_sizes=KERNELS),
         train=TrainParams(epochs=1, batch_size=128, learning_rate=1e-3, lr_schedule="cosine", strategy="auto",
                           mixed_precision=False),
     )  # fmt: skip

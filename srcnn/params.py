@@ -222,6 +222,13 @@ def _export_formats() -> Key:
     return Key("", check, allowed)
 
 
+# The architectures (`model.arch`, one section of params.yaml each; srcnn.nets.archs builds them) and what each
+# network takes: "bicubic", the LR image bicubic-upsampled to the HR size (SRCNN), or "lr", the LR image itself.
+ARCH_INPUTS = {"srcnn": "bicubic", "fsrcnn": "lr", "espcn": "lr"}
+# Keys of earlier versions, now in an architecture's own section: named in the error for a file that has them.
+MOVED_KEYS = {"model.filters": "model.srcnn.filters", "model.kernel_sizes": "model.srcnn.kernel_sizes"}
+
+
 def _named(**keys: Key) -> dict[str, Key]:
     return {name: Key(name, key.check, key.allowed) for name, key in keys.items()}
 
@@ -247,8 +254,15 @@ SCHEMA: dict[str, Key] = _named(
         "patches.stride": _optional(_int(1, 512), "random crops, patches.per_image of them"),
         "patches.flips_rotations": _choice(False, True),
         "patches.hr_scales": _float_list(0.0, 1.0),
-        "model.filters": _int_list(1, 4096),
-        "model.kernel_sizes": _int_list(1, 99, odd=True),
+        "model.arch": _choice(*ARCH_INPUTS),
+        "model.srcnn.filters": _int_list(1, 4096),
+        "model.srcnn.kernel_sizes": _int_list(1, 99, odd=True),
+        "model.fsrcnn.d": _int(1, 1024),
+        "model.fsrcnn.s": _int(1, 1024),
+        "model.fsrcnn.m": _int(0, 32),
+        "model.espcn.filters": _int_list(1, 4096),
+        "model.espcn.kernel_sizes": _int_list(1, 99, odd=True),
+        "model.espcn.activation": _choice("tanh", "relu"),
         "train.epochs": _int(1, 100_000),
         "train.batch_size": _int(1, 65_536),
         "train.learning_rate": _float(0.0, 1.0),
@@ -315,6 +329,11 @@ def validate(tree: Any) -> dict[str, Any]:
         raise ParamsError("params.yaml: expected a mapping of sections at the top level")
     flat = _flatten(tree)
     for name in flat:
+        if name in MOVED_KEYS:
+            raise ParamsError(
+                f"params.yaml: {name} is now {MOVED_KEYS[name]} (each architecture has its own section under "
+                "model:, chosen by model.arch)"
+            )
         if name not in SCHEMA:
             hint = difflib.get_close_matches(name, SCHEMA, n=1)
             suggestion = f"; did you mean {hint[0]}?" if hint else ""
@@ -325,12 +344,13 @@ def validate(tree: Any) -> dict[str, Any]:
     values = {name: SCHEMA[name].check(name, flat[name]) for name in SCHEMA}
 
     # Checks across keys.
-    kernels, filters = values["model.kernel_sizes"], values["model.filters"]
-    if len(filters) != len(kernels) - 1:
-        raise ParamsError(
-            f"params.yaml: model.filters has {len(filters)} entries; allowed: one per hidden layer, "
-            f"i.e. len(model.kernel_sizes) - 1 = {len(kernels) - 1}"
-        )
+    for arch in ("srcnn", "espcn"):  # every section is checked, the chosen one or not: `-S model.arch=…` must work
+        kernels, filters = values[f"model.{arch}.kernel_sizes"], values[f"model.{arch}.filters"]
+        if len(filters) != len(kernels) - 1:
+            raise ParamsError(
+                f"params.yaml: model.{arch}.filters has {len(filters)} entries; allowed: one per hidden layer, "
+                f"i.e. len(model.{arch}.kernel_sizes) - 1 = {len(kernels) - 1}"
+            )
     if values["download.bit_depth"] == 16 and values["download.source"] != "folder":
         # The sample photos and DIV2K are 8-bit: "16-bit" data from them would be 8-bit values ×257.
         raise ParamsError(
@@ -343,12 +363,22 @@ def validate(tree: Any) -> dict[str, Any]:
             f"params.yaml: train.float32_final_epochs = {values['train.float32_final_epochs']} is more than "
             f"train.epochs = {values['train.epochs']}; allowed: an integer from 0 to train.epochs"
         )
-    field = receptive_field(kernels)
-    if values["patches.size"] < field:
-        raise ParamsError(
-            f"params.yaml: patches.size = {values['patches.size']} is smaller than the receptive field "
-            f"of model.kernel_sizes {kernels} ({field} pixels); allowed: an integer from {field} to 512"
-        )
+    arch, scale, size, stride = values["model.arch"], values["scale"], values["patches.size"], values["patches.stride"]
+    if ARCH_INPUTS[arch] == "bicubic":
+        kernels = values[f"model.{arch}.kernel_sizes"]
+        field = receptive_field(kernels)
+        if size < field:
+            raise ParamsError(
+                f"params.yaml: patches.size = {size} is smaller than the receptive field of "
+                f"model.{arch}.kernel_sizes {kernels} ({field} pixels); allowed: an integer from {field} to 512"
+            )
+    else:  # an LR crop of patches.size / scale pixels: HR crops on the LR grid
+        for name, value in (("patches.size", size), ("patches.stride", stride)):
+            if value is not None and value % scale:
+                raise ParamsError(
+                    f"params.yaml: {name} = {value} is not a multiple of scale = {scale}; allowed with model.arch = "
+                    f"{arch!r} (it takes the LR image): a multiple of {scale}, the HR side of an LR crop"
+                )
     return values
 
 
@@ -399,9 +429,61 @@ class PatchesParams:
 
 
 @dataclass(frozen=True)
-class ModelParams:
+class SrcnnParams:
     filters: list[int]  # per hidden layer
-    kernel_sizes: list[int]  # per layer, odd; one more entry than filters
+    kernel_sizes: list[int]  # per layer, odd; one more entry than filters (9-1-5: ECCV 2014, 9-5-5: TPAMI 2016)
+
+
+@dataclass(frozen=True)
+class FsrcnnParams:
+    d: int  # feature and expanding filters (the paper: 56; FSRCNN-s 32)
+    s: int  # shrinking and mapping filters (12; FSRCNN-s 5)
+    m: int  # 3×3 mapping layers (4; FSRCNN-s 1)
+
+
+@dataclass(frozen=True)
+class EspcnParams:
+    filters: list[int]  # per LR layer before the sub-pixel convolution (the paper: 64, 32)
+    kernel_sizes: list[int]  # per layer, odd, the last the sub-pixel convolution's (5, 3, 3)
+    activation: str  # "tanh" (the paper's choice) | "relu"
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    arch: str  # a name of ARCH_INPUTS; only its section applies
+    srcnn: SrcnnParams
+    fsrcnn: FsrcnnParams
+    espcn: EspcnParams
+
+    @property
+    def hyper(self) -> dict[str, Any]:
+        """The chosen architecture's section, e.g. {"d": 56, "s": 12, "m": 4}."""
+        return dict(vars(getattr(self, self.arch)))
+
+
+# The papers' values of each architecture, for ModelParams built without params.yaml (`model_params`: tests,
+# the bench); params.yaml holds the same as its defaults.
+PAPER_HYPER: dict[str, dict[str, Any]] = {
+    "srcnn": {"filters": [64, 32], "kernel_sizes": [9, 1, 5]},
+    "fsrcnn": {"d": 56, "s": 12, "m": 4},
+    "espcn": {"filters": [64, 32], "kernel_sizes": [5, 3, 3], "activation": "tanh"},
+}
+
+
+def model_params(arch: str = "srcnn", **hyper: Any) -> ModelParams:
+    """ModelParams of `arch` with `hyper` over its paper values; the other sections at theirs (unused)."""
+    sections = {name: {**values, **(hyper if name == arch else {})} for name, values in PAPER_HYPER.items()}
+    return ModelParams(
+        arch,
+        SrcnnParams(**sections["srcnn"]),
+        FsrcnnParams(**sections["fsrcnn"]),
+        EspcnParams(**sections["espcn"]),
+    )
+
+
+@dataclass(frozen=True)
+class ArchParams:
+    arch: str  # the patches stage reads only which input the network takes (ARCH_INPUTS)
 
 
 @dataclass(frozen=True)
@@ -432,6 +514,7 @@ class PatchesStage:
     scale: int  # 2, 3 or 4
     resize: str  # "matlab" | "opencv"
     patches: PatchesParams
+    model: ArchParams
 
 
 @dataclass(frozen=True)
@@ -493,6 +576,25 @@ def _build(cls: type, values: dict[str, Any], prefix: str = ""):
 # Keys added after models were shipped and checkpoints written: absent from a record means this value, and a
 # record leaves them out at it, so models and checkpoint keys from before the key read (and hash) the same.
 LATER_KEYS: dict[str, Any] = {"train.float32_final_epochs": 0}
+
+
+def current_tree(tree: dict) -> dict:
+    """A params tree of an earlier version (a shipped model's record, an older experiment) in today's layout:
+    the keys of MOVED_KEYS in their section, and `model.arch: srcnn`, which they imply."""
+    model = tree.get("model")
+    if not isinstance(model, dict) or "arch" in model:
+        return tree
+    leaves = {old.rsplit(".", 1)[1] for old in MOVED_KEYS}
+    srcnn = {k: v for k, v in model.items() if k in leaves}
+    rest = {k: v for k, v in model.items() if k not in leaves}
+    return {**tree, "model": {"arch": "srcnn", **rest, "srcnn": srcnn}}
+
+
+def recorded_model(model: ModelParams) -> dict[str, Any]:
+    """The model params as a model's metadata and a checkpoint's key record them: SRCNN's as its section alone
+    ({"filters", "kernel_sizes"}, as before `model.arch` existed: the same bytes), any other architecture's
+    section with its name ({"arch": "fsrcnn", "d": 56, …})."""
+    return model.hyper if model.arch == "srcnn" else {"arch": model.arch, **model.hyper}
 
 
 def recorded_train(train: TrainParams) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import dvc, env, project_repo
 
-from srcnn.params import ModelParams, TrainParams, TrainStage
+from srcnn.params import TrainParams, TrainStage, model_params
 
 pytestmark = pytest.mark.slow  # the dvc CLI, training or servers: `pytest -m "not slow"` skips it
 
@@ -120,7 +120,11 @@ def test_checkpoint_key_changes_with_what_the_weights_depend_on(tmp_path):
         )
         t.update(train)
         return TrainStage(
-            seed=1, scale=2, resize="matlab", model=ModelParams([8, 4], [9, 1, 5]), train=TrainParams(**t)
+            seed=1,
+            scale=2,
+            resize="matlab",
+            model=model_params(filters=[8, 4], kernel_sizes=[9, 1, 5]),
+            train=TrainParams(**t),
         )
 
     base = checkpoint_key(params(), a, a, 1, "float32")

@@ -24,11 +24,11 @@ RUN = """
 import json, sys
 from pathlib import Path
 from srcnn.training import loop as training
-from srcnn.params import ModelParams, TrainParams, TrainStage
+from srcnn.params import model_params, TrainParams, TrainStage
 
 out, strategy, seed, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[6])
 params = TrainStage(
-    seed=seed, scale=2, resize="matlab", model=ModelParams(filters=[8, 4], kernel_sizes=[9, 1, 5]),
+    seed=seed, scale=2, resize="matlab", model=model_params(filters=[8, 4], kernel_sizes=[9, 1, 5]),
     train=TrainParams(epochs=epochs, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy=strategy,
                       mixed_precision=False))
 summary = training.train(Path(sys.argv[4]), Path(sys.argv[5]), out / "models" / "srcnn.keras", out / "log",

@@ -15,7 +15,7 @@ from conftest import save_patch_files
 from srcnn.inference.engine import upscale_y
 from srcnn.nets.model_file import load_model
 from srcnn.nets.srcnn import build_srcnn, margin
-from srcnn.params import ModelParams, TrainParams, TrainStage
+from srcnn.params import TrainParams, TrainStage, model_params
 from srcnn.training import callbacks, precision
 from srcnn.training import loop as training
 
@@ -103,7 +103,7 @@ def tiny_params(seed: int = 0, **train) -> TrainStage:
     """A 9-1-5 model with 8 and 4 filters; `train` overrides the training values (epochs 2, batch 16, …)."""
     values = dict(epochs=2, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy="auto")
     values.update({"mixed_precision": False, **train})
-    return TrainStage(seed, 2, "matlab", ModelParams(filters=[8, 4], kernel_sizes=[9, 1, 5]), TrainParams(**values))
+    return TrainStage(seed, 2, "matlab", model_params(filters=[8, 4], kernel_sizes=[9, 1, 5]), TrainParams(**values))
 
 
 @pytest.fixture(scope="module")

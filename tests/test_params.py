@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from srcnn.params import SCHEMA, ParamsError, TrainStage, for_stage, load, stage_keys, validate
+from srcnn.params import (
+    SCHEMA,
+    ParamsError,
+    TrainStage,
+    current_tree,
+    for_stage,
+    load,
+    recorded_model,
+    stage_keys,
+    validate,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +49,12 @@ VALID = {
         "flips_rotations": False,
         "hr_scales": [1.0],
     },
-    "model": {"filters": [64, 32], "kernel_sizes": [9, 1, 5]},
+    "model": {
+        "arch": "srcnn",
+        "srcnn": {"filters": [64, 32], "kernel_sizes": [9, 1, 5]},
+        "fsrcnn": {"d": 56, "s": 12, "m": 4},
+        "espcn": {"filters": [64, 32], "kernel_sizes": [5, 3, 3], "activation": "tanh"},
+    },
     "train": {
         "epochs": 3,
         "batch_size": 128,
@@ -107,7 +122,7 @@ def test_repo_params_yaml_validates():
 def test_valid_tree_validates():
     values = validate(copy.deepcopy(VALID))
     assert values["train.learning_rate"] == 0.001
-    assert values["model.filters"] == [64, 32]
+    assert values["model.srcnn.filters"] == [64, 32]
     assert values["evaluate.crop_border"] is None
 
 
@@ -133,7 +148,7 @@ def test_for_stage_returns_only_its_keys(tmp_path, stage):
         ("evaluate", "seed"),
         ("train", "download"),
         ("train", "patches"),
-        ("patches", "model"),
+        ("patches", "train"),
         ("download", "seed"),
     ],
 )
@@ -143,12 +158,20 @@ def test_for_stage_undeclared_key_raises(tmp_path, stage, undeclared):
         getattr(ns, undeclared)
 
 
+def test_the_patches_stage_reads_only_which_input_the_network_takes(tmp_path):
+    """model.arch decides the patches' input (bicubic or LR); the architectures' sections are the train stage's."""
+    ns = for_stage("patches", write_yaml(tmp_path / "params.yaml", VALID))
+    assert ns.model.arch == "srcnn"
+    with pytest.raises(AttributeError):
+        ns.model.srcnn  # noqa: B018
+
+
 def test_for_stage_values(tmp_path):
     path = write_yaml(tmp_path / "params.yaml", VALID)
     train = for_stage("train", path)
     assert train.seed == 42
     assert train.train.epochs == 3
-    assert train.model.kernel_sizes == [9, 1, 5]
+    assert train.model.srcnn.kernel_sizes == [9, 1, 5] and train.model.hyper["kernel_sizes"] == [9, 1, 5]
     with pytest.raises(AttributeError):
         train.model.nonexistent  # noqa: B018
     download = for_stage("download", path)
@@ -232,9 +255,13 @@ def test_stage_scripts_paths_are_declared_in_dvc_yaml():
         ("scale", 5, ["scale", "5", "one of 2, 3, 4"]),
         ("resize", "bilinear", ["resize", "bilinear", "'matlab', 'opencv'"]),
         ("download.source", "foo", ["download.source", "foo", "'sample', 'div2k'"]),
-        ("model.kernel_sizes", [9, 2, 5], ["model.kernel_sizes", "odd integers"]),
-        ("model.filters", [64], ["model.filters", "1 entries", "= 2"]),
-        ("model.filters", [64, 32, 16], ["model.filters", "3 entries", "= 2"]),
+        ("model.srcnn.kernel_sizes", [9, 2, 5], ["model.srcnn.kernel_sizes", "odd integers"]),
+        ("model.srcnn.filters", [64], ["model.srcnn.filters", "1 entries", "= 2"]),
+        ("model.srcnn.filters", [64, 32, 16], ["model.srcnn.filters", "3 entries", "= 2"]),
+        ("model.arch", "edsr", ["model.arch", "'srcnn', 'fsrcnn', 'espcn'"]),
+        ("model.fsrcnn.m", -1, ["model.fsrcnn.m", "from 0 to 32"]),
+        ("model.espcn.activation", "prelu", ["model.espcn.activation", "'tanh', 'relu'"]),
+        ("model.espcn.filters", [64], ["model.espcn.filters", "1 entries", "= 2"]),
         ("train.learning_rate", 0, ["train.learning_rate", "greater than 0"]),
         ("train.learning_rate", -0.1, ["train.learning_rate", "greater than 0"]),
         ("train.learning_rate", "fast", ["train.learning_rate", "fast"]),
@@ -518,3 +545,46 @@ def test_float32_final_epochs_at_most_the_epochs():
         r"integer from 0 to train\.epochs$",
     ):
         validate(tree)
+
+
+# --------------------------------------------------------------------------- architectures (model.arch)
+
+
+def test_keys_of_before_model_arch_are_named_with_their_new_place():
+    """A params.yaml of an earlier version (`model.filters` at the top of `model:`) is refused naming where the
+    key went, not with a guess."""
+    tree = copy.deepcopy(VALID)
+    tree["model"]["kernel_sizes"] = [9, 5, 5]
+    with pytest.raises(ParamsError, match=r"model\.kernel_sizes is now model\.srcnn\.kernel_sizes"):
+        validate(tree)
+
+
+@pytest.mark.parametrize("arch", ["fsrcnn", "espcn"])
+def test_networks_on_the_lr_image_take_crops_on_the_lr_grid(arch):
+    """patches.size and patches.stride are HR pixels: for a network on the LR image both must be whole LR pixels."""
+    tree = tree_with("model.arch", arch)
+    tree["patches"]["size"] = 33
+    with pytest.raises(ParamsError, match=r"patches\.size = 33 is not a multiple of scale = 2"):
+        validate(tree)
+    tree["patches"]["size"], tree["patches"]["stride"] = 48, 7
+    with pytest.raises(ParamsError, match=r"patches\.stride = 7 is not a multiple of scale = 2"):
+        validate(tree)
+    tree["patches"]["stride"] = 14
+    assert validate(tree)["model.arch"] == arch
+
+
+def test_only_the_chosen_architectures_section_reaches_the_model(tmp_path):
+    """`-S model.arch=fsrcnn` picks FSRCNN's own section; SRCNN's keys do not apply to it, nor the reverse."""
+    tree = tree_with("model.arch", "fsrcnn")
+    tree["patches"]["size"] = 48
+    train = for_stage("train", write_yaml(tmp_path / "params.yaml", tree))
+    assert train.model.hyper == {"d": 56, "s": 12, "m": 4}
+    assert recorded_model(train.model) == {"arch": "fsrcnn", "d": 56, "s": 12, "m": 4}
+    srcnn = for_stage("train", write_yaml(tmp_path / "params.yaml", VALID))
+    assert recorded_model(srcnn.model) == {"filters": [64, 32], "kernel_sizes": [9, 1, 5]}  # as before model.arch
+
+
+def test_records_of_earlier_versions_read_in_todays_layout():
+    old = {"model": {"filters": [64, 32], "kernel_sizes": [9, 5, 5]}, "train": {"epochs": 20}}
+    assert current_tree(old)["model"] == {"arch": "srcnn", "srcnn": {"filters": [64, 32], "kernel_sizes": [9, 5, 5]}}
+    assert current_tree(current_tree(old)) == current_tree(old)

@@ -363,11 +363,12 @@ def test_row_bands_give_the_whole_image_bytes(monkeypatch, band_pixels):
 PEAK_RSS = """
 import json, sys
 from pathlib import Path
-from srcnn.params import PatchesParams, PatchesStage
+from srcnn.params import ArchParams, PatchesParams, PatchesStage
 if sys.argv[1] == "run":
     from srcnn.data.patches import make_patch_sets
     make_patch_sets(Path(sys.argv[2]), Path(sys.argv[3]), PatchesStage(42, 2, "matlab", PatchesParams(
-        size=33, per_image=64, valid_per_image=8, stride=None, flips_rotations=False, hr_scales=[1.0])))
+        size=33, per_image=64, valid_per_image=8, stride=None, flips_rotations=False, hr_scales=[1.0]),
+    ArchParams("srcnn")))
 print([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0])
 """
 

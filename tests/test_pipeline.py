@@ -40,8 +40,15 @@ READERS = {
     "patches.stride": {"patches"},
     "patches.flips_rotations": {"patches"},
     "patches.hr_scales": {"patches"},
-    "model.filters": {"train"},
-    "model.kernel_sizes": {"train"},
+    "model.arch": {"patches", "train"},
+    "model.srcnn.filters": {"train"},
+    "model.srcnn.kernel_sizes": {"train"},
+    "model.fsrcnn.d": {"train"},
+    "model.fsrcnn.s": {"train"},
+    "model.fsrcnn.m": {"train"},
+    "model.espcn.filters": {"train"},
+    "model.espcn.kernel_sizes": {"train"},
+    "model.espcn.activation": {"train"},
     "train.epochs": {"train"},
     "train.batch_size": {"train"},
     "train.learning_rate": {"train"},
@@ -74,8 +81,15 @@ CHANGED = {
     "patches.stride": 20,
     "patches.flips_rotations": True,
     "patches.hr_scales": [1.0, 0.8],
-    "model.filters": [32, 16],
-    "model.kernel_sizes": [9, 3, 5],
+    "model.arch": "espcn",
+    "model.srcnn.filters": [32, 16],
+    "model.srcnn.kernel_sizes": [9, 3, 5],
+    "model.fsrcnn.d": 32,
+    "model.fsrcnn.s": 5,
+    "model.fsrcnn.m": 1,
+    "model.espcn.filters": [32, 16],
+    "model.espcn.kernel_sizes": [5, 3, 5],
+    "model.espcn.activation": "relu",
     "train.epochs": 3,
     "train.batch_size": 16,
     "train.learning_rate": 0.0005,
@@ -363,12 +377,12 @@ def test_benchmarks_set_and_cleared_with_plain_dash_s_as_the_readme_shows(repo):
 
 
 def test_the_tpami_preset_by_dash_s_reruns_train_and_what_follows(repo):
-    """docs/paper.md's `dvc exp run -S 'model.kernel_sizes=[9,5,5]'`."""
+    """docs/paper.md's `dvc exp run -S 'model.srcnn.kernel_sizes=[9,5,5]'`."""
     from srcnn.nets.model_file import load_model
     from srcnn.nets.srcnn import kernel_sizes_of
 
     try:
-        result = dvc(repo, "exp", "run", "-S", "model.kernel_sizes=[9,5,5]")
+        result = dvc(repo, "exp", "run", "-S", "model.srcnn.kernel_sizes=[9,5,5]")
         assert stages_run(result) == {"train", "evaluate", "export"}
         assert kernel_sizes_of(load_model(repo / "models/srcnn.keras")) == [9, 5, 5]
     finally:

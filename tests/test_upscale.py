@@ -28,7 +28,7 @@ from srcnn.inference.files import read_image
 from srcnn.nets.metadata import METADATA_NAME, read_metadata
 from srcnn.nets.model_file import load_model, make_metadata, save_model
 from srcnn.nets.srcnn import build_srcnn, margin
-from srcnn.params import ModelParams, TrainParams, TrainStage
+from srcnn.params import TrainParams, TrainStage, model_params
 
 
 def tiny_params(scale: int = 2, resize: str = "matlab", filters=(8, 4), kernels=(9, 1, 5)) -> TrainStage:
@@ -36,7 +36,7 @@ def tiny_params(scale: int = 2, resize: str = "matlab", filters=(8, 4), kernels=
         seed=0,
         scale=scale,
         resize=resize,
-        model=ModelParams(filters=list(filters), kernel_sizes=list(kernels)),
+        model=model_params(filters=list(filters), kernel_sizes=list(kernels)),
         train=TrainParams(
             epochs=1, batch_size=16, learning_rate=1e-3, lr_schedule="cosine", strategy="auto", mixed_precision=False
         ),

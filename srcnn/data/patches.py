@@ -1,8 +1,13 @@
-"""Training pairs: crops of (bicubic-degraded Y, HR Y), stored as one uint8 (or uint16) array.
+"""Training pairs: crops of (the network's input, HR Y), stored as one uint8 (or uint16) array.
 
 File format: a NumPy `.npy` of shape (N, 2, size, size), dtype uint8, where
-[:, 0] is the bicubic input and [:, 1] the HR label. One file, because DVC hashes
-files one by one; uint8, because it is 4× smaller than float32, so training never
+[:, 0] is the input and [:, 1] the HR label. The input is the bicubic-degraded Y (down and back up) for a
+network on the bicubic-upsampled image (SRCNN), or, for one on the LR image (FSRCNN, ESPCN, `lr_input`), the
+LR Y with each pixel repeated scale × scale times: the LR crop is [:, 0, ::scale, ::scale], exactly, and
+every reader, augmentation and the file layout stay those of SRCNN's pairs (at the cost of an input plane
+scale² times larger than the LR crop: 1.6× the file of an exact-size layout at ×2, 1.8× at ×3 and ×4).
+
+One file, because DVC hashes files one by one; uint8, because it is 4× smaller than float32, so training never
 holds the set as float32. The label is cropped to the model's output window at
 training time, so patches do not depend on the model.
 
@@ -31,12 +36,15 @@ from srcnn.data.imaging import bicubic_degrade, modcrop, resample
 from srcnn.data.io import ImageError, read_image, user_path
 from srcnn.errors import UserError
 from srcnn.outputs import atomic_file
-from srcnn.params import PatchesStage
+from srcnn.params import ARCH_INPUTS, PatchesStage
 
 
-def degraded_pair(path: Path, scale: int, kernel: str, hr_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(bicubic input, HR label) as Y images of the same size, in the image's depth: uint8, or uint16 for a
-    16-bit image (`srcnn.data.colour.rgb_to_y`).
+def degraded_pair(
+    path: Path, scale: int, kernel: str, hr_scale: float = 1.0, lr_input: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(input, HR label) as Y images of the same size, in the image's depth: uint8, or uint16 for a 16-bit
+    image (`srcnn.data.colour.rgb_to_y`). The input is the bicubic-degraded label (`bicubic_degrade`), or with
+    `lr_input` the LR image (`lr_image`) with each pixel repeated scale × scale times.
 
     `hr_scale` < 1: the HR image is first shrunk by that factor (MATLAB `imresize` bicubic on Y / peak,
     rounded to the image's depth), the scale augmentation of FSRCNN's and VDSR's training scripts.
@@ -45,7 +53,15 @@ def degraded_pair(path: Path, scale: int, kernel: str, hr_scale: float = 1.0) ->
     if hr_scale != 1.0:
         hr = resample(hr, (hr_scale,), "matlab")
     label = modcrop(hr, scale)
+    if lr_input:
+        return np.repeat(np.repeat(lr_image(label, scale, kernel), scale, axis=0), scale, axis=1), label
     return bicubic_degrade(label, scale, kernel), label
+
+
+def lr_image(label: np.ndarray, scale: int, kernel: str) -> np.ndarray:
+    """The LR image of a modcropped HR Y: MATLAB `imresize(label, 1/scale)` (or OpenCV's kernel), rounded to
+    its depth as a stored LR photo is; the input of a network on the LR image."""
+    return resample(label, (1.0 / scale,), kernel)
 
 
 def dihedral(pairs: np.ndarray) -> np.ndarray:
@@ -56,10 +72,17 @@ def dihedral(pairs: np.ndarray) -> np.ndarray:
 
 
 def crop_corners(
-    h: int, w: int, size: int, *, stride: int | None, count: int, rng: np.random.Generator
+    h: int, w: int, size: int, *, stride: int | None, count: int, rng: np.random.Generator, step: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-left corners of the size×size patches of an h×w image: every `stride` pixels from the
-    top-left (the paper's sub-images: 33×33, stride 14), or `count` random ones when stride is None."""
+    top-left (the paper's sub-images: 33×33, stride 14), or `count` random ones when stride is None.
+    `step` > 1: corners on the grid of LR pixels (h, w, size and stride multiples of it), so that each crop
+    is whole LR pixels."""
+    if step > 1:
+        tops, lefts = crop_corners(
+            h // step, w // step, size // step, stride=None if stride is None else stride // step, count=count, rng=rng
+        )
+        return tops * step, lefts * step
     if stride is not None:
         tops, lefts = np.meshgrid(np.arange(0, h - size + 1, stride), np.arange(0, w - size + 1, stride), indexing="ij")
         return tops.ravel(), lefts.ravel()
@@ -90,6 +113,7 @@ def write_patches(
     stride: int | None = None,
     flips_rotations: bool = False,
     hr_scales: tuple[float, ...] = (1.0,),
+    lr_input: bool = False,
     chunk: int = 4096,
 ) -> int:
     """Write training pairs from `images` into `out_path`; return their number.
@@ -102,8 +126,8 @@ def write_patches(
     chunk whatever the number of patches; the header's count is filled in at the end. Random
     corners come from one generator seeded with `seed`, images in the given (sorted) order: the
     same arguments give a byte-identical file. The file's dtype is the images' (uint8, or uint16 for
-    16-bit data). Raises ImageError naming an image (or its shrunk copy) smaller than a patch, or one
-    of another depth than the first.
+    16-bit data). `lr_input`: inputs are LR crops (`degraded_pair`), corners on the LR grid. Raises ImageError
+    naming an image (or its shrunk copy) smaller than a patch, or one of another depth than the first.
     """
     if not images:
         raise ImageError(f"{out_path}: no input images")
@@ -115,7 +139,7 @@ def write_patches(
         out.write(placeholder)
         for path in tqdm(images, desc=f"patches {out_path.name}", unit="img"):
             for hr_scale in hr_scales:
-                degraded, label = degraded_pair(path, scale, kernel, hr_scale)
+                degraded, label = degraded_pair(path, scale, kernel, hr_scale, lr_input)
                 if dtype is None:
                     dtype = label.dtype
                 elif label.dtype != dtype:  # download makes one depth; a hand-edited data/raw/ can mix them
@@ -126,7 +150,8 @@ def write_patches(
                     raise ImageError(
                         f"{user_path(path)}{copy}: {w}x{h} after modcrop is smaller than a {size}x{size} patch"
                     )
-                tops, lefts = crop_corners(h, w, size, stride=stride, count=per_image, rng=rng)
+                step = scale if lr_input else 1
+                tops, lefts = crop_corners(h, w, size, stride=stride, count=per_image, rng=rng, step=step)
                 for first in range(0, len(tops), chunk):
                     corners = list(zip(tops[first : first + chunk], lefts[first : first + chunk], strict=True))
                     block = np.empty((len(corners), 2, size, size), dtype)
@@ -153,7 +178,9 @@ def make_patch_sets(raw_dir: Path, out_dir: Path, params: PatchesStage) -> dict[
     """
     p = params.patches
     train_seed, valid_seed = (np.random.SeedSequence([params.seed, stream]).generate_state(1)[0] for stream in (0, 1))
-    common = dict(size=p.size, scale=params.scale, kernel=params.resize)
+    common = dict(
+        size=p.size, scale=params.scale, kernel=params.resize, lr_input=ARCH_INPUTS[params.model.arch] == "lr"
+    )
     return {
         "train": write_patches(
             list_images(raw_dir / "train"),
@@ -243,14 +270,20 @@ def load_patches(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
-def to_model_arrays(pairs: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 or uint16 (k, 2, S, S) pairs → float32 inputs (k, S, S, 1) and label centres (k, S-2m, S-2m, 1)
-    in [0, 1]: pixels / 255, or / 65535 for 16-bit patches (`srcnn.data.colour.peak`).
+def to_model_arrays(
+    pairs: np.ndarray, margin: int, right: int | None = None, upsample: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 or uint16 (k, 2, S, S) pairs → float32 inputs (k, S/u, S/u, 1) and the labels' pixels the network
+    computes, (k, S − m − r, S − m − r, 1), in [0, 1]: pixels / 255, or / 65535 for 16-bit patches
+    (`srcnn.data.colour.peak`).
 
-    `margin` (m): the receptive-field radius, the pixels the valid convolutions lose on each side.
+    `margin` (m) and `right` (r, default m): HR pixels before the network's first output pixel and after its
+    last (SRCNN: both the receptive-field radius; `srcnn.nets.geometry.Geometry.left` and `.right`);
+    `upsample` (u): 1 for a network on the bicubic input, the scale for one on the LR crop ([:, 0, ::u, ::u]).
     """
     s = pairs.shape[2]
+    right = margin if right is None else right
     top = peak(pairs.dtype)
-    inputs = pairs[:, 0, :, :, None].astype(np.float32) / top
-    labels = pairs[:, 1, margin : s - margin, margin : s - margin, None].astype(np.float32) / top
+    inputs = pairs[:, 0, ::upsample, ::upsample, None].astype(np.float32) / top
+    labels = pairs[:, 1, margin : s - right, margin : s - right, None].astype(np.float32) / top
     return inputs, labels

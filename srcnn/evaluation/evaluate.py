@@ -25,9 +25,12 @@ from srcnn.data.colour import WIDEN, peak, round_to
 from srcnn.data.formats import list_images
 from srcnn.data.imaging import psnr, ssim
 from srcnn.data.io import ImageError, user_path, write_image
-from srcnn.data.patches import degraded_pair
+from srcnn.data.patches import degraded_pair, lr_image
 from srcnn.evaluation.pictures import comparison
-from srcnn.inference.engine import upscale_y
+from srcnn.inference.engine import network_of, upscale_y
+from srcnn.inference.network import geometry_of
+from srcnn.nets.metadata import geometry_of as geometry_of_meta
+from srcnn.nets.metadata import read_metadata
 from srcnn.nets.model_file import load_model
 from srcnn.outputs import atomic_dir, atomic_file, write_json
 from srcnn.params import BENCHMARKS_DIR, EvaluateStage
@@ -36,9 +39,10 @@ SUMMARY_COLUMNS = ("psnr_bicubic", "psnr_srcnn", "ssim_bicubic", "ssim_srcnn")
 
 
 def score_image(model, path: Path, scale: int, kernel: str, border: int) -> tuple[dict, tuple[np.ndarray, ...]]:
-    """PSNR/SSIM of bicubic and SRCNN on one image, at its depth: its CSV row, and the Y images (HR, bicubic,
-    SRCNN; uint8, or uint16 for a 16-bit image) for its picture. ImageError for an image too small to score
-    or one bicubic reproduces exactly."""
+    """PSNR/SSIM of bicubic and the network on one image, at its depth: its CSV row, and the Y images (HR,
+    bicubic, network; uint8, or uint16 for a 16-bit image) for its picture. `model`: a Keras model (SRCNN) or a
+    Network (`srcnn.inference.engine.network_of`); one on the LR image is given the LR Y (`lr_image`), SRCNN
+    the bicubic one. ImageError for an image too small to score or one bicubic reproduces exactly."""
     bicubic, label = degraded_pair(path, scale, kernel)
     if min(label.shape) - 2 * border < 11:  # SSIM's 11×11 window must fit after the shave
         raise ImageError(
@@ -50,7 +54,8 @@ def score_image(model, path: Path, scale: int, kernel: str, border: int) -> tupl
             f"{user_path(path)}: bicubic reproduces this image exactly (e.g. a flat colour), so its PSNR is "
             "infinite and would make the set's mean infinite; leave it out of the set"
         )
-    sr = upscale_y(model, bicubic)
+    run = network_of(model)
+    sr = upscale_y(run, lr_image(label, scale, kernel) if geometry_of(run).upsample > 1 else bicubic)
     row = {
         "image": path.stem,
         "width": label.shape[1],
@@ -111,7 +116,7 @@ def evaluate(
                 )
             stems[path.stem] = path
 
-    model = load_model(model_path)
+    model = network_of(load_model(model_path), geometry_of_meta(read_metadata(model_path) or {}))
     rows, peaks = [], {}
     with atomic_dir(crops_dir) as crops_tmp:
         for name, (_, kernel, shave_px) in sets.items():

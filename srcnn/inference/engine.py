@@ -20,16 +20,18 @@ import numpy as np
 
 from srcnn.data.colour import peak, rgb_to_ycbcr, round_to, ycbcr_to_rgb
 from srcnn.data.resize import apply_taps, axis_taps, symmetric_indices
-from srcnn.inference.network import Network
+from srcnn.inference.network import Network, geometry_of
+from srcnn.nets.geometry import Geometry
 
 
-def network_of(model) -> Network:
-    """`model` itself when it is a Network; a Keras model's compiled forward pass (built once and kept on it)."""
+def network_of(model, geometry: Geometry | None = None) -> Network:
+    """`model` itself when it is a Network; a Keras model's compiled forward pass (built once and kept on it),
+    `geometry` that of a network on the LR image (None: SRCNN)."""
     if isinstance(model, Network):
         return model
     from srcnn.inference.keras_runtime import forward  # TensorFlow loads only for a Keras model
 
-    return forward(model)
+    return forward(model, geometry)
 
 
 def tile_starts(length: int, tile: int) -> list[tuple[int, int]]:
@@ -47,6 +49,8 @@ def predict_y(model, y: np.ndarray, tile: int | None = None, overlap: int | None
     so the result is the same; memory is bounded by the tile size.
     """
     run = network_of(model)
+    if geometry_of(run).upsample > 1:
+        raise ValueError("predict_y runs a network on the bicubic image; this one takes the LR image (predict_lr)")
     m = run.margin
     overlap = m if overlap is None else overlap
     if overlap < m:
@@ -70,15 +74,46 @@ def predict_y(model, y: np.ndarray, tile: int | None = None, overlap: int | None
     return out
 
 
+def predict_lr(run: Network, y: np.ndarray, tile: int | None = None) -> np.ndarray:
+    """A network on the LR image (`run.geometry`: FSRCNN, ESPCN) on a float LR Y image in [0, 1]: float32 HR Y
+    of scale × its size out (unclipped).
+
+    The LR image is padded symmetrically by the geometry's `context` (its borders see mirrored pixels) and run
+    whole (`tile=None`) or in `tile`×`tile` LR tiles, each read with `context` LR pixels around it (mirrored
+    beyond the image edge): every output pixel sees the input pixels it sees in the whole image, so the
+    result is the same for any tile; memory is bounded by the tile size."""
+    g = geometry_of(run)
+    s, c = g.upsample, g.context
+    skip = s * c - g.left  # output pixels before the HR grid of the tile itself
+    h, w = y.shape
+    tile = max(h, w) if tile is None else tile
+    if tile < 1:
+        raise ValueError(f"tile must be at least 1 pixel; got {tile}")
+    out = np.empty((h * s, w * s), np.float32)
+    for r0, r1 in tile_starts(h, tile):
+        rows = symmetric_indices(np.arange(r0 - c, r1 + c), h)
+        for c0, c1 in tile_starts(w, tile):
+            cols = symmetric_indices(np.arange(c0 - c, c1 + c), w)
+            window = np.asarray(np.take(np.take(y, rows, 0), cols, 1), dtype=np.float32)
+            pred = run(window[None, :, :, None])[0, :, :, 0]
+            out[r0 * s : r1 * s, c0 * s : c1 * s] = pred[skip : skip + (r1 - r0) * s, skip : skip + (c1 - c0) * s]
+    return out
+
+
 EVALUATE_TILE = 512  # output tiles of upscale_y: the 64-channel activations of a 4080×2712 image would take 2.8 GB
 
 
-def upscale_y(model, y_bicubic: np.ndarray, tile: int = EVALUATE_TILE) -> np.ndarray:
-    """Run SRCNN on a bicubic-upsampled uint8 or uint16 Y image, in `tile`×`tile` output tiles (the result does
-    not depend on the tile size; memory does); Y of the same size and dtype out. The network sees Y / peak
-    (255 or 65535, `srcnn.data.colour.peak`) in [0, 1], as it was trained."""
-    top = peak(y_bicubic.dtype)
-    return round_to(predict_y(model, y_bicubic.astype(np.float32) / top, tile=tile) * top, y_bicubic.dtype)
+def upscale_y(model, y_input: np.ndarray, tile: int = EVALUATE_TILE, geometry: Geometry | None = None) -> np.ndarray:
+    """Run the network on a uint8 or uint16 Y image, in tiles of about `tile`×`tile` output pixels (the result
+    does not depend on the tile size; memory does): SRCNN on the bicubic-upsampled Y (Y of the same size out),
+    a network on the LR image (`geometry`, or a Network's own) on the LR Y (HR Y out). Y of the input's dtype
+    out. The network sees Y / peak (255 or 65535, `srcnn.data.colour.peak`) in [0, 1], as it was trained."""
+    top = peak(y_input.dtype)
+    run = network_of(model, geometry)
+    g = geometry_of(run)
+    x = y_input.astype(np.float32) / top
+    pred = predict_lr(run, x, max(1, tile // g.upsample)) if g.upsample > 1 else predict_y(run, x, tile=tile)
+    return round_to(pred * top, y_input.dtype)
 
 
 # --------------------------------------------------------------------------- full colour, any image: srcnn upscale
@@ -91,11 +126,12 @@ class Upscaler:
     resize: str
     tile: int = 512
     bit_depth: int = 8  # of the data the model was trained on (`srcnn.nets.metadata.bit_depth_of`); inputs keep theirs
+    geometry: Geometry | None = None  # a Keras model's on the LR image (`srcnn.nets.metadata.geometry_of`)
 
     def __post_init__(self) -> None:
         # The network through the same compiled forward pass as the evaluate stage (`Forward`), so the
         # figures evaluate reports come from the code users run.
-        object.__setattr__(self, "_run", network_of(self.model))
+        object.__setattr__(self, "_run", network_of(self.model, self.geometry))
 
     @property
     def margin(self) -> int:
@@ -107,6 +143,9 @@ class Upscaler:
         `image`: (h, w) gray, (h, w, 2) gray + alpha, (h, w, 3) colour or (h, w, 4) colour + alpha, uint8 or
         uint16, in RGB order or OpenCV's BGR order with `bgr=True` (outputs keep the input's channel order).
         """
+        if geometry_of(self._run).upsample > 1:
+            yield from self._lr_tiles(image, bgr, bicubic)
+            return
         h, w = image.shape[:2]
         s, m = self.scale, self.margin
         H, W = h * s, w * s
@@ -144,6 +183,53 @@ class Upscaler:
                     c1,
                     self._assemble(sr_y, centre, colour, rgb_order, k),
                     (self._assemble(centre[..., 0], centre, colour, rgb_order, k) if bicubic else None),
+                )
+
+    def _lr_tiles(self, image: np.ndarray, bgr: bool, bicubic: bool):
+        """`tiles` for a network on the LR image: Y of each LR tile (with `context` LR pixels around it, mirrored
+        beyond the edges) through the network; Cb, Cr and alpha bicubic as for SRCNN. Output tiles are
+        scale × a whole number of LR pixels, about `tile` a side."""
+        g = geometry_of(self._run)
+        h, w = image.shape[:2]
+        s, c = self.scale, g.context
+        skip = s * c - g.left
+        k = 255.0 / float(np.iinfo(image.dtype).max)
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        colour = channels >= 3
+        rgb_order = [2, 1, 0] if bgr else [0, 1, 2]
+        rows_all, cols_all = axis_taps(h, s, self.resize), axis_taps(w, s, self.resize)
+        lr_tile = max(1, self.tile // s)
+        for lr0, lr1 in tile_starts(h, lr_tile):
+            r0, r1 = lr0 * s, lr1 * s
+            r_idx, r_w = rows_all[0][r0:r1], rows_all[1][r0:r1]
+            lo_r, hi_r = int(r_idx.min()), int(r_idx.max()) + 1
+            lr_rows = symmetric_indices(np.arange(lr0 - c, lr1 + c), h)
+            for lc0, lc1 in tile_starts(w, lr_tile):
+                c0, c1 = lc0 * s, lc1 * s
+                c_idx, c_w = cols_all[0][c0:c1], cols_all[1][c0:c1]
+                lo_c, hi_c = int(c_idx.min()), int(c_idx.max()) + 1
+                block = image[lo_r:hi_r, lo_c:hi_c].astype(np.float64) * k
+                lr = np.take(np.take(image, lr_rows, 0), symmetric_indices(np.arange(lc0 - c, lc1 + c), w), 1)
+                lr = lr.astype(np.float64) * k
+                if colour:
+                    planes = rgb_to_ycbcr(block[..., rgb_order])
+                    if channels == 4:
+                        planes = np.concatenate([planes, block[..., 3:]], axis=2)
+                    lr_y = rgb_to_ycbcr(lr[..., rgb_order])[..., 0]
+                else:
+                    planes = block[..., None] if block.ndim == 2 else block
+                    lr_y = lr if lr.ndim == 2 else lr[..., 0]
+                up = apply_taps(planes, (r_idx - lo_r, r_w), (c_idx - lo_c, c_w))
+                th, tw = r1 - r0, c1 - c0
+                sr_y = self._run((lr_y / 255.0).astype(np.float32)[None, :, :, None])[0, :, :, 0].astype(np.float64)
+                sr_y = sr_y[skip : skip + th, skip : skip + tw] * 255.0
+                yield (
+                    r0,
+                    r1,
+                    c0,
+                    c1,
+                    self._assemble(sr_y, up, colour, rgb_order, k),
+                    (self._assemble(up[..., 0], up, colour, rgb_order, k) if bicubic else None),
                 )
 
     @staticmethod

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from srcnn.inference.network import Network
 from srcnn.nets.fast_layers import pointwise_conv, shift_add_conv
+from srcnn.nets.geometry import Geometry
 from srcnn.nets.srcnn import margin
 from srcnn.threads import configure_tensorflow
 
@@ -52,8 +53,24 @@ class Forward(Network):
         return self._call(tf.convert_to_tensor(x, tf.float32)).numpy()
 
 
-def forward(model: keras.Model) -> Forward:
-    """The compiled forward pass of `model`, built (and traced) once per model and kept on it."""
+class LrForward(Network):
+    """A network on the LR image (FSRCNN, ESPCN) as one compiled TensorFlow function of the Keras model itself:
+    its `geometry` (from the model file's metadata) says where the output sits."""
+
+    def __init__(self, model: keras.Model, geometry: Geometry):
+        self.geometry, self.margin = geometry, geometry.context
+        self._call = tf.function(
+            lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)]
+        )
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self._call(tf.convert_to_tensor(x, tf.float32)).numpy()
+
+
+def forward(model: keras.Model, geometry: Geometry | None = None) -> Network:
+    """The compiled forward pass of `model`, built (and traced) once per model and kept on it. `geometry`:
+    that of a network on the LR image (`srcnn.nets.model_file.geometry_of_metadata`); None for SRCNN."""
     if getattr(model, "_srcnn_forward", None) is None:
-        model._srcnn_forward = Forward(model)
+        lr = geometry is not None and geometry.upsample > 1
+        model._srcnn_forward = LrForward(model, geometry) if lr else Forward(model)
     return model._srcnn_forward

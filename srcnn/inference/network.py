@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from srcnn.nets.geometry import Geometry
+
 
 class Network:
-    """SRCNN's network as a function: float32 (n, h, w, 1) Y in [0, 1] → float32 (n, h − 2·margin,
-    w − 2·margin, 1), unclipped (valid convolutions). `margin` is the receptive-field radius in pixels."""
+    """A trained network as a function: float32 (n, h, w, 1) Y in [0, 1] → float32 (n, H, W, 1) HR Y, unclipped
+    (valid convolutions).
+
+    SRCNN (`geometry` None): the input is the bicubic-upsampled Y and H = h − 2·margin, `margin` the
+    receptive-field radius in pixels. A network on the LR image (FSRCNN, ESPCN) sets `geometry`
+    (`srcnn.nets.geometry.Geometry`: H = scale·h − left − right) and `margin` to its `context`, the LR pixels a
+    tile reads beyond its own on each side."""
 
     margin: int
+    geometry: Geometry | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+def geometry_of(network: Network) -> Geometry:
+    """The network's geometry; SRCNN's (input the bicubic image) from its margin."""
+    return network.geometry or Geometry(1, network.margin, network.margin)

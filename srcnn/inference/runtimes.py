@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from srcnn.inference.network import Network
-from srcnn.nets.metadata import METADATA_KEY, ModelError, parse_metadata
+from srcnn.inference.network import geometry_of as geometry_of_network
+from srcnn.nets.metadata import METADATA_KEY, ModelError, geometry_of, parse_metadata
 from srcnn.params import EXPORT_FORMATS
 
 FORMATS = ("keras", *EXPORT_FORMATS)
@@ -236,13 +237,15 @@ def open_network(path: str | os.PathLike) -> tuple[Network, dict]:
             raise
         except Exception as err:  # Keras raises many types for a damaged or unsafe file
             raise ModelError(f"{p}: cannot be loaded safely ({_first_line(err)})") from None
-        meta.setdefault("margin", margin(model))
-        if meta["margin"] != margin(model):
-            raise ModelError(
-                f"{p}: metadata says receptive-field radius {meta['margin']}, the network has {margin(model)}"
-            )
+        geometry = geometry_of(meta)
+        if geometry is None:  # SRCNN: its receptive field is the network's own
+            meta.setdefault("margin", margin(model))
+            if meta["margin"] != margin(model):
+                raise ModelError(
+                    f"{p}: metadata says receptive-field radius {meta['margin']}, the network has {margin(model)}"
+                )
         try:
-            network = forward(model)
+            network = forward(model, geometry)
         except ValueError as err:
             raise ModelError(f"{p}: {err}") from None
     elif kind == "onnx":
@@ -258,22 +261,30 @@ def open_network(path: str | os.PathLike) -> tuple[Network, dict]:
         meta_file = p / SAVEDMODEL_METADATA
         meta = parse_metadata(meta_file.read_bytes() if meta_file.is_file() else None, str(p))
         network = SavedModelNetwork(p, meta["margin"])
+    network.geometry = geometry_of(meta)
     probe(network, p)
     return network, meta
 
 
 def probe(network: Network, path: Path) -> None:
-    """Run a (1, 2m+1, 2m+1, 1) ramp: one finite pixel must come out (m: the metadata's margin)."""
+    """Run a (1, 2m+1, 2m+1, 1) ramp (m: the metadata's margin): as many finite pixels must come out as the
+    metadata says (SRCNN: one; a network on the LR image: its geometry's output side)."""
     side = 2 * network.margin + 1
+    expected = geometry_of_network(network).output_side(side)
     ramp = np.linspace(0.0, 1.0, side * side, dtype=np.float32).reshape(1, side, side, 1)
     try:
         out = np.asarray(network(ramp))
     except Exception as err:
         raise ModelError(f"{path}: does not run on a 1-channel image ({_first_line(err)})") from None
-    if out.shape != (1, 1, 1, 1):
+    if out.shape != (1, expected, expected, 1) and network.geometry is None:
         raise ModelError(
             f"{path}: maps a {side}×{side} Y image to {out.shape}, not one pixel: not an SRCNN with the "
             f"receptive-field radius {network.margin} its metadata gives"
+        )
+    if out.shape != (1, expected, expected, 1):
+        raise ModelError(
+            f"{path}: maps a {side}×{side} LR Y image to {out.shape}, not {expected}×{expected} pixels: not the "
+            f"network its metadata's geometry describes ({network.geometry})"
         )
     if not np.all(np.isfinite(out)):
         raise ModelError(f"{path}: the network outputs NaN or Infinity (weights of a diverged training run?)")

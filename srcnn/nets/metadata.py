@@ -14,6 +14,7 @@ import zipfile
 
 from srcnn.data.resize import RESIZE_KERNELS
 from srcnn.errors import UserError
+from srcnn.nets.geometry import Geometry
 
 METADATA_KEY = "srcnn_metadata"  # the name of the metadata entry in every format
 METADATA_NAME = f"{METADATA_KEY}.json"  # its member of a .keras zip (Keras ignores it when loading)
@@ -51,9 +52,27 @@ def parse_metadata(text: bytes | str | None, where: str, require_margin: bool = 
     valid_margin = isinstance(margin, int) and not isinstance(margin, bool) and 0 <= margin <= 64
     if (require_margin or "margin" in meta) and not valid_margin:
         raise ModelError(f"{where}: metadata has no valid receptive-field radius (margin): {meta.get('margin')!r}")
+    if "geometry" in meta:
+        g = meta["geometry"]
+        fields = ("upsample", "left", "right")
+        if (
+            not isinstance(g, dict)
+            or any(not isinstance(g.get(f), int) or isinstance(g.get(f), bool) or not 0 <= g[f] <= 256 for f in fields)
+            or g["upsample"] != meta["scale"]
+        ):
+            raise ModelError(
+                f"{where}: metadata has an invalid geometry: {g!r} (upsample = scale, left, right: integers)"
+            )
     if "bit_depth" in meta and (isinstance(meta["bit_depth"], bool) or meta["bit_depth"] not in (8, 16)):
         raise ModelError(f"{where}: metadata has an invalid bit_depth: {meta['bit_depth']!r} (allowed: 8, 16)")
     return meta
+
+
+def geometry_of(meta: dict) -> Geometry | None:
+    """The geometry of a network on the LR image (FSRCNN, ESPCN: its metadata's `geometry`); None for SRCNN,
+    whose input is the bicubic-upsampled image and whose `margin` says the rest."""
+    g = meta.get("geometry")
+    return None if g is None else Geometry(g["upsample"], g["left"], g["right"])
 
 
 def bit_depth_of(meta: dict) -> int:

@@ -16,9 +16,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from srcnn.nets.archs import ARCHS
 from srcnn.nets.metadata import METADATA_NAME, ModelError
 from srcnn.nets.srcnn import kernel_sizes_of, margin
-from srcnn.params import TrainStage, receptive_field, recorded_train
+from srcnn.params import TrainStage, receptive_field, recorded_model, recorded_train
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
@@ -73,9 +74,25 @@ def make_metadata(model: keras.Model, params: TrainStage, bit_depth: int = 8, pr
     `training_precision` when mixed (`train.mixed_precision: auto` says only what was allowed); float32
     leaves the key out, for the same reason. The weights are float32 either way.
     """
-    kernels = kernel_sizes_of(model)
     sixteen = {"bit_depth": 16} if bit_depth == 16 else {}
     mixed = {"training_precision": precision} if precision != "float32" else {}
+    white = 65535 if sixteen else 255
+    if params.model.arch == "srcnn":  # the keys SRCNN's files had before model.arch existed: the same bytes
+        kernels = kernel_sizes_of(model)
+        shape = {
+            "input": f"Y / {white} of the bicubic-upsampled image (the `resize` kernel), valid convolutions",
+            "receptive_field": receptive_field(kernels),
+            "margin": margin(model),
+        }
+    else:
+        g = ARCHS[params.model.arch].geometry(params.scale, params.model.hyper)
+        shape = {
+            "arch": params.model.arch,
+            "input": f"Y / {white} of the LR image (the `resize` kernel's downscale), valid convolutions; "
+            f"output: HR Y, pixels [{g.left}, {g.upsample}·side − {g.right}) of the input's HR grid",
+            "geometry": {"upsample": g.upsample, "left": g.left, "right": g.right},
+            "margin": g.context,  # LR pixels of context a tile reads on each side
+        }
     return {
         "format": 1,
         **sixteen,
@@ -83,15 +100,12 @@ def make_metadata(model: keras.Model, params: TrainStage, bit_depth: int = 8, pr
         "scale": params.scale,
         "resize": params.resize,
         "colour": COLOUR_CONVENTION_16 if sixteen else COLOUR_CONVENTION,
-        "input": f"Y / {65535 if sixteen else 255} of the bicubic-upsampled image (the `resize` kernel), "
-        "valid convolutions",
-        "receptive_field": receptive_field(kernels),
-        "margin": margin(model),
+        **shape,
         "params": {
             "seed": params.seed,
             "scale": params.scale,
             "resize": params.resize,
-            "model": {"filters": list(params.model.filters), "kernel_sizes": list(params.model.kernel_sizes)},
+            "model": recorded_model(params.model),  # SRCNN: as before model.arch existed, the same bytes
             "train": recorded_train(params.train),  # later keys left out at their default: same bytes as before
         },
         "package": "srcnn-dvc",

@@ -30,8 +30,8 @@ import tensorflow as tf
 
 from srcnn.errors import UserError
 from srcnn.inference.runtimes import SAVEDMODEL_METADATA
-from srcnn.nets.metadata import METADATA_KEY, white_of
-from srcnn.nets.srcnn import margin
+from srcnn.nets.archs import ARCHS
+from srcnn.nets.metadata import METADATA_KEY, geometry_of, white_of
 from srcnn.outputs import atomic_dir, atomic_file
 from srcnn.threads import onnx_session_options
 
@@ -95,23 +95,24 @@ def canonical_names(graph) -> None:
 ONNX_INPUT, ONNX_OUTPUT = "y_bicubic", "y_sr"
 
 
-def to_nchw(graph, white: int = 255) -> None:
+def to_nchw(graph, white: int = 255, lr_input: bool = False) -> None:
     """Make a graph of NHWC input and output (n, h, w, 1), as tf2onnx converts a Keras model, take and give ONNX's
     convention, NCHW: input `y_bicubic` float32 [batch, 1, height, width], output `y_sr` float32 [out_batch, 1,
     out_height, out_width] (what `cv2.dnn.blobFromImage`, the ONNX model zoo's super-resolution model and PyTorch
     exports use). A Transpose on each side; with one channel it moves no data, and runtimes fold it away.
     Nodes are renamed `<op>_<index>` in order; the old input and output become inner values. `white`: what the
     input and output are Y divided by, named in their doc strings (`srcnn.nets.metadata.white_of`: 255, or 65535
-    for a 16-bit model)."""
+    for a 16-bit model). `lr_input`: a network on the LR image (FSRCNN, ESPCN), whose input is named `y_lr`."""
     from onnx import TensorProto, helper
 
+    onnx_input = "y_lr" if lr_input else ONNX_INPUT
     (old_in,), (old_out,) = graph.input, graph.output
     inner_in, inner_out = f"{old_in.name}_nhwc", f"{ONNX_OUTPUT}_nhwc"
     for node in graph.node:
         node.input[:] = [inner_in if n == old_in.name else inner_out if n == old_out.name else n for n in node.input]
         node.output[:] = [inner_out if n == old_out.name else n for n in node.output]
     nodes = [
-        helper.make_node("Transpose", [ONNX_INPUT], [inner_in], perm=[0, 2, 3, 1]),
+        helper.make_node("Transpose", [onnx_input], [inner_in], perm=[0, 2, 3, 1]),
         *(copy.deepcopy(node) for node in graph.node),
         helper.make_node("Transpose", [inner_out], [ONNX_OUTPUT], perm=[0, 3, 1, 2]),
     ]
@@ -119,12 +120,19 @@ def to_nchw(graph, white: int = 255) -> None:
     graph.node.extend(nodes)
     for i, node in enumerate(graph.node):
         node.name = f"{node.op_type}_{i}"
-    new_in = helper.make_tensor_value_info(ONNX_INPUT, TensorProto.FLOAT, ["batch", 1, "height", "width"])
-    new_in.doc_string = f"NCHW: Y / {white} of the bicubic-upscaled image, float32 [batch, 1, height, width]"
+    new_in = helper.make_tensor_value_info(onnx_input, TensorProto.FLOAT, ["batch", 1, "height", "width"])
     new_out = helper.make_tensor_value_info(ONNX_OUTPUT, TensorProto.FLOAT, ["out_batch", 1, "out_height", "out_width"])
-    new_out.doc_string = (
-        f"NCHW: Y / {white} of the SRCNN image, float32 [batch, 1, height - 2 margin, width - 2 margin]"
-    )
+    if lr_input:
+        new_in.doc_string = f"NCHW: Y / {white} of the LR image, float32 [batch, 1, height, width]"
+        new_out.doc_string = (
+            f"NCHW: Y / {white} of the HR image, float32 [batch, 1, scale height - left - right, scale width - left "
+            "- right] (srcnn_metadata's geometry)"
+        )
+    else:
+        new_in.doc_string = f"NCHW: Y / {white} of the bicubic-upscaled image, float32 [batch, 1, height, width]"
+        new_out.doc_string = (
+            f"NCHW: Y / {white} of the SRCNN image, float32 [batch, 1, height - 2 margin, width - 2 margin]"
+        )
     del graph.input[:], graph.output[:]
     graph.input.append(new_in)
     graph.output.append(new_out)
@@ -133,14 +141,22 @@ def to_nchw(graph, white: int = 255) -> None:
 ONNX_ATTEMPTS = 5
 
 
-def _converted_onnx(model: keras.Model, raw: Path):
+def probe_shape(meta: dict) -> tuple[int, int]:
+    """(input side, output side) of a probe: 2·margin + 1 input pixels, and what the network makes of them
+    (SRCNN: one pixel; a network on the LR image: its geometry's output side)."""
+    side = 2 * meta["margin"] + 1
+    geometry = geometry_of(meta)
+    return side, 1 if geometry is None else geometry.output_side(side)
+
+
+def _converted_onnx(model: keras.Model, raw: Path, meta: dict):
     """Keras's ONNX export, retried while its graph is malformed: tf2onnx 1.17's optimiser now and then
     (about one run in five here) drops the final Squeeze, leaving a rank-5 output. Each attempt is checked by
     running it in ONNX Runtime on one (1, s, s, 1) input; the parity check later compares the values."""
     import onnx
     import onnxruntime
 
-    side = 2 * margin(model) + 1
+    side, out = probe_shape(meta)
     probe = np.zeros((1, side, side, 1), np.float32)
     for _ in range(ONNX_ATTEMPTS):
         _quiet_export(model, raw, "onnx")
@@ -148,7 +164,7 @@ def _converted_onnx(model: keras.Model, raw: Path):
         session = onnxruntime.InferenceSession(
             proto.SerializeToString(), sess_options=onnx_session_options(), providers=["CPUExecutionProvider"]
         )
-        if session.run(None, {session.get_inputs()[0].name: probe})[0].shape == (1, 1, 1, 1):
+        if session.run(None, {session.get_inputs()[0].name: probe})[0].shape == (1, out, out, 1):
             return proto
     raise ConversionError(f"tf2onnx gave a malformed graph (output not (n, h, w, 1)) {ONNX_ATTEMPTS} times")
 
@@ -160,16 +176,18 @@ def write_onnx(model: keras.Model, path: Path, metadata: str) -> None:
     Raises ConversionError when tf2onnx keeps producing a malformed graph."""
     import onnx
 
+    meta = json.loads(metadata)
     with atomic_file(path) as tmp:
         raw = Path(tmp).with_suffix(".raw.onnx")
         try:
-            proto = _converted_onnx(model, raw)
+            proto = _converted_onnx(model, raw, meta)
         finally:
             raw.unlink(missing_ok=True)
         canonical_names(proto.graph)
-        to_nchw(proto.graph, white_of(json.loads(metadata)))
+        to_nchw(proto.graph, white_of(meta), lr_input=geometry_of(meta) is not None)
         proto.metadata_props.append(onnx.StringStringEntryProto(key=METADATA_KEY, value=metadata))
-        proto.doc_string = "SRCNN (Dong et al., 2014) on Y, NCHW [batch, 1, height, width]; see srcnn_metadata"
+        name = ARCHS[meta["arch"]].title if "arch" in meta else "SRCNN (Dong et al., 2014)"
+        proto.doc_string = f"{name} on Y, NCHW [batch, 1, height, width]; see srcnn_metadata"
         onnx.checker.check_model(proto)
         Path(tmp).write_bytes(proto.SerializeToString(deterministic=True))
 
@@ -221,6 +239,54 @@ class ServingModule(tf.Module):
         return x
 
 
+class LrServingModule(tf.Module):
+    """`ServingModule` for a network on the LR image (FSRCNN, ESPCN): its layers' weights as variables in layer
+    order, applied by the ops Keras runs for each kind of layer it may hold (Conv2D, PReLU, Conv2DTranspose,
+    Cropping2D); the same model gives the same bytes, as for SRCNN."""
+
+    def __init__(self, model: keras.Model):
+        super().__init__(name="srcnn")
+        self.steps, self.layer_variables = [], []
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            kind = type(layer).__name__
+            if kind not in ("Conv2D", "PReLU", "Conv2DTranspose", "Cropping2D"):
+                raise ConversionError(f"{model.name}: no SavedModel form for its {kind} layer {layer.name}")
+            variables = [
+                tf.Variable(np.asarray(w), name=f"{layer.name}_{i}") for i, w in enumerate(layer.get_weights())
+            ]
+            self.layer_variables.append(variables)
+            # Plain values only: a Keras layer held by the module would be saved with it.
+            if kind == "Conv2D":
+                self.steps.append((kind, layer.activation))
+            elif kind == "Conv2DTranspose":
+                self.steps.append((kind, (layer.kernel_size[0], layer.strides[0], layer.filters, layer.use_bias)))
+            elif kind == "Cropping2D":
+                self.steps.append((kind, tuple(layer.cropping)))
+            else:
+                self.steps.append((kind, None))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name="y_lr")])
+    def serve(self, x: tf.Tensor) -> tf.Tensor:
+        for (kind, how), w in zip(self.steps, self.layer_variables, strict=True):
+            if kind == "Conv2D":
+                x = how(tf.nn.bias_add(tf.nn.conv2d(x, w[0], 1, "VALID"), w[1]))
+            elif kind == "PReLU":
+                x = tf.nn.relu(x) - w[0] * tf.nn.relu(-x)
+            elif kind == "Conv2DTranspose":
+                k, s, filters, use_bias = how
+                shape = tf.shape(x)
+                out = tf.stack([shape[0], (shape[1] - 1) * s + k, (shape[2] - 1) * s + k, filters])
+                x = tf.nn.conv2d_transpose(x, w[0], out, s, "VALID")
+                if use_bias:
+                    x = tf.nn.bias_add(x, w[1])
+            else:
+                (top, bottom), (left, right) = how
+                x = x[:, top : tf.shape(x)[1] - bottom, left : tf.shape(x)[2] - right]
+        return x
+
+
 def canonical_function_names(saved_model_pb: Path) -> None:
     """Renumber the traced functions' names in `saved_model_pb` in place.
 
@@ -269,7 +335,7 @@ def write_savedmodel(model: keras.Model, path: Path, metadata: str) -> None:
     from tensorflow.core.protobuf import fingerprint_pb2
     from tensorflow.python.saved_model import fingerprinting_utils
 
-    module = ServingModule(model)
+    module = LrServingModule(model) if geometry_of(json.loads(metadata)) is not None else ServingModule(model)
     with atomic_dir(path) as tmp:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         (tmp / SAVEDMODEL_METADATA).parent.mkdir(exist_ok=True)

@@ -21,8 +21,9 @@ import numpy as np
 from srcnn.data.colour import round_to
 from srcnn.data.patches import PatchFile, to_model_arrays
 from srcnn.errors import UserError
+from srcnn.inference.network import geometry_of as geometry_of_network
 from srcnn.inference.runtimes import Network, OpencvDnnNetwork, open_network
-from srcnn.nets.metadata import ModelError, read_metadata
+from srcnn.nets.metadata import ModelError, geometry_of, read_metadata
 from srcnn.outputs import atomic_dir, sha256_of, write_json
 from srcnn.shipping.model_card import model_card
 
@@ -45,7 +46,8 @@ def parity(reference: Network, exported: Network, patches: PatchFile) -> dict:
     worst, differing, levels, pixels = 0.0, 0, 0, 0
     for start in range(0, len(patches), PARITY_BATCH):
         batch = patches.read(np.arange(start, min(start + PARITY_BATCH, len(patches))))
-        x, _ = to_model_arrays(batch, reference.margin)
+        g = geometry_of_network(reference)
+        x, _ = to_model_arrays(batch, g.left, g.right, g.upsample)
         want, got = reference(x), np.asarray(exported(x))
         if got.shape != want.shape:
             raise ParityError(f"the export maps {x.shape} to {got.shape}; the Keras model to {want.shape}")
@@ -97,7 +99,7 @@ def export_model(
         from srcnn.shipping.converters import WRITERS
 
         model = load_model(model_path)
-        reference = forward(model)
+        reference = forward(model, geometry_of(meta))
         side = 2 * meta["margin"] + 1
         model(np.zeros((1, side, side, 1), np.float32))  # Keras exports only a model that has been called
     figures = {}
@@ -111,6 +113,7 @@ def export_model(
             )
             if name == "onnx":  # OpenCV's dnn too, on NCHW blobs as cv2.dnn.blobFromImage makes them
                 opencv = OpencvDnnNetwork(path, meta["margin"])
+                opencv.geometry = geometry_of(meta)
                 result["opencv_dnn"] = checked(
                     parity(reference, opencv, patches), f"{out_dir / FILE_NAMES[name]} (OpenCV dnn)", model_path
                 )

@@ -7,7 +7,8 @@ and the export stage's parity figures, so it is regenerated, never edited.
 
 from __future__ import annotations
 
-from srcnn.nets.metadata import white_of
+from srcnn.nets.archs import ARCHS
+from srcnn.nets.metadata import geometry_of, white_of
 
 RUN_SNIPPETS = {
     "onnx": (
@@ -37,28 +38,77 @@ y_sr = model.serve(y).numpy()""",
 }
 
 
+def _srcnn_text(meta: dict, top: int) -> tuple[str, list[str], list[str]]:
+    """Title, "What it is" and the first "Conventions" lines of an SRCNN's card."""
+    p, scale, margin, resize = meta["params"], meta["scale"], meta["margin"], meta["resize"]
+    layers = " → ".join(
+        f"{k}×{k}×{n} ReLU" for n, k in zip(p["model"]["filters"], p["model"]["kernel_sizes"], strict=False)
+    )
+    title = f"# SRCNN ×{scale}, {'-'.join(map(str, p['model']['kernel_sizes']))}"
+    what = [
+        "SRCNN (Dong, Loy, He and Tang, *Image Super-Resolution Using Deep Convolutional Networks*, ECCV 2014 /",
+        f"TPAMI 2016): {layers} → {p['model']['kernel_sizes'][-1]}×{p['model']['kernel_sizes'][-1]}×1, valid",
+        f"convolutions, receptive field {meta['receptive_field']}×{meta['receptive_field']} pixels. It sharpens "
+        f"an image already upscaled ×{scale} bicubically; only the luma (Y) goes through the network.",
+    ]
+    conventions = [
+        f"- Input `y`: float32, the Y channel ({meta['colour']}) divided by {top}, of the image upscaled ×{scale}",
+        f"  with the `{resize}` bicubic kernel first; n, h and w are free.",
+        f"- Output: float32, Y / {top} of the high-resolution image, h − {2 * margin} × w − {2 * margin}, not clipped.",
+        f"  To keep the size, pad `y` symmetrically by {margin} pixels first (as `srcnn upscale` does).",
+        "- Layout, each format's convention (the `layout` entry of its metadata): ONNX is NCHW, input",
+        f"  (n, 1, h, w) and output (n, 1, h − {2 * margin}, w − {2 * margin}), as `cv2.dnn.blobFromImage`, PyTorch",
+        f"  and the ONNX model zoo use; TFLite and the SavedModel are NHWC, (n, h, w, 1) → (n, h − {2 * margin},",
+        f"  w − {2 * margin}, 1). With one channel both hold the same bytes: `y.transpose(0, 3, 1, 2)` copies nothing.",
+    ]
+    return title, what, conventions
+
+
+def _lr_text(meta: dict, top: int) -> tuple[str, list[str], list[str]]:
+    """Title, "What it is" and the first "Conventions" lines of a network on the LR image (FSRCNN, ESPCN)."""
+    arch = ARCHS[meta["arch"]]
+    g, scale, resize = geometry_of(meta), meta["scale"], meta["resize"]
+    hyper = {k: v for k, v in meta["params"]["model"].items() if k != "arch"}
+    name = arch.title.split(" (")[0]
+    c, skip = g.context, scale * g.context - g.left
+    title = f"# {name} ×{scale}, " + ", ".join(f"{k} {v}" for k, v in hyper.items())
+    what = [
+        f"{arch.title}, {', '.join(f'{k} = {v}' for k, v in hyper.items())}: valid convolutions on the",
+        f"low-resolution image's luma (Y), upscaled ×{scale} by the network itself; "
+        f"{arch.multiply_adds(scale, hyper):,.0f} multiply-adds per output pixel.",
+        "Cb and Cr are upscaled bicubically.",
+    ]
+    conventions = [
+        f"- Input `y`: float32, the Y channel ({meta['colour']}) divided by {top}, of the low-resolution image",
+        f"  itself (the image to enlarge; trained on `{resize}` bicubic downscales); n, h and w are free.",
+        f"- Output: float32, Y / {top} of the high-resolution image, {scale}·h − {g.left + g.right} × "
+        f"{scale}·w − {g.left + g.right}, not clipped: its first pixel is",
+        f"  pixel {g.left} of the ×{scale} grid. For exactly {scale}·h × {scale}·w, pad `y` symmetrically by {c} "
+        f"pixels and keep output rows and columns from {skip} (as `srcnn upscale` does).",
+        "- Layout, each format's convention (the `layout` entry of its metadata): ONNX is NCHW, input (n, 1, h, w),",
+        "  as `cv2.dnn.blobFromImage`, PyTorch and the ONNX model zoo use; TFLite and the SavedModel are NHWC,",
+        "  (n, h, w, 1). With one channel both hold the same bytes: `y.transpose(0, 3, 1, 2)` copies nothing.",
+    ]
+    return title, what, conventions
+
+
 def model_card(meta: dict, evaluation: dict, exports: dict[str, dict], files: dict[str, str]) -> str:
     """Markdown text. `meta`: the model's metadata; `evaluation`: metrics/evaluate.json ({set: scores});
     `exports`: {format: parity figures} (`srcnn.shipping.export.parity`); `files`: {format: file name}."""
     p = meta["params"]
-    scale, margin, resize = meta["scale"], meta["margin"], meta["resize"]
-    layers = " → ".join(
-        f"{k}×{k}×{n} ReLU" for n, k in zip(p["model"]["filters"], p["model"]["kernel_sizes"], strict=False)
-    )
+    scale, resize = meta["scale"], meta["resize"]
     top = white_of(meta)
     at = ", PSNR at 65535 where a set says peak 65535" if any(e.get("peak") for e in evaluation.values()) else ""
+    title, what, conventions = (_srcnn_text if geometry_of(meta) is None else _lr_text)(meta, top)
     lines = [
-        f"# SRCNN ×{scale}, {'-'.join(map(str, p['model']['kernel_sizes']))}",
+        title,
         "",
         "Generated by the `export` stage from `models/srcnn.keras`, `metrics/evaluate.json` and the export's",
         "parity check; `dvc repro export` rewrites it.",
         "",
         "## What it is",
         "",
-        "SRCNN (Dong, Loy, He and Tang, *Image Super-Resolution Using Deep Convolutional Networks*, ECCV 2014 /",
-        f"TPAMI 2016): {layers} → {p['model']['kernel_sizes'][-1]}×{p['model']['kernel_sizes'][-1]}×1, valid",
-        f"convolutions, receptive field {meta['receptive_field']}×{meta['receptive_field']} pixels. It sharpens "
-        f"an image already upscaled ×{scale} bicubically; only the luma (Y) goes through the network.",
+        *what,
         f"Package {meta['package']} {meta['version']}.",
         "",
         "## Training",
@@ -92,14 +142,7 @@ def model_card(meta: dict, evaluation: dict, exports: dict[str, dict], files: di
         "",
         "## Conventions",
         "",
-        f"- Input `y`: float32, the Y channel ({meta['colour']}) divided by {top}, of the image upscaled ×{scale}",
-        f"  with the `{resize}` bicubic kernel first; n, h and w are free.",
-        f"- Output: float32, Y / {top} of the high-resolution image, h − {2 * margin} × w − {2 * margin}, not clipped.",
-        f"  To keep the size, pad `y` symmetrically by {margin} pixels first (as `srcnn upscale` does).",
-        "- Layout, each format's convention (the `layout` entry of its metadata): ONNX is NCHW, input",
-        f"  (n, 1, h, w) and output (n, 1, h − {2 * margin}, w − {2 * margin}), as `cv2.dnn.blobFromImage`, PyTorch",
-        f"  and the ONNX model zoo use; TFLite and the SavedModel are NHWC, (n, h, w, 1) → (n, h − {2 * margin},",
-        f"  w − {2 * margin}, 1). With one channel both hold the same bytes: `y.transpose(0, 3, 1, 2)` copies nothing.",
+        *conventions,
         "- Colour: Cb and Cr are upscaled bicubically; convert back with the exact inverse (MATLAB `ycbcr2rgb`).",
         "- The full pipeline for a photo, with tiling for any size: `srcnn upscale photo.jpg -o out.png --model`",
         "  with any of the files below.",

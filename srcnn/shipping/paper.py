@@ -29,7 +29,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from srcnn.params import BENCHMARKS_DIR, LATER_KEYS
+from srcnn.params import BENCHMARKS_DIR, LATER_KEYS, current_tree
 
 SCALES = (2, 3, 4)
 RESULTS = Path("results/paper.json")
@@ -45,8 +45,9 @@ RECIPE: dict[str, object] = {
     "patches.stride": 14,
     "patches.flips_rotations": True,
     "patches.hr_scales": [1.0, 0.9, 0.8, 0.7, 0.6],
-    "model.filters": [64, 32],
-    "model.kernel_sizes": [9, 1, 5],
+    "model.arch": "srcnn",
+    "model.srcnn.filters": [64, 32],
+    "model.srcnn.kernel_sizes": [9, 1, 5],
     "train.epochs": 20,
     "train.batch_size": 128,
     "train.learning_rate": 0.001,
@@ -193,7 +194,7 @@ def deviations(params: dict, precision: str | None = None) -> dict:
     computed what `auto` computes on a CPU without bfloat16, a `true` run on a CPU what it computes on one with it
     (where TensorFlow emulates bfloat16, the same rounding, only slower).
     """
-    flat = {**LATER_KEYS, **_flatten(params)}  # a record without a later key ran with its default
+    flat = {**LATER_KEYS, **_flatten(current_tree(params))}  # a record without a later key ran with its default
     changes = {key: flat.get(key) for key, value in RECIPE.items() if flat.get(key) != value}
     if "train.mixed_precision" in changes and computed_in(params, precision) in RECIPE_PRECISIONS:
         del changes["train.mixed_precision"]

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from srcnn.nets.metadata import ModelError
+from srcnn.params import current_tree
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"  # srcnn/weights/, package data
 RECORD = "record.json"
@@ -144,7 +145,7 @@ def build_record(repo: Path, experiment: str, name: str) -> tuple[dict, dict[str
     for fmt, dvc_path in (("keras", "models/srcnn.keras"), ("onnx", "models/export/srcnn.onnx")):
         with dvc.api.open(dvc_path, repo=str(repo), rev=rev, mode="rb") as f:
             files[FILES[fmt]] = f.read()
-    kernels = params["model"]["kernel_sizes"]
+    kernels = current_tree(params)["model"]["srcnn"]["kernel_sizes"]
     train_dir = params["download"]["train_dir"]
     download_dep = _lock_entry(lock, "download", "deps", train_dir)
     rec = {

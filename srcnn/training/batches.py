@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from srcnn.data.patches import PatchFile, to_model_arrays
+from srcnn.nets.geometry import Geometry
 
 
 class BatchPlan:
@@ -61,7 +62,7 @@ class BatchPlan:
 def replica_dataset(
     patches: PatchFile,
     plan: BatchPlan,
-    margin: int,
+    geometry: Geometry | int,
     replicas: Sequence[int],
     first_step: int = 0,
     steps: int | None = None,
@@ -71,19 +72,22 @@ def replica_dataset(
     Keras takes steps_per_epoch elements per epoch from one iterator, so the steps run on
     through the epochs (validation, in file order, repeats the same batches). Elements come
     step by step and, within a step, replica by replica: the order in which tf.distribute
-    hands a worker's dataset elements to its local replicas.
+    hands a worker's dataset elements to its local replicas. `geometry`: where the network's output sits in
+    the HR crop (`srcnn.nets.geometry`); an int m stands for SRCNN's (input the bicubic crop, margin m).
     """
+    g = Geometry(1, geometry, geometry) if isinstance(geometry, int) else geometry
     k, s = len(replicas), patches.size
+    side = s // g.upsample
 
     def load(element: np.int64) -> tuple[np.ndarray, np.ndarray]:
         step, j = divmod(int(element), k)
-        return to_model_arrays(patches.read(plan.replica_slice(step, replicas[j])), margin)
+        return to_model_arrays(patches.read(plan.replica_slice(step, replicas[j])), g.left, g.right, g.upsample)
 
-    out = s - 2 * margin
+    out = g.output_side(side)
     last = 2**62 if steps is None else (first_step + steps) * k
     dataset = (
         tf.data.Dataset.range(first_step * k, last)
         .map(lambda e: tf.numpy_function(load, [e], (tf.float32, tf.float32), stateful=False))
-        .map(lambda x, y: (tf.ensure_shape(x, (None, s, s, 1)), tf.ensure_shape(y, (None, out, out, 1))))
+        .map(lambda x, y: (tf.ensure_shape(x, (None, side, side, 1)), tf.ensure_shape(y, (None, out, out, 1))))
     )
     return dataset.prefetch(2)  # the next batches are read while the model trains on this one

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from srcnn.nets.fast_layers import FAST_LAYERS_REVISION
 from srcnn.outputs import atomic_dir, remove_dir, sha256_of
-from srcnn.params import TrainStage, flatten_tree, recorded_train
+from srcnn.params import TrainStage, flatten_tree, recorded_model, recorded_train
 
 SETTINGS = "settings.json"  # in each checkpoint folder: what its key hashes, to say why it is not resumed
 
@@ -32,7 +32,7 @@ def checkpoint_settings(
     """Everything a checkpoint's weights depend on (JSON-ready): only a run with the same may resume from it."""
     settings = {
         "seed": params.seed,
-        "model": vars(params.model),
+        "model": recorded_model(params.model),
         "train": recorded_train(params.train),  # later keys left out at their default: old checkpoints resume
         "replicas": replicas,
         "policy": policy,

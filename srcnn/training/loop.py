@@ -43,11 +43,13 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from srcnn.data.imaging import resample
 from srcnn.data.patches import PatchFile, PatchFileError, to_model_arrays
+from srcnn.nets.archs import ARCHS
+from srcnn.nets.geometry import Geometry
 from srcnn.nets.model_file import make_metadata, save_model
-from srcnn.nets.srcnn import build_srcnn
 from srcnn.outputs import atomic_file, write_json
-from srcnn.params import ParamsError, TrainStage, margin_of
+from srcnn.params import ParamsError, TrainStage
 from srcnn.training.batches import BatchPlan, replica_dataset
 from srcnn.training.callbacks import PSNR, CurveRecorder, StopOnNonFiniteLoss, write_curves
 from srcnn.training.checkpoints import (
@@ -113,7 +115,7 @@ def distributed_batches(
     strategy: tf.distribute.Strategy,
     patches: PatchFile,
     plan: BatchPlan,
-    margin: int,
+    geometry: Geometry,
     first_step: int = 0,
     steps: int | None = None,
 ):
@@ -123,7 +125,7 @@ def distributed_batches(
     def per_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
         local = context.num_replicas_in_sync // context.num_input_pipelines
         first = context.input_pipeline_id * local
-        return replica_dataset(patches, plan, margin, list(range(first, first + local)), first_step, steps)
+        return replica_dataset(patches, plan, geometry, list(range(first, first + local)), first_step, steps)
 
     return strategy.distribute_datasets_from_function(per_worker)
 
@@ -138,12 +140,20 @@ def execution_steps(steps_per_epoch: int, most: int = 16) -> int:
 # --------------------------------------------------------------------------- training
 
 
-def bicubic_psnr(patches: PatchFile, plan: BatchPlan, margin: int) -> float:
-    """PSNR of the bicubic input itself on the validation patches (their centres): the bar to beat."""
-    metric = PSNR()
+def bicubic_psnr(patches: PatchFile, plan: BatchPlan, geometry: Geometry, kernel: str) -> float:
+    """PSNR of bicubic upscaling on the validation patches, over the pixels the network computes: the bar to
+    beat. For a network on the bicubic input, that input itself; for one on the LR crop, the LR crop
+    upscaled by `kernel` (`srcnn.data.imaging.resample`, as the bicubic input is made)."""
+    g, metric = geometry, PSNR()
     for step in range(plan.steps_per_epoch):
-        inputs, labels = to_model_arrays(patches.read(plan.batch(step)), margin)
-        metric.update_state(labels, inputs[:, margin : inputs.shape[1] - margin, margin : inputs.shape[2] - margin])
+        pairs = patches.read(plan.batch(step))
+        if g.upsample > 1:  # the LR crops, bicubic-upscaled, in the place of the network's input
+            pairs = pairs.copy()
+            for pair in pairs:
+                pair[0] = resample(pair[0, :: g.upsample, :: g.upsample], (float(g.upsample),), kernel)
+        inputs, labels = to_model_arrays(pairs, g.left, g.right)
+        s = inputs.shape[1]
+        metric.update_state(labels, inputs[:, g.left : s - g.right, g.left : s - g.right])
     return float(metric.result())
 
 
@@ -175,12 +185,15 @@ def train(
     multiworker = p.strategy == "multiworker"
 
     train_patches, valid_patches = PatchFile(train_path), PatchFile(valid_path)
-    margin = margin_of(params.model.kernel_sizes)
-    if train_patches.size <= 2 * margin:
+    arch = ARCHS[params.model.arch]
+    geometry = arch.geometry(params.scale, params.model.hyper)
+    side = train_patches.size // geometry.upsample  # the network's input side
+    if train_patches.size % geometry.upsample or geometry.output_side(side) < 1:
+        smallest = next(n for n in range(1, 1024) if geometry.output_side(n) >= 1) * geometry.upsample
         raise PatchFileError(
-            f"{train_path}: {train_patches.size}-pixel patches leave no output for a model whose "
-            f"receptive field is {2 * margin + 1} pixels (model.kernel_sizes "
-            f"{params.model.kernel_sizes}); rerun patches with patches.size >= {2 * margin + 1}"
+            f"{train_path}: {train_patches.size}-pixel patches leave no output for {arch.title} at ×{params.scale} "
+            f"(model.{arch.name}: {params.model.hyper}); rerun patches with patches.size >= {smallest}"
+            + (f", a multiple of {geometry.upsample}" if geometry.upsample > 1 else "")
         )
     if train_patches.dtype != valid_patches.dtype:  # one depth per run: both come from one download
         raise PatchFileError(
@@ -232,7 +245,7 @@ def train(
     def compiled_model(phase_policy: str) -> keras.Model:
         keras.config.set_dtype_policy(phase_policy)
         with strategy.scope():
-            model = build_srcnn(params.model.filters, params.model.kernel_sizes, fast_layers=fast_layers)
+            model = arch.build(params.scale, params.model.hyper, fast_layers=fast_layers)
             if multiworker:
                 model = VectorLogsModel(model.inputs, model.outputs, name=model.name)
             model.compile(
@@ -271,12 +284,12 @@ def train(
             with strategy.scope():
                 model.fit(
                     distributed_batches(
-                        strategy, train_patches, train_plan, margin, epoch * train_plan.steps_per_epoch
+                        strategy, train_patches, train_plan, geometry, epoch * train_plan.steps_per_epoch
                     ),
                     steps_per_epoch=train_plan.steps_per_epoch,
                     # Finite, so that each validation reads its batches exactly once, whatever steps_per_execution.
                     validation_data=distributed_batches(
-                        strategy, valid_patches, valid_plan, margin, steps=valid_plan.steps_per_epoch
+                        strategy, valid_patches, valid_plan, geometry, steps=valid_plan.steps_per_epoch
                     ),
                     initial_epoch=epoch,
                     epochs=end,
@@ -293,7 +306,7 @@ def train(
         keras.config.set_dtype_policy("float32")
 
     seen = len(train_patches) * (p.epochs - first_epoch)
-    out_pixels = (train_patches.size - 2 * margin) ** 2
+    out_pixels = geometry.output_side(side) ** 2
     summary = {
         "epochs": p.epochs,
         "resumed_from_epoch": first_epoch,
@@ -308,7 +321,9 @@ def train(
         "final_psnr": rows[-1]["psnr"],
         "final_val_loss": rows[-1]["val_loss"],
         "final_val_psnr": rows[-1]["val_psnr"],
-        "val_psnr_bicubic": bicubic_psnr(valid_patches, BatchPlan(len(valid_patches), p.batch_size, None), margin),
+        "val_psnr_bicubic": bicubic_psnr(
+            valid_patches, BatchPlan(len(valid_patches), p.batch_size, None), geometry, params.resize
+        ),
     }
     if not chief:
         if folder is not None:
@@ -316,7 +331,7 @@ def train(
         return summary
 
     # The saved model is float32 whatever the training policy: copy the weights into a float32 build.
-    saved = build_srcnn(params.model.filters, params.model.kernel_sizes)
+    saved = arch.build(params.scale, params.model.hyper)
     saved.set_weights(model.get_weights())
     write_curves(log_dir, rows)
     with atomic_file(model_path, suffix=".keras") as tmp:  # model and its metadata appear together

@@ -1,0 +1,202 @@
+"""The architectures of srcnn/nets/ (registry srcnn.nets.archs): each builds, its geometry is the one its Keras
+model has, its cost is the paper's, and ESPCN's depth-to-space is TensorFlow's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import srcnn.quiet_tensorflow  # noqa: F401  (before tensorflow: loads it without its start-up lines)
+
+# isort: split
+
+import tensorflow as tf
+
+from srcnn.nets.archs import ARCHS
+from srcnn.nets.espcn import build_espcn, shuffle_kernel
+from srcnn.nets.fsrcnn import DECONV
+from srcnn.params import ARCH_INPUTS
+
+HYPER = {
+    "srcnn": {"filters": [64, 32], "kernel_sizes": [9, 1, 5]},
+    "fsrcnn": {"d": 56, "s": 12, "m": 4},
+    "espcn": {"filters": [64, 32], "kernel_sizes": [5, 3, 3], "activation": "tanh"},
+}
+
+
+def test_the_registry_and_the_params_schema_name_the_same_architectures():
+    assert sorted(ARCHS) == sorted(ARCH_INPUTS) == sorted(HYPER)
+    assert {name: a.input for name, a in ARCHS.items()} == ARCH_INPUTS
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("side", [17, 30])
+def test_geometry_is_the_models_own(arch, scale, side):
+    """The output side the geometry predicts is the model's, for any input side and scale; a geometry that
+    said otherwise would crop labels or tiles wrongly."""
+    a = ARCHS[arch]
+    geometry = a.geometry(scale, HYPER[arch])
+    model = a.build(scale, HYPER[arch])
+    out = model(np.zeros((1, side, side, 1), np.float32))
+    assert out.shape[1:] == (geometry.output_side(side), geometry.output_side(side), 1)
+    assert geometry.upsample == (1 if arch == "srcnn" else scale)
+    assert geometry.context * geometry.upsample >= max(geometry.left, geometry.right)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_fsrcnn_output_pixels_are_untouched_by_the_edge(scale):
+    """Every output pixel of FSRCNN is computed from real input pixels: with the input grown by `context` LR
+    pixels of other content on every side, the outputs over the original input's HR grid are the same where
+    the geometry says they exist."""
+    a = ARCHS["fsrcnn"]
+    g = a.geometry(scale, HYPER["fsrcnn"])
+    model = a.build(scale, HYPER["fsrcnn"])
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # non-trivial weights, so that every tap matters
+        layer.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) for w in layer.get_weights()])
+    inner = rng.random((1, 20, 20, 1), np.float32)
+    c = g.context
+    outer = rng.random((1, 20 + 2 * c, 20 + 2 * c, 1), np.float32)
+    outer[:, c:-c, c:-c] = inner
+    small = model(inner).numpy()[0, :, :, 0]
+    big = model(outer).numpy()[0, :, :, 0]
+    # small[0] is HR pixel g.left of inner's grid, i.e. scale·c + g.left of outer's grid, i.e. big[scale·c]
+    off = scale * c
+    np.testing.assert_allclose(big[off : off + small.shape[0], off : off + small.shape[1]], small, atol=1e-5)
+    assert DECONV == 9
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_espcn_depth_to_space_is_tensorflows(scale):
+    model = build_espcn(scale)
+    assert np.array_equal(model.get_layer("depth_to_space").get_weights()[0], shuffle_kernel(scale))
+    assert not model.get_layer("depth_to_space").trainable_weights
+    x = np.random.default_rng(1).random((1, 12, 9, 1), np.float32)
+    body = tf.keras.Model(model.input, model.get_layer("conv3").output)
+    np.testing.assert_array_equal(model(x).numpy(), tf.nn.depth_to_space(body(x), scale).numpy())
+
+
+def test_costs_are_the_papers():
+    """FSRCNN (56, 12, 4): ~3,100 / 1,400 / 800 multiply-adds per output pixel at ×2 / ×3 / ×4 (the paper's
+    Section 3.3, per LR pixel, divided by scale²); SRCNN 9-1-5: 8,032 whatever the scale."""
+    costs = [ARCHS["fsrcnn"].multiply_adds(s, HYPER["fsrcnn"]) for s in (2, 3, 4)]
+    assert [round(c) for c in costs] == [3116, 1385, 779]
+    assert ARCHS["srcnn"].multiply_adds(3, HYPER["srcnn"]) == 8032
+    assert ARCHS["srcnn"].multiply_adds(2, {"filters": [64, 32], "kernel_sizes": [9, 5, 5]}) == 57184
+    espcn = ARCHS["espcn"].multiply_adds(3, HYPER["espcn"])
+    assert espcn == (25 * 64 + 9 * 64 * 32 + 9 * 32 * 9) / 9
+
+
+def test_fsrcnn_has_the_papers_parameter_count():
+    """The paper counts 12,464 weights for FSRCNN (56, 12, 4), biases and PReLU slopes aside."""
+    model = ARCHS["fsrcnn"].build(2, HYPER["fsrcnn"])
+    kernels = sum(int(np.prod(w.shape)) for w in model.weights if w.path.endswith("kernel"))
+    assert kernels == 12464
+
+
+# --------------------------------------------------------------------------- through the pipeline and every runtime
+
+LR_TINY = {
+    "fsrcnn": {"model": {"fsrcnn": {"d": 8, "s": 4, "m": 1}}, "patches": {"size": 36}},
+    "espcn": {"model": {"espcn": {"filters": [8, 4]}}, "patches": {"size": 36}},
+}
+
+
+@pytest.fixture(scope="module")
+def lr_repo(tmp_path_factory):
+    """The project's pipeline in a git + DVC repo, tiny, its SRCNN run committed; then FSRCNN and ESPCN runs by
+    `dvc exp run -S model.arch=…` with every export format, as a user switches architecture."""
+    from conftest import TINY, dvc, project_repo
+
+    root = tmp_path_factory.mktemp("archs")
+    project_repo(root, {**TINY, "patches": {**TINY["patches"], "size": 36}})
+    runs = {}
+    for arch, extra in LR_TINY.items():
+        overrides = [f"model.arch={arch}", "export.formats=[onnx,tflite,savedmodel]"]
+        overrides += [f"model.{arch}.{k}={v}".replace(" ", "") for k, v in extra["model"][arch].items()]
+        args = [a for kv in overrides for a in ("-S", kv)]
+        runs[arch] = dvc(root, "exp", "run", "-n", f"tiny-{arch}", *args)
+        (root / f"{arch}.keras").write_bytes((root / "models/srcnn.keras").read_bytes())
+        (root / f"{arch}-export").mkdir()
+        for f in (root / "models/export").iterdir():
+            if f.is_file():
+                (root / f"{arch}-export" / f.name).write_bytes(f.read_bytes())
+            else:
+                import shutil
+
+                shutil.copytree(f, root / f"{arch}-export" / f.name)
+    return root, runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", sorted(LR_TINY))
+def test_dash_s_model_arch_runs_the_whole_pipeline(lr_repo, arch):
+    """`dvc exp run -S model.arch=fsrcnn` reruns patches (LR crops), trains, scores and exports that network;
+    its metadata, card and metrics say which one it is."""
+    from conftest import stages_run
+
+    from srcnn.nets.metadata import read_metadata
+
+    root, runs = lr_repo
+    assert stages_run(runs[arch]) == {"patches", "train", "evaluate", "export"}
+    meta = read_metadata(root / f"{arch}.keras")
+    assert meta["arch"] == arch and meta["geometry"]["upsample"] == 2
+    assert meta["params"]["model"] == {"arch": arch, **{**PAPER(arch), **LR_TINY[arch]["model"][arch]}}
+    card = (root / f"{arch}-export" / "MODEL_CARD.md").read_text()
+    assert card.startswith(f"# {arch.upper()} ×2") and "low-resolution image" in card
+
+
+def PAPER(arch: str) -> dict:
+    from srcnn.params import PAPER_HYPER
+
+    return PAPER_HYPER[arch]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", sorted(LR_TINY))
+def test_every_format_of_an_lr_network_upscales_as_its_keras_model_with_any_tile(lr_repo, arch):
+    """`srcnn.load` of the .keras and of each export, on a photo of odd size: outputs within one level of the
+    Keras model's, and the same bytes for any tile size (tiles read their LR context, mirrored at the edges)."""
+    import warnings
+
+    from skimage import data
+
+    import srcnn
+
+    root, _ = lr_repo
+    image = data.astronaut()[:61, :47]
+    files = [root / f"{arch}.keras"] + [
+        root / f"{arch}-export" / name for name in ("srcnn.onnx", "srcnn.tflite", "srcnn_savedmodel")
+    ]
+    outputs = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a two-epoch model scores below bicubic, and says so
+        for path in files:
+            small = srcnn.load(path, tile=16).upscale(image)
+            whole = srcnn.load(path, tile=4096).upscale(image)
+            assert small.shape == (122, 94, 3)
+            np.testing.assert_array_equal(small, whole)
+            outputs[path.name] = small.astype(int)
+    reference = outputs[f"{arch}.keras"]
+    assert {name: int(np.abs(o - reference).max()) <= 1 for name, o in outputs.items()} == dict.fromkeys(outputs, True)
+
+
+@pytest.mark.slow
+def test_the_engine_keeps_an_lr_networks_tiles_seamless():
+    """predict_lr with tiles of 1 to 9 LR pixels equals the whole image, for FSRCNN at ×3 (asymmetric
+    geometry: left ≠ right at even scales is covered at ×2 by the pipeline test)."""
+    from srcnn.inference.engine import predict_lr
+    from srcnn.inference.keras_runtime import forward
+
+    a = ARCHS["fsrcnn"]
+    model = a.build(3, {"d": 8, "s": 4, "m": 1})
+    rng = np.random.default_rng(2)
+    for layer in model.layers:
+        layer.set_weights([rng.normal(0, 0.2, w.shape).astype(np.float32) for w in layer.get_weights()])
+    run = forward(model, a.geometry(3, {"d": 8, "s": 4, "m": 1}))
+    y = rng.random((23, 17), np.float32)
+    whole = predict_lr(run, y)
+    assert whole.shape == (69, 51)
+    for tile in (1, 2, 5, 9):
+        np.testing.assert_allclose(predict_lr(run, y, tile), whole, atol=1e-5)
