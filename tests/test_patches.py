@@ -261,19 +261,17 @@ def test_grid_file_does_not_depend_on_the_seed(tmp_path, images):
     assert a.read_bytes() == b.read_bytes()
 
 
-def test_shrunk_copy_smaller_than_a_patch_is_named_with_its_factor(tmp_path, images):
-    with pytest.raises(ImageError, match=r"b_camera.png shrunk by patches.hr_scales 0.3: 16x14 after modcrop"):
-        write_patches(
-            images,
-            tmp_path / "p.npy",
-            size=SIZE,
-            per_image=2,
-            scale=SCALE,
-            kernel="matlab",
-            seed=0,
-            hr_scales=(1.0, 0.3),
-        )
-    assert not (tmp_path / "p.npy").exists()
+def test_shrunk_copy_smaller_than_a_patch_is_left_out_and_named(tmp_path, images, capsys):
+    """T91 at ×0.6 has copies smaller than the 64-pixel crops of FSRCNN ×2: they are left out, said in one
+    line; the images themselves still give their patches. An image itself too small is still an error."""
+    kwargs = dict(size=SIZE, per_image=2, scale=SCALE, kernel="matlab", seed=0)
+    count = write_patches(images, tmp_path / "p.npy", hr_scales=(1.0, 0.3), **kwargs)
+    assert count == 3 * 2  # 2 of each image, 2 of a_astronaut.png ×0.3; b_camera.png ×0.3 left out
+    err = capsys.readouterr().err
+    assert f"smaller than a {SIZE}x{SIZE} patch left out (patches.hr_scales): " in err and "b_camera.png ×0.3" in err
+    with pytest.raises(ImageError, match=r"b_camera.png: 54x46 after modcrop is smaller than a 50x50 patch"):
+        write_patches(images, tmp_path / "r.npy", size=50, per_image=2, scale=SCALE, kernel="matlab", seed=0)
+    assert not (tmp_path / "r.npy").exists()
 
 
 def test_chunked_writing_equals_one_chunk(tmp_path, images):

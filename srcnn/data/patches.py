@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,13 +127,15 @@ def write_patches(
     chunk whatever the number of patches; the header's count is filled in at the end. Random
     corners come from one generator seeded with `seed`, images in the given (sorted) order: the
     same arguments give a byte-identical file. The file's dtype is the images' (uint8, or uint16 for
-    16-bit data). `lr_input`: inputs are LR crops (`degraded_pair`), corners on the LR grid. Raises ImageError
-    naming an image (or its shrunk copy) smaller than a patch, or one of another depth than the first.
+    16-bit data). `lr_input`: inputs are LR crops (`degraded_pair`), corners on the LR grid. A shrunk copy
+    smaller than a patch is left out, and the copies left out are named in one line on stderr (an image too
+    small for patches of the larger networks on the LR image may still give its own). Raises ImageError
+    naming an image smaller than a patch, or one of another depth than the first.
     """
     if not images:
         raise ImageError(f"{out_path}: no input images")
     rng = np.random.default_rng(seed)
-    count = 0
+    count, left_out = 0, []
     dtype = None  # the first image's; every other must match
     placeholder = _header(0, size)  # as long as any dtype's header (both padded to 128 bytes)
     with atomic_file(out_path, suffix=".npy") as tmp, open(tmp, "wb") as out:
@@ -145,11 +148,11 @@ def write_patches(
                 elif label.dtype != dtype:  # download makes one depth; a hand-edited data/raw/ can mix them
                     raise ImageError(f"{user_path(path)}: {label.dtype} pixels among {dtype} images; use one depth")
                 h, w = label.shape
+                if (h < size or w < size) and hr_scale != 1.0:  # an optional shrunk copy: left out, and said
+                    left_out.append(f"{path.name} ×{hr_scale}")
+                    continue
                 if h < size or w < size:
-                    copy = "" if hr_scale == 1.0 else f" shrunk by patches.hr_scales {hr_scale}"
-                    raise ImageError(
-                        f"{user_path(path)}{copy}: {w}x{h} after modcrop is smaller than a {size}x{size} patch"
-                    )
+                    raise ImageError(f"{user_path(path)}: {w}x{h} after modcrop is smaller than a {size}x{size} patch")
                 step = scale if lr_input else 1
                 tops, lefts = crop_corners(h, w, size, stride=stride, count=per_image, rng=rng, step=step)
                 for first in range(0, len(tops), chunk):
@@ -167,6 +170,12 @@ def write_patches(
             raise AssertionError(f"npy header grew from {len(placeholder)} to {len(header)} bytes")
         out.seek(0)
         out.write(header)
+    if left_out:
+        tqdm.write(
+            f"patches {out_path.name}: {len(left_out)} shrunk cop{'y' if len(left_out) == 1 else 'ies'} smaller than a "
+            f"{size}x{size} patch left out (patches.hr_scales): {', '.join(left_out)}",
+            file=sys.stderr,
+        )
     return count
 
 
