@@ -3,6 +3,9 @@ model has, its cost is the paper's, and ESPCN's depth-to-space is TensorFlow's."
 
 from __future__ import annotations
 
+import re
+import shutil
+
 import numpy as np
 import pytest
 
@@ -97,36 +100,42 @@ def test_fsrcnn_has_the_papers_parameter_count():
 
 # --------------------------------------------------------------------------- through the pipeline and every runtime
 
+# Tiny networks (the pipeline, not the quality, is under test) and every export format, in the repo's params.
 LR_TINY = {
-    "fsrcnn": {"model": {"fsrcnn": {"d": 8, "s": 4, "m": 1}}, "patches": {"size": 36}},
-    "espcn": {"model": {"espcn": {"filters": [8, 4]}}, "patches": {"size": 36}},
+    "fsrcnn": {"d": 8, "s": 4, "m": 1},
+    "espcn": {"filters": [8, 4]},
 }
+# docs/training.md's commands, run byte for byte (tests/test_readme_commands.py: ELSEWHERE["archs"]).
+ARCH_COMMAND = re.compile(r"^dvc exp run -S model\.arch=(\w+) -S patches\.size=\d+$")
+
+
+def documented_commands() -> dict[str, str]:
+    from conftest import doc_pages
+    from test_readme_commands import readme_dvc_commands
+
+    lines = [c for c in readme_dvc_commands(doc_pages()["docs/training.md"]) if ARCH_COMMAND.match(c)]
+    return {ARCH_COMMAND.match(c).group(1): c for c in lines}
 
 
 @pytest.fixture(scope="module")
 def lr_repo(tmp_path_factory):
-    """The project's pipeline in a git + DVC repo, tiny, its SRCNN run committed; then FSRCNN and ESPCN runs by
-    `dvc exp run -S model.arch=…` with every export format, as a user switches architecture."""
-    from conftest import TINY, dvc, project_repo
+    """The project's pipeline in a git + DVC repo, tiny, its SRCNN run committed; then docs/training.md's
+    `dvc exp run -S model.arch=…` lines as written, as a user switches architecture."""
+    from conftest import TINY, project_repo, run_line
 
     root = tmp_path_factory.mktemp("archs")
-    project_repo(root, {**TINY, "patches": {**TINY["patches"], "size": 36}})
+    tiny = {**TINY, "model": LR_TINY, "export": {"formats": ["onnx", "tflite", "savedmodel"]}}
+    project_repo(root, tiny)
     runs = {}
-    for arch, extra in LR_TINY.items():
-        overrides = [f"model.arch={arch}", "export.formats=[onnx,tflite,savedmodel]"]
-        overrides += [f"model.{arch}.{k}={v}".replace(" ", "") for k, v in extra["model"][arch].items()]
-        args = [a for kv in overrides for a in ("-S", kv)]
-        runs[arch] = dvc(root, "exp", "run", "-n", f"tiny-{arch}", *args)
+    for arch, line in documented_commands().items():
+        runs[arch] = run_line(root, line, {})
         (root / f"{arch}.keras").write_bytes((root / "models/srcnn.keras").read_bytes())
-        (root / f"{arch}-export").mkdir()
-        for f in (root / "models/export").iterdir():
-            if f.is_file():
-                (root / f"{arch}-export" / f.name).write_bytes(f.read_bytes())
-            else:
-                import shutil
-
-                shutil.copytree(f, root / f"{arch}-export" / f.name)
+        shutil.copytree(root / "models/export", root / f"{arch}-export")
     return root, runs
+
+
+def test_the_docs_switch_to_each_architecture_on_the_lr_image():
+    assert sorted(documented_commands()) == sorted(LR_TINY)
 
 
 @pytest.mark.slow
@@ -142,7 +151,7 @@ def test_dash_s_model_arch_runs_the_whole_pipeline(lr_repo, arch):
     assert stages_run(runs[arch]) == {"patches", "train", "evaluate", "export"}
     meta = read_metadata(root / f"{arch}.keras")
     assert meta["arch"] == arch and meta["geometry"]["upsample"] == 2
-    assert meta["params"]["model"] == {"arch": arch, **{**PAPER(arch), **LR_TINY[arch]["model"][arch]}}
+    assert meta["params"]["model"] == {"arch": arch, **{**PAPER(arch), **LR_TINY[arch]}}
     card = (root / f"{arch}-export" / "MODEL_CARD.md").read_text()
     assert card.startswith(f"# {arch.upper()} ×2") and "low-resolution image" in card
 

@@ -142,7 +142,7 @@ def test_run_makes_one_experiment_per_scale_and_collects_them(tmp_path_factory):
         [
             sys.executable,
             "-m",
-            "srcnn.shipping.paper",
+            "srcnn.paper",
             "run",
             "--train-dir",
             train_dir,

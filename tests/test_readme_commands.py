@@ -81,6 +81,8 @@ ELSEWHERE = {
     # docs/training-data.md: a 16-bit run, from the 8-bit refusal back to 16 bits:
     # tests/test_sixteen_bit.py::test_a_mixed_folder_at_8_bits_is_refused_listing_the_16_bit_files
     "16-bit": re.compile(r"^dvc exp run -S download.source=folder -S download.bit_depth=16$"),
+    # docs/training.md: switching to a network on the LR image: tests/test_archs.py::lr_repo
+    "archs": re.compile(r"^dvc exp run -S model\.arch=\w+ -S patches\.size=\d+$"),
 }
 # docs/experiments.md's "Working as a team" section's blocks, run with a bare git origin and three clones:
 # tests/test_team.py.
