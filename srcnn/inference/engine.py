@@ -163,13 +163,7 @@ class Upscaler:
                 hr_cols = symmetric_indices(np.arange(c0 - m, c1 + m), W)
                 c_idx, c_w = cols_all[0][hr_cols], cols_all[1][hr_cols]
                 lo_c, hi_c = int(c_idx.min()), int(c_idx.max()) + 1
-                block = image[lo_r:hi_r, lo_c:hi_c].astype(np.float64) * k
-                if colour:
-                    planes = rgb_to_ycbcr(block[..., rgb_order])
-                    if channels == 4:
-                        planes = np.concatenate([planes, block[..., 3:]], axis=2)
-                else:
-                    planes = block[..., None] if block.ndim == 2 else block
+                planes = self._planes(image[lo_r:hi_r, lo_c:hi_c].astype(np.float64) * k, rgb_order)
                 up = apply_taps(planes, (r_idx - lo_r, r_w), (c_idx - lo_c, c_w))
                 th, tw = r1 - r0, c1 - c0
                 window = (up[..., 0] / 255.0).astype(np.float32)
@@ -208,17 +202,9 @@ class Upscaler:
                 c0, c1 = lc0 * s, lc1 * s
                 c_idx, c_w = cols_all[0][c0:c1], cols_all[1][c0:c1]
                 lo_c, hi_c = int(c_idx.min()), int(c_idx.max()) + 1
-                block = image[lo_r:hi_r, lo_c:hi_c].astype(np.float64) * k
+                planes = self._planes(image[lo_r:hi_r, lo_c:hi_c].astype(np.float64) * k, rgb_order)
                 lr = np.take(np.take(image, lr_rows, 0), symmetric_indices(np.arange(lc0 - c, lc1 + c), w), 1)
-                lr = lr.astype(np.float64) * k
-                if colour:
-                    planes = rgb_to_ycbcr(block[..., rgb_order])
-                    if channels == 4:
-                        planes = np.concatenate([planes, block[..., 3:]], axis=2)
-                    lr_y = rgb_to_ycbcr(lr[..., rgb_order])[..., 0]
-                else:
-                    planes = block[..., None] if block.ndim == 2 else block
-                    lr_y = lr if lr.ndim == 2 else lr[..., 0]
+                lr_y = self._planes(lr.astype(np.float64) * k, rgb_order)[..., 0]
                 up = apply_taps(planes, (r_idx - lo_r, r_w), (c_idx - lo_c, c_w))
                 th, tw = r1 - r0, c1 - c0
                 sr_y = self._run((lr_y / 255.0).astype(np.float32)[None, :, :, None])[0, :, :, 0].astype(np.float64)
@@ -231,6 +217,15 @@ class Upscaler:
                     self._assemble(sr_y, up, colour, rgb_order, k),
                     (self._assemble(up[..., 0], up, colour, rgb_order, k) if bicubic else None),
                 )
+
+    @staticmethod
+    def _planes(block: np.ndarray, rgb_order: list[int]) -> np.ndarray:
+        """(h, w, C) float64 planes of an image block in [0, 255]: Y, Cb, Cr (and alpha) of a colour one, gray
+        (and alpha) of a gray one."""
+        if block.ndim == 3 and block.shape[2] >= 3:
+            planes = rgb_to_ycbcr(block[..., rgb_order])
+            return np.concatenate([planes, block[..., 3:]], axis=2) if block.shape[2] == 4 else planes
+        return block[..., None] if block.ndim == 2 else block
 
     @staticmethod
     def _assemble(y: np.ndarray, centre: np.ndarray, colour: bool, rgb_order: list[int], k: float) -> np.ndarray:
