@@ -401,7 +401,7 @@ from srcnn.evaluation.evaluate import evaluate
 from srcnn.params import EvaluateParams, EvaluateStage
 cfg = json.loads(sys.argv[1])
 if cfg["tile"] is None:  # the whole image in one call, as evaluate did before it tiled
-    engine.upscale_y.__defaults__ = (1 << 30,)
+    engine.upscale_y.__defaults__ = (1 << 30, None)  # (tile, geometry)
 work = Path(cfg["work"])
 p = EvaluateStage(scale=2, resize="matlab", evaluate=EvaluateParams(crop_border=None, benchmarks=[]))
 evaluate(work / "model.keras", work / "valid", p, work / "e.json", work / "e.csv", work / "crops")

@@ -188,6 +188,13 @@ def train(
     arch = ARCHS[params.model.arch]
     geometry = arch.geometry(params.scale, params.model.hyper)
     side = train_patches.size // geometry.upsample  # the network's input side
+    if geometry.upsample == 1 and geometry.output_side(side) < 1:  # SRCNN: its receptive field says it
+        field = geometry.left + geometry.right + 1
+        raise PatchFileError(
+            f"{train_path}: {train_patches.size}-pixel patches leave no output for a model whose receptive field "
+            f"is {field} pixels (model.srcnn.kernel_sizes {params.model.hyper['kernel_sizes']}); rerun patches "
+            f"with patches.size >= {field}"
+        )
     if train_patches.size % geometry.upsample or geometry.output_side(side) < 1:
         smallest = next(n for n in range(1, 1024) if geometry.output_side(n) >= 1) * geometry.upsample
         raise PatchFileError(
