@@ -209,3 +209,51 @@ def test_the_engine_keeps_an_lr_networks_tiles_seamless():
     assert whole.shape == (69, 51)
     for tile in (1, 2, 5, 9):
         np.testing.assert_allclose(predict_lr(run, y, tile), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch, cut_for", [("espcn", "srcnn"), ("srcnn", "fsrcnn")])
+def test_patches_cut_for_another_architecture_stop_train_with_one_line(tmp_path, arch, cut_for):
+    """`dvc repro -s train` after a change of model.arch skips patches: a network on the LR image would read every
+    scale-th pixel of bicubic inputs, SRCNN would learn from blocky ones, both without a word. Train refuses."""
+    from skimage import data
+
+    from srcnn.data.patches import PatchFileError, write_patches
+    from srcnn.params import TrainParams, TrainStage, model_params
+    from srcnn.training.loop import train
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    import cv2
+
+    cv2.imwrite(str(raw / "a.png"), data.camera()[:96, :96])
+    for split in ("train", "valid"):
+        write_patches(
+            [raw / "a.png"],
+            tmp_path / f"{split}.npy",
+            size=36,
+            per_image=4,
+            scale=2,
+            kernel="matlab",
+            seed=0,
+            lr_input=ARCH_INPUTS[cut_for] == "lr",
+        )
+    hyper = {"espcn": {"filters": [8, 4]}, "srcnn": {"filters": [8, 4]}}[arch]
+    params = TrainStage(
+        0,
+        2,
+        "matlab",
+        model_params(arch, **hyper),
+        TrainParams(
+            epochs=1, batch_size=4, learning_rate=1e-3, lr_schedule="cosine", strategy="auto", mixed_precision=False
+        ),
+    )
+    with pytest.raises(PatchFileError, match=r"train\.npy: cut for .*, not for this model\.arch; rerun patches"):
+        train(
+            tmp_path / "train.npy",
+            tmp_path / "valid.npy",
+            tmp_path / "m.keras",
+            tmp_path / "log",
+            tmp_path / "t.json",
+            params,
+        )
+    assert not (tmp_path / "m.keras").exists()

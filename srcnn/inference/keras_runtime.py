@@ -69,7 +69,7 @@ class LrForward(Network):
 
 def forward(model: keras.Model, geometry: Geometry | None = None) -> Network:
     """The compiled forward pass of `model`, built (and traced) once per model and kept on it. `geometry`:
-    that of a network on the LR image (`srcnn.nets.model_file.geometry_of_metadata`); None for SRCNN."""
+    that of a network on the LR image (`srcnn.nets.metadata.geometry_of`); None for SRCNN."""
     if getattr(model, "_srcnn_forward", None) is None:
         lr = geometry is not None and geometry.upsample > 1
         model._srcnn_forward = LrForward(model, geometry) if lr else Forward(model)

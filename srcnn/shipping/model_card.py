@@ -151,7 +151,11 @@ def model_card(meta: dict, evaluation: dict, exports: dict[str, dict], files: di
         "",
         f"- One factor (×{scale}) and one degradation (bicubic, `{resize}` kernel): blur, noise or JPEG artefacts",
         "  it has not seen are kept or sharpened, not removed.",
-        "- A 3-layer network: well below recent super-resolution models in PSNR; a baseline, not a restorer.",
+        (
+            "- A 3-layer network: well below recent super-resolution models in PSNR; a baseline, not a restorer."
+            if geometry_of(meta) is None  # SRCNN's card keeps its bytes
+            else "- A small network: well below recent super-resolution models in PSNR; a baseline, not a restorer."
+        ),
         "- Trained on natural photos; text, drawings and medical or satellite images are out of its domain.",
         "",
         "## Files and how to run them",

@@ -145,7 +145,13 @@ def build_record(repo: Path, experiment: str, name: str) -> tuple[dict, dict[str
     for fmt, dvc_path in (("keras", "models/srcnn.keras"), ("onnx", "models/export/srcnn.onnx")):
         with dvc.api.open(dvc_path, repo=str(repo), rev=rev, mode="rb") as f:
             files[FILES[fmt]] = f.read()
-    kernels = current_tree(params)["model"]["srcnn"]["kernel_sizes"]
+    model = current_tree(params)["model"]
+    if model["arch"] != "srcnn":
+        raise ModelError(
+            f"experiment {experiment}: a {model['arch']} model; shipping is for SRCNN models in this version "
+            "(FSRCNN and ESPCN shipping is the next step of the architectures work)"
+        )
+    kernels = model["srcnn"]["kernel_sizes"]
     train_dir = params["download"]["train_dir"]
     download_dep = _lock_entry(lock, "download", "deps", train_dir)
     rec = {
@@ -214,6 +220,8 @@ def reexport(name: str) -> dict:
     rec = record(name)
     onnx_path, keras_path = folder / FILES["onnx"], folder / FILES["keras"]
     _, meta = open_network(onnx_path)
+    if "arch" in meta:  # the check below feeds the bicubic image, SRCNN's input
+        raise ModelError(f"{onnx_path}: a {meta['arch']} model; reexport is for the shipped SRCNN models")
     if (meta.get("exported_from") or {}).get("sha256") != sha256_of(keras_path):
         raise ModelError(f"{onnx_path}: was not exported from {keras_path}; ship the experiment again instead")
     model = load_model(keras_path)

@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from srcnn.data.imaging import resample
@@ -140,6 +141,24 @@ def execution_steps(steps_per_epoch: int, most: int = 16) -> int:
 # --------------------------------------------------------------------------- training
 
 
+def check_patch_input(patches: PatchFile, kind: str, scale: int, sample: int = 64) -> None:
+    """PatchFileError unless the patches' inputs are what the network takes (`kind`, srcnn.params.ARCH_INPUTS):
+    for "lr", LR crops pixel-repeated scale × scale times (srcnn.data.patches); for "bicubic", not so. Patches
+    cut for another architecture (`dvc repro -s train` after a change of model.arch) would otherwise train
+    without a word: a network on the LR image reading every scale-th pixel of a bicubic image, or SRCNN
+    learning from blocky inputs. Looks at the first `sample` pairs."""
+    if scale == 1 or len(patches) == 0:
+        return
+    inputs = patches.read(np.arange(min(sample, len(patches))))[:, 0]
+    lr = inputs[:, ::scale, ::scale]
+    blocky = np.array_equal(inputs, np.repeat(np.repeat(lr, scale, axis=1), scale, axis=2))
+    if blocky != (kind == "lr"):
+        made_for = "a network on the LR image (fsrcnn, espcn)" if blocky else "one on the bicubic image (srcnn)"
+        raise PatchFileError(
+            f"{patches.path}: cut for {made_for}, not for this model.arch; rerun patches (dvc repro patches)"
+        )
+
+
 def bicubic_psnr(patches: PatchFile, plan: BatchPlan, geometry: Geometry, kernel: str) -> float:
     """PSNR of bicubic upscaling on the validation patches, over the pixels the network computes: the bar to
     beat. For a network on the bicubic input, that input itself; for one on the LR crop, the LR crop
@@ -202,6 +221,8 @@ def train(
             f"(model.{arch.name}: {params.model.hyper}); rerun patches with patches.size >= {smallest}"
             + (f", a multiple of {geometry.upsample}" if geometry.upsample > 1 else "")
         )
+    for patches in (train_patches, valid_patches):
+        check_patch_input(patches, arch.input, params.scale)
     if train_patches.dtype != valid_patches.dtype:  # one depth per run: both come from one download
         raise PatchFileError(
             f"{valid_path}: {valid_patches.dtype} patches, but {train_path} holds {train_patches.dtype}; "
