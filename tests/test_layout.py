@@ -126,3 +126,19 @@ def test_pip_install_ships_every_room():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     rooms = {"srcnn"} | {f"srcnn.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py")}
     assert rooms - listed == set()
+
+
+def test_srcnn_load_documents_itself_and_import_srcnn_stays_light():
+    """`help(srcnn.load)` shows the API's signature and docstring (it showed a stub's "imported on first use"),
+    and `import srcnn` alone imports neither NumPy nor the API."""
+    import inspect
+    import subprocess
+    import sys
+
+    import srcnn
+    from srcnn.api import load
+
+    assert srcnn.load is load and list(inspect.signature(srcnn.load).parameters) == ["model", "scale", "tile"]
+    assert "shipped name" in srcnn.load.__doc__ and "load" in dir(srcnn)
+    code = "import sys, srcnn; print(sorted(m for m in ('numpy', 'srcnn.api') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
