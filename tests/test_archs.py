@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 
 import numpy as np
 import pytest
+import yaml
 
 import srcnn.quiet_tensorflow  # noqa: F401  (before tensorflow: loads it without its start-up lines)
 
@@ -18,6 +20,7 @@ import tensorflow as tf
 from srcnn.nets.archs import ARCHS
 from srcnn.nets.espcn import build_espcn, shuffle_kernel
 from srcnn.nets.fsrcnn import DECONV
+from srcnn.nets.model_file import load_model
 from srcnn.params import ARCH_INPUTS
 
 HYPER = {
@@ -257,3 +260,44 @@ def test_patches_cut_for_another_architecture_stop_train_with_one_line(tmp_path,
             params,
         )
     assert not (tmp_path / "m.keras").exists()
+
+
+@pytest.mark.slow
+def test_an_lr_experiment_ships_lists_reexports_and_loads_by_name(lr_repo, tmp_path, monkeypatch):
+    """`python -m srcnn.pretrained ship` of the FSRCNN experiment: its record names the network and its cost (the
+    Keras file's trainable weights, the registry's multiply-adds), `list` shows them beside the SRCNN models,
+    `reexport` checks the LR network on the LR image, and `srcnn.load(name)` runs it."""
+    from conftest import run
+
+    import srcnn
+    from srcnn.shipping import paper_table, pretrained
+
+    root, _ = lr_repo
+    refs = run(root, "git", "for-each-ref", "--format=%(objectname)", "refs/exps").stdout.split()
+    params = {rev: yaml.safe_load(run(root, "git", "show", f"{rev}:params.yaml").stdout) for rev in refs}
+    (rev,) = [r for r, p in params.items() if p["model"]["arch"] == "fsrcnn"]
+    monkeypatch.setattr(pretrained, "WEIGHTS", tmp_path / "weights")
+    with pytest.raises(
+        pretrained.ModelError, match=r"--name fsrcnn-x2: .* is FSRCNN \(8,4,1\) ×2, shipped as fsrcnn-8-4-1-x2"
+    ):
+        pretrained.ship(root, rev, "fsrcnn-x2")  # the paper's name is for the paper's (56, 12, 4)
+    assert not (tmp_path / "weights" / "fsrcnn-x2").exists()
+    name = "fsrcnn-8-4-1-x2"
+    pretrained.ship(root, rev, name)
+    rec = pretrained.record(name)
+    keras = load_model(pretrained.model_file(name, "keras"))
+    assert rec["arch"] == "fsrcnn" and rec["preset"] == "8-4-1"
+    assert rec["cost"]["parameters"] == sum(int(np.prod(w.shape)) for w in keras.trainable_weights)
+    assert rec["cost"]["multiply_adds_per_pixel"] == pytest.approx(
+        ARCHS["fsrcnn"].multiply_adds(2, LR_TINY["fsrcnn"]), abs=0.1
+    )
+    (header, row) = pretrained.listing().splitlines()
+    assert header.split()[:3] == ["name", "network", "scale"]
+    assert row.split()[:4] == [name, "FSRCNN", "(8,4,1)", "×2"] and row.endswith("default for ×2")
+    assert f"{rec['cost']['parameters']:,} parameters" in paper_table.render_shipped_table([rec])
+    figures = pretrained.reexport(name)  # the parity check on an LR photo, ONNX Runtime and OpenCV dnn
+    assert max(figures.values()) <= 1e-5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a two-epoch model scores below bicubic, and says so
+        out = srcnn.load(name).upscale(np.full((20, 24, 3), 128, np.uint8))
+    assert out.shape == (40, 48, 3)

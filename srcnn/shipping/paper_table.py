@@ -11,6 +11,7 @@ from pathlib import Path
 
 from srcnn.shipping.paper import RESULTS, SCALES, computed_in, deviations, hydra_value, overrides, precision_name
 from srcnn.shipping.published import (
+    LR_PRESETS,
     PAPER_BICUBIC,
     PAPER_SRCNN_915,
     PAPER_SRCNN_955,
@@ -87,35 +88,48 @@ def render_table(record: dict) -> str:
 def render_shipped_table(records: list[dict]) -> str:
     """The README table from the shipped models' records (`srcnn.shipping.pretrained`): per set and scale, bicubic and
     each preset's PSNR / SSIM beside the published figures, the gap in brackets; then how each was trained."""
-    by_key = {(r["preset"], r["scale"]): r for r in records}
+    by_key = {(r.get("arch", "srcnn"), r["preset"], r["scale"]): r for r in records}
     rows = [
         "| set | scale | bicubic: ours / paper | SRCNN 9-1-5: ours (− ECCV 2014) | ECCV 2014 | "
         "SRCNN 9-5-5: ours (− TPAMI 2016) | TPAMI 2016 |",
         "|---|---|---|---|---|---|---|",
     ]
+    columns = [("srcnn", preset) for preset in PRESETS]
+    lr_rows = [
+        "| set | scale | "
+        + " | ".join(f"{title}: ours (− {source}) | {source}" for title, source in LR_PRESETS.values())
+        + " |",
+        "|---|---|" + "---|---|" * len(LR_PRESETS),
+    ]
     for name in PAPER_SRCNN_955:
         for scale in SCALES:
-            shipped = [by_key.get((preset, scale)) for preset in PRESETS]
+            shipped = [by_key.get((arch, preset, scale)) for arch, preset in columns]
             scored = [(r["metrics"].get(name) if r else None) for r in shipped]
             ours_bicubic = next((m["psnr_bicubic"] for m in scored if m), None)
             cells = [f"{name} | ×{scale} | {fmt(ours_bicubic)} / {fmt(PAPER_BICUBIC[name][scale - 2])}"]
-            for preset, metrics in zip(PRESETS, scored, strict=True):
-                published = paper_figure(preset, name, scale)
-                if metrics is None:
-                    cells.append("not trained yet" if by_key.get((preset, scale)) is None else "not scored")
-                else:
-                    gap = "" if published is None else f" ({metrics['psnr_srcnn'] - published:+.2f})"
-                    cells.append(f"{metrics['psnr_srcnn']:.2f} / {metrics['ssim_srcnn']:.4f}{gap}")
-                ssim = PAPER_SRCNN_955_SSIM[name][scale - 2] if preset == "9-5-5" else None
-                cells.append(fmt(published) + (f" / {ssim:.4f}" if ssim is not None else ""))
+            cells += _cells(by_key, columns, name, scale)
             rows.append("| " + " | ".join(cells) + " |")
+            lr_rows.append(f"| {name} | ×{scale} | " + " | ".join(_cells(by_key, list(LR_PRESETS), name, scale)) + " |")
+    lr_table = ""
+    if any(key[:2] in LR_PRESETS for key in by_key):
+        lr_table = (
+            "\n\nThe networks on the low-resolution image (FSRCNN, ESPCN), the same protocol; their cost is in the "
+            "list below:\n\n" + "\n".join(lr_rows)
+        )
     trained = []
-    for r in sorted(records, key=lambda r: (r["preset"], r["scale"])):
-        t, m = r["training"], r["machine"]
+    for r in sorted(records, key=lambda r: (r.get("arch", "srcnn") != "srcnn", r["name"])):
+        t, m, cost = r["training"], r["machine"], r.get("cost")
         changes = deviations(r["params"], t.get("precision"))
         precision = precision_name(computed_in(r["params"], t.get("precision")))
         trained.append(
-            f"- `{r['name']}`: {t['epochs']} epochs of {t['patches']:,} patches"
+            f"- `{r['name']}`: "
+            + (
+                f"{cost['parameters']:,} parameters, {cost['multiply_adds_per_pixel']:,.0f} multiply-adds per output "
+                "pixel; "
+                if cost
+                else ""
+            )
+            + f"{t['epochs']} epochs of {t['patches']:,} patches"
             + (f" in {precision}" if precision else "")
             + f", {t['seconds'] / 60:.0f} min on "
             f"{m['cpu']} ({m['cores']} cores), experiment `{r['code']['experiment']}` of commit "
@@ -128,8 +142,25 @@ def render_shipped_table(records: list[dict]) -> str:
         )
     return (
         "Generated from the shipped models' records (`srcnn/weights/*/record.json`, `make paper-table`); PSNR (dB) "
-        "/ SSIM on Y, the literature's protocol:\n\n" + "\n".join(rows) + "\n\n" + "\n".join(trained)
+        "/ SSIM on Y, the literature's protocol:\n\n" + "\n".join(rows) + lr_table + "\n\n" + "\n".join(trained)
     )
+
+
+def _cells(by_key: dict, columns: list[tuple[str, str]], name: str, scale: int) -> list[str]:
+    """Two cells per (arch, preset): ours (PSNR / SSIM, the gap to the paper in brackets) and the paper's."""
+    cells = []
+    for arch, preset in columns:
+        shipped = by_key.get((arch, preset, scale))
+        metrics = shipped["metrics"].get(name) if shipped else None
+        published = paper_figure(preset, name, scale, arch)
+        if metrics is None:
+            cells.append("not trained yet" if shipped is None else "not scored")
+        else:
+            gap = "" if published is None else f" ({metrics['psnr_srcnn'] - published:+.2f})"
+            cells.append(f"{metrics['psnr_srcnn']:.2f} / {metrics['ssim_srcnn']:.4f}{gap}")
+        ssim = PAPER_SRCNN_955_SSIM[name][scale - 2] if (arch, preset) == ("srcnn", "9-5-5") else None
+        cells.append(fmt(published) + (f" / {ssim:.4f}" if ssim is not None else ""))
+    return cells
 
 
 def render_commands(train_dir: str = "data/T91", sets: list[str] = ("Set5",)) -> str:

@@ -1,7 +1,7 @@
-"""The shipped SRCNN models: the paper's presets trained on T91 by this pipeline, inside the package.
+"""The shipped models: SRCNN's paper presets, FSRCNN and ESPCN, trained on T91 by this pipeline, inside the package.
 
-    python -m srcnn.pretrained list                         # the shipped models and their Set5 figures
-    python -m srcnn.pretrained ship --repo R --experiment E --name srcnn-915-x2   # a finished experiment → here
+    python -m srcnn.pretrained list                         # the shipped models: network, cost, Set5 figure
+    python -m srcnn.pretrained ship --repo R --experiment E --name fsrcnn-x2   # a finished experiment → here
     python -m srcnn.pretrained reexport [NAME …]             # model.onnx written again from model.keras
 
 Each model is a folder `srcnn/weights/<name>/` (so `pip install` and `git clone` both carry it):
@@ -11,12 +11,16 @@ Each model is a folder `srcnn/weights/<name>/` (so `pip install` and `git clone`
 | `model.onnx`  | the export stage's ONNX file (what `srcnn upscale` runs, ONNX Runtime, no TensorFlow)      |
 | `model.keras` | the train stage's Keras v3 file (for `--model` with TensorFlow, fine-tuning, re-scoring) |
 | `record.json` | how it was made: the experiment's full params, the digests of its training data and     |
-|               | patches (from its dvc.lock), the code commit, training time and curve, the machine, and |
-|               | its metrics on every set (the evaluate stage's, literature protocol)                    |
+|               | patches (from its dvc.lock), the code commit, training time and curve, the machine, its |
+|               | cost (parameters, multiply-adds per output pixel) and its metrics on every set (the     |
+|               | evaluate stage's, literature protocol)                                                  |
 
-Names are `srcnn-<kernel sizes>-x<scale>`: `srcnn-915-x2` is the ECCV 2014 9-1-5 network at ×2, `srcnn-955-x3`
-TPAMI 2016's 9-5-5 at ×3. `best(scale)` is the shipped model of that scale with the highest Set5 PSNR.
-This module imports neither TensorFlow nor DVC (`ship` runs `git` and DVC's API, which a training setup has).
+Names (`expected_name`): `srcnn-<kernel sizes>-x<scale>` for SRCNN (`srcnn-915-x2` is the ECCV 2014 9-1-5 network
+at ×2, `srcnn-955-x3` TPAMI 2016's 9-5-5 at ×3); `fsrcnn-x<scale>` for FSRCNN (56, 12, 4), `fsrcnn-s-x<scale>` for
+FSRCNN-s (32, 5, 1); `espcn-x<scale>` for the paper's ESPCN. `best(scale)` is the shipped model of that scale
+with the highest Set5 PSNR: what `srcnn upscale` uses when no model is named.
+This module imports neither TensorFlow nor DVC (`ship` runs `git`, DVC's API and Keras, which a training setup
+has).
 """
 
 from __future__ import annotations
@@ -74,12 +78,77 @@ def best(scale: int) -> str | None:
     return max(candidates)[1] if candidates else None
 
 
+def arch_of(rec: dict) -> str:
+    """The record's architecture (`model.arch`); records shipped before FSRCNN and ESPCN are SRCNN's."""
+    return rec.get("arch", "srcnn")
+
+
+def network_title(rec: dict) -> str:
+    """The network as the tables name it: `SRCNN 9-1-5`, `FSRCNN (56,12,4)`, `ESPCN 5-3-3 tanh`."""
+    arch = arch_of(rec)
+    if arch == "fsrcnn":
+        return f"FSRCNN ({rec['preset'].replace('-', ',')})"
+    return f"{arch.upper()} {rec['preset']}"
+
+
+def preset_of(model: dict) -> str:
+    """A record's `preset` from its params' `model` section (current layout): SRCNN's kernel sizes (`9-1-5`),
+    FSRCNN's d-s-m (`56-12-4`), ESPCN's kernel sizes and activation (`5-3-3 tanh`)."""
+    hyper = model[model["arch"]]
+    if model["arch"] == "fsrcnn":
+        return f"{hyper['d']}-{hyper['s']}-{hyper['m']}"
+    preset = "-".join(map(str, hyper["kernel_sizes"]))
+    return f"{preset} {hyper['activation']}" if model["arch"] == "espcn" else preset
+
+
+# FSRCNN's two named settings (Dong, Loy, Tang, ECCV 2016, Section 3.3) and their shipped names
+FSRCNN_NAMES = {"56-12-4": "fsrcnn", "32-5-1": "fsrcnn-s"}
+
+
+def expected_name(rec: dict) -> str:
+    """The name a record's model ships under (see the module docstring). Settings other than the papers' carry
+    their hyper-parameters: `fsrcnn-8-4-1-x2`, `espcn-32-16-5-3-3-relu-x3`."""
+    arch, preset, scale = arch_of(rec), rec["preset"], rec["scale"]
+    if arch == "srcnn":
+        return f"srcnn-{preset.replace('-', '')}-x{scale}"
+    if arch == "fsrcnn":
+        return f"{FSRCNN_NAMES.get(preset, f'fsrcnn-{preset}')}-x{scale}"
+    filters = current_tree(rec["params"])["model"]["espcn"]["filters"]
+    if arch == "espcn" and filters == [64, 32] and preset == "5-3-3 tanh":
+        return f"espcn-x{scale}"
+    return f"{arch}-{'-'.join(map(str, filters))}-{preset.replace(' ', '-')}-x{scale}"
+
+
 def describe(name: str) -> str:
-    """One line: name, preset, scale and Set5 PSNR, e.g. `srcnn-915-x2 (SRCNN 9-1-5 ×2, Set5 36.37 dB)`."""
+    """One line: name, network, scale and Set5 PSNR, e.g. `srcnn-915-x2 (SRCNN 9-1-5 ×2, Set5 36.37 dB)`."""
     rec = record(name)
     psnr = set5_psnr(rec)
     figure = f", Set5 {psnr:.2f} dB" if psnr is not None else ""
-    return f"{name} (SRCNN {rec['preset']} ×{rec['scale']}{figure})"
+    return f"{name} ({network_title(rec)} ×{rec['scale']}{figure})"
+
+
+def listing() -> str:
+    """`list`'s table: every shipped model's network, scale, cost and Set5 PSNR side by side, the default of
+    each scale marked."""
+    defaults = {best(scale) for scale in SCALES}
+    rows = [("name", "network", "scale", "parameters", "multiply-adds / output pixel", "Set5 PSNR", "trained", "")]
+    for name in names():
+        rec = record(name)
+        cost, psnr, seconds = rec.get("cost") or {}, set5_psnr(rec), rec["training"]["seconds"]
+        rows.append(
+            (
+                name,
+                network_title(rec),
+                f"×{rec['scale']}",
+                f"{cost['parameters']:,}" if cost else "—",
+                f"{cost['multiply_adds_per_pixel']:,.0f}" if cost else "—",
+                "—" if psnr is None else f"{psnr:.2f} dB",
+                f"{seconds / 60:.0f} min",
+                f"default for ×{rec['scale']}" if name in defaults else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 # --------------------------------------------------------------------------- shipping a finished experiment
@@ -146,18 +215,14 @@ def build_record(repo: Path, experiment: str, name: str) -> tuple[dict, dict[str
         with dvc.api.open(dvc_path, repo=str(repo), rev=rev, mode="rb") as f:
             files[FILES[fmt]] = f.read()
     model = current_tree(params)["model"]
-    if model["arch"] != "srcnn":
-        raise ModelError(
-            f"experiment {experiment}: a {model['arch']} model; shipping is for SRCNN models in this version "
-            "(FSRCNN and ESPCN shipping is the next step of the architectures work)"
-        )
-    kernels = model["srcnn"]["kernel_sizes"]
     train_dir = params["download"]["train_dir"]
     download_dep = _lock_entry(lock, "download", "deps", train_dir)
     rec = {
         "name": name,
-        "preset": "-".join(map(str, kernels)),
+        "arch": model["arch"],
+        "preset": preset_of(model),
         "scale": params["scale"],
+        "cost": cost_of(files[FILES["keras"]], model, params["scale"]),
         "files": {fmt: {"file": f, "sha256": hashlib.sha256(files[f]).hexdigest()} for fmt, f in FILES.items()},
         "params": params,
         "training_data": {
@@ -183,11 +248,37 @@ def build_record(repo: Path, experiment: str, name: str) -> tuple[dict, dict[str
     return rec, files
 
 
+def cost_of(keras_bytes: bytes, model: dict, scale: int) -> dict:
+    """{"parameters": trainable weights of the .keras file, "multiply_adds_per_pixel": per HR output pixel
+    (`srcnn.nets.archs`)}. Loads TensorFlow."""
+    import tempfile
+
+    import numpy as np
+
+    from srcnn.nets.archs import ARCHS
+    from srcnn.nets.model_file import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        path.write_bytes(keras_bytes)
+        network = load_model(path)
+    return {
+        "parameters": int(sum(np.prod(w.shape) for w in network.trainable_weights)),
+        "multiply_adds_per_pixel": round(ARCHS[model["arch"]].multiply_adds(scale, model[model["arch"]]), 1),
+    }
+
+
 def ship(repo: Path, experiment: str, name: str) -> Path:
-    """Copy experiment `experiment` of `repo` into srcnn/weights/<name>/ with its record; returns the folder."""
+    """Copy experiment `experiment` of `repo` into srcnn/weights/<name>/ with its record; returns the folder.
+    ModelError when `name` is not the model's `expected_name` (users find models by these names)."""
     from srcnn.outputs import atomic_dir
 
     rec, files = build_record(repo, experiment, name)
+    if name != expected_name(rec):
+        raise ModelError(
+            f"--name {name}: experiment {experiment} is {network_title(rec)} ×{rec['scale']}, "
+            f"shipped as {expected_name(rec)}"
+        )
     target = WEIGHTS / name
     with atomic_dir(target) as tmp:
         for file, content in files.items():
@@ -211,6 +302,7 @@ def reexport(name: str) -> dict:
     from srcnn.data.resize import resize
     from srcnn.inference.keras_runtime import forward
     from srcnn.inference.runtimes import OpencvDnnNetwork, open_network
+    from srcnn.nets.metadata import geometry_of
     from srcnn.nets.model_file import load_model
     from srcnn.outputs import atomic_file, sha256_of
     from srcnn.shipping.converters import write_onnx
@@ -220,15 +312,16 @@ def reexport(name: str) -> dict:
     rec = record(name)
     onnx_path, keras_path = folder / FILES["onnx"], folder / FILES["keras"]
     _, meta = open_network(onnx_path)
-    if "arch" in meta:  # the check below feeds the bicubic image, SRCNN's input
-        raise ModelError(f"{onnx_path}: a {meta['arch']} model; reexport is for the shipped SRCNN models")
     if (meta.get("exported_from") or {}).get("sha256") != sha256_of(keras_path):
         raise ModelError(f"{onnx_path}: was not exported from {keras_path}; ship the experiment again instead")
     model = load_model(keras_path)
-    reference = forward(model)
+    geometry = geometry_of(meta)
+    reference = forward(model, geometry)
     side = 2 * meta["margin"] + 1
     model(np.zeros((1, side, side, 1), np.float32))  # Keras exports only a model that has been called
-    y = resize(rgb_to_y(skimage.data.astronaut()[::4, ::4]), rec["scale"], "matlab")
+    y = rgb_to_y(skimage.data.astronaut()[::4, ::4])
+    if geometry.upsample == 1:  # SRCNN's input is the bicubic-upsampled image, FSRCNN's and ESPCN's the LR one
+        y = resize(y, rec["scale"], "matlab")
     x = (y.astype(np.float32) / 255.0)[None, :, :, None]
     want = reference(x)
     with atomic_file(onnx_path, suffix=".onnx") as tmp:  # the suffix: open_network tells the format by it
@@ -264,8 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures = reexport(name)
                 print(f"re-exported {WEIGHTS / name / FILES['onnx']}: max abs difference {figures}")
         else:
-            for name in names():
-                print(describe(name))
+            print(listing())
     except ModelError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

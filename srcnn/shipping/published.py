@@ -28,6 +28,18 @@ PAPER_BICUBIC_SSIM = {
     "Urban100": (0.8403, 0.7349, 0.6577),
 }
 PRESETS = {"9-1-5": ("SRCNN 9-1-5", "ECCV 2014"), "9-5-5": ("SRCNN 9-5-5", "TPAMI 2016")}
+# FSRCNN (56, 12, 4) trained on the 91 images alone (Dong, Loy, Tang, ECCV 2016; 37.00 / 33.16 / 30.71 with
+# General-100 added), Set5 ×2 / ×3 / ×4.
+PAPER_FSRCNN_T91 = {"Set5": (36.94, 33.06, 30.55)}
+# ESPCN trained on the 91 images (Shi et al., CVPR 2016, Table 1: ×3 only; its ×4 and later rows are trained on
+# ImageNet). Quoted as reimplementations quote it (yjn870/ESPCN-pytorch's README, "Paper (91)"): no copy of the
+# paper's table was at hand to check it against.
+PAPER_ESPCN_T91 = {"Set5": (None, 32.55, None)}
+# The networks on the LR image, as the README's second table shows them: (arch, preset) → (our name, source)
+LR_PRESETS = {
+    ("fsrcnn", "56-12-4"): ("FSRCNN (56,12,4)", "ECCV 2016, T91"),
+    ("espcn", "5-3-3 tanh"): ("ESPCN", "CVPR 2016, T91"),
+}
 PAPER_BICUBIC = {
     "Set5": (33.66, 30.39, 28.42),
     "Set14": (30.23, 27.54, 26.00),
@@ -36,7 +48,15 @@ PAPER_BICUBIC = {
 }
 
 
-def paper_figure(preset: str, name: str, scale: int) -> float | None:
+def paper_figure(preset: str, name: str, scale: int, arch: str = "srcnn") -> float | None:
+    """The published PSNR of network `preset` of `arch` on set `name` at `scale`; None where none is published
+    (or none is written here)."""
+    if arch == "fsrcnn":
+        return PAPER_FSRCNN_T91.get(name, (None,) * 3)[scale - 2] if preset == "56-12-4" else None
+    if arch == "espcn":
+        return PAPER_ESPCN_T91.get(name, (None,) * 3)[scale - 2] if preset == "5-3-3 tanh" else None
+    if arch != "srcnn":
+        return None
     if preset == "9-5-5":
         return PAPER_SRCNN_955.get(name, (None,) * 3)[scale - 2]
     return PAPER_SRCNN_915.get((name, scale))
