@@ -69,12 +69,12 @@ def load(model: str | Path | None = None, scale: int | None = None, tile: int = 
     (default 2). `tile`: output tile side in pixels (≥ 16; memory, not the result, depends on it).
     Raises ValueError (srcnn.errors.UsageError) naming what is wrong."""
     from srcnn.errors import UsageError
-    from srcnn.model_choice import choose_model, load_checked_model, model_warnings
+    from srcnn.model_choice import API, choose_model, load_checked_model, model_warnings
 
     if tile < 16:
-        raise UsageError(f"tile {tile}: use at least 16 pixels")
-    path, opened, _ = choose_model(None if model is None else str(model), scale, [])
-    network, meta = load_checked_model(str(path), scale, opened)
+        raise UsageError(f"tile={tile}: use at least 16 pixels")
+    path, opened, _ = choose_model(None if model is None else str(model), scale, [], API)
+    network, meta = load_checked_model(str(path), scale, opened, API)
     for warning in model_warnings(path, meta):  # a stale export, a model that lost to bicubic: never silently
         warnings.warn(warning, UserWarning, stacklevel=2)
     name = str(model) if model is not None else path.parent.name if path.name.startswith("model.") else str(path)
