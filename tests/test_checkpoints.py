@@ -160,7 +160,7 @@ def test_sigterm_gets_one_line_and_an_orphaned_stage_never_writes_into_the_works
     assert "\nstage train interrupted (SIGTERM); no partial output was kept" in log, log
     assert "Traceback" not in log and not (repo / "models/srcnn.keras").exists(), log
 
-    rerun = dvc(repo, "exp", "run", "-s", "train")
+    rerun = dvc(repo, "exp", "run", "-f", "-s", "train")  # -f: not the run cache
     assert "train: resuming from checkpoint" in rerun.stdout, rerun.stdout
     assert (repo / "models/srcnn.keras").exists()
     dvc(repo, "repro")  # the module's project as it was for the tests after this one
