@@ -9,6 +9,7 @@ from typing import Any
 
 from srcnn import params as params_module
 from srcnn.errors import UserError
+from srcnn.outputs import plain_cause
 
 # Errors whose message already says what is wrong and where; no traceback needed.
 USER_ERRORS = (UserError, FileNotFoundError)
@@ -42,7 +43,8 @@ def check_params_unchanged(stage: str, used: Any) -> None:
 def run_stage(stage: str, main: Callable[[Any, argparse.Namespace], object], cli: argparse.ArgumentParser) -> None:
     """Parse the stage's command line (its paths, written once: on the `cmd` in dvc.yaml), validate
     params.yaml, hand `main` the stage's typed params (`srcnn.params.STAGE_PARAMS`) and the arguments;
-    exit 2 with one line on a user error."""
+    exit 2 with one line on a user error or an operating-system error (no space left, read-only file system,
+    permission denied, too many open files: the file and the plain cause, as `srcnn upscale` says them)."""
     args = cli.parse_args()  # a wrong command line: argparse's usage line and exit code 2
     try:
         params = params_module.for_stage(stage)
@@ -50,6 +52,10 @@ def run_stage(stage: str, main: Callable[[Any, argparse.Namespace], object], cli
         check_params_unchanged(stage, params)
     except USER_ERRORS as err:
         print(f"error in stage {stage}: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # the machine's (disk full, read-only, too many open files); outputs say OutputError
+        where = f"{err.filename}: " if err.filename is not None else ""
+        print(f"error in stage {stage}: {where}{plain_cause(err)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         # On a line of its own: a progress bar (Keras) may have left the cursor mid-line.
