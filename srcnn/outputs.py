@@ -120,11 +120,28 @@ def _concerns_output(err: OSError, path: Path, tmp: Path | None) -> bool:
     return False
 
 
+# A temporary folder's name (`atomic_dir`): `.<target name>.<pid>.<random>.tmp`.
+_TEMP_DIR = re.compile(r"\.(.+)\.\d+\.[^.]+\.tmp")
+
+
+def shown_path(path: str | os.PathLike) -> Path:
+    """`path` as the user will find it: a temporary folder in it (`metrics/.crops.123.ab.tmp/x.png`) named as the
+    output it becomes (`metrics/crops/x.png`), for messages about files written inside `atomic_dir`."""
+    parts = Path(path).parts
+    return Path(*[m.group(1) if (m := _TEMP_DIR.fullmatch(part)) else part for part in parts[:-1]], parts[-1])
+
+
+def cannot_write(path: str | os.PathLike, cause: str) -> OutputError:
+    """The one message for an output that could not be written: `out/x.png: cannot write: <cause>; nothing was
+    written`, the path as the user will find it (`shown_path`)."""
+    return OutputError(f"{shown_path(path)}: cannot write: {cause}; nothing was written")
+
+
 def _output_error(err: OSError, path: Path, tmp: Path | None) -> OutputError | None:
     """The OutputError to raise for `err`, or None to let `err` pass (not about the output, or `path` taken)."""
     if isinstance(err, FileExistsError) or not _concerns_output(err, path, tmp):
         return None
-    return OutputError(f"{path}: cannot write: {plain_cause(err)}; nothing was written")
+    return cannot_write(path, plain_cause(err))
 
 
 def _publish_new(tmp: Path, path: Path) -> None:
@@ -260,6 +277,16 @@ def write_json(path: str | os.PathLike, data: dict) -> None:
         raise NonFiniteError(f"{path}: {', '.join(bad)} is not a finite number; nothing written")
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def cause_in_message(text: str) -> str | None:
+    """The plain cause of a write failure that a library reports in its own exception's text (TensorFlow:
+    `…/variables.data…; No space left on device [Op:SaveV2]`), or None when the text names no such cause."""
+    for number in sorted(_WRITE_ERRNOS):
+        words = os.strerror(number)
+        if f"; {words}" in text:
+            return words[:1].lower() + words[1:]
+    return None
 
 
 def plain_cause(err: OSError) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from srcnn import params as params_module
 from srcnn.errors import UserError
-from srcnn.outputs import plain_cause
+from srcnn.outputs import plain_cause, shown_path
 
 # Errors whose message already says what is wrong and where; no traceback needed.
 USER_ERRORS = (UserError, FileNotFoundError)
@@ -54,7 +55,7 @@ def run_stage(stage: str, main: Callable[[Any, argparse.Namespace], object], cli
         print(f"error in stage {stage}: {err}", file=sys.stderr)
         sys.exit(2)
     except OSError as err:  # the machine's (disk full, read-only, too many open files); outputs say OutputError
-        where = f"{err.filename}: " if err.filename is not None else ""
+        where = f"{shown_path(os.fsdecode(err.filename))}: " if isinstance(err.filename, (str, bytes)) else ""
         print(f"error in stage {stage}: {where}{plain_cause(err)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -34,7 +34,7 @@ from srcnn.data.formats import (
     supported_list,
 )
 from srcnn.errors import UserError
-from srcnn.outputs import OutputError, atomic_file, plain_cause
+from srcnn.outputs import OutputError, atomic_file, cannot_write, plain_cause
 
 
 class ImageError(UserError, ValueError):
@@ -359,7 +359,7 @@ def output_file(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]
     except OSError as err:
         if isinstance(err, FileExistsError) and not replace and err.filename == str(path):  # the output is there
             raise
-        raise ImageError(f"{path}: cannot write: {plain_cause(err)}; nothing was written") from None
+        raise ImageError(str(cannot_write(path, plain_cause(err)))) from None
 
 
 def encode_image(
