@@ -11,6 +11,7 @@ from typing import Any
 
 from srcnn import params as params_module
 from srcnn.errors import UserError
+from srcnn.outputs import plain_cause, shown_path
 
 # Errors whose message already says what is wrong and where; no traceback needed.
 USER_ERRORS = (UserError, FileNotFoundError)
@@ -119,8 +120,10 @@ def check_params_unchanged(stage: str, used: Any) -> None:
 def run_stage(stage: str, main: Callable[[Any, argparse.Namespace], object], cli: argparse.ArgumentParser) -> None:
     """Parse the stage's command line (its paths, written once: on the `cmd` in dvc.yaml), validate
     params.yaml, hand `main` the stage's typed params (`srcnn.params.STAGE_PARAMS`) and the arguments;
-    exit 2 with one line on a user error; Ctrl-C (SIGINT), SIGTERM and SIGHUP end it with one line and exit code
-    128 + the signal (130, 143, 129), as does the end of the process that ran it (`watch_owner`: 129)."""
+    exit 2 with one line on a user error or an operating-system error (no space left, read-only file system,
+    permission denied, too many open files: the file and the plain cause, as `srcnn upscale` says them);
+    Ctrl-C (SIGINT), SIGTERM and SIGHUP end it with one line and exit code 128 + the signal (130, 143, 129), as
+    does the end of the process that ran it (`watch_owner`: 129)."""
     args = cli.parse_args()  # a wrong command line: argparse's usage line and exit code 2
     try:
         for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -135,6 +138,10 @@ def run_stage(stage: str, main: Callable[[Any, argparse.Namespace], object], cli
     except Terminated as err:
         print(f"\nstage {stage} interrupted ({err}); no partial output was kept", file=sys.stderr)
         sys.exit(128 + err.signum)
+    except OSError as err:  # the machine's (disk full, read-only, too many open files); outputs say OutputError
+        where = f"{shown_path(os.fsdecode(err.filename))}: " if isinstance(err.filename, (str, bytes)) else ""
+        print(f"error in stage {stage}: {where}{plain_cause(err)}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         # On a line of its own: a progress bar (Keras) may have left the cursor mid-line.
         print(f"\nstage {stage} interrupted; no partial output was kept", file=sys.stderr)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 from skimage import data as skdata
 
@@ -127,6 +128,36 @@ def project_repo(root: Path, overrides: dict) -> subprocess.CompletedProcess:
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "first run")
     return first
+
+
+# --------------------------------------------------------------------------- a full or read-only disk, for real
+
+
+def in_mount_namespace(mount: str, command: list[str], cwd: Path, target: str = "out") -> subprocess.CompletedProcess:
+    """`command` run with a fresh tmpfs (`mount` options, e.g. "ro" or "size=64k") on cwd/`target` (a folder
+    that exists), in a private mount namespace (unshare: no root needed, nothing mounted outside); then
+    `echo rc=<its exit code>; ls -a target`."""
+    script = f'mount -t tmpfs -o {mount} tmpfs {shlex.quote(target)} && "$@"; echo "rc=$?"; ls -a {shlex.quote(target)}'
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", *command],
+        cwd=cwd,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def unshare_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_unshare = pytest.mark.skipif(
+    not shutil.which("unshare") or not unshare_works(), reason="unshare -rm (user + mount namespaces) not available"
+)
 
 
 # --------------------------------------------------------------------------- patch files

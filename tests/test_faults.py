@@ -35,7 +35,18 @@ import pytest
 import yaml
 
 # pytest puts tests/ on sys.path: the temp-repo helpers of the pipeline test.
-from conftest import PROJECT, TINY, dvc, env, project_repo, run, stage_command, write_params
+from conftest import (
+    PROJECT,
+    TINY,
+    dvc,
+    env,
+    in_mount_namespace,
+    needs_unshare,
+    project_repo,
+    run,
+    stage_command,
+    write_params,
+)
 
 from srcnn.outputs import atomic_dir, atomic_file, sweep_stale_temps
 
@@ -299,6 +310,45 @@ def test_next_write_sweeps_temporaries_of_dead_processes(tmp_path):
     assert sweep_stale_temps(target) == []
 
 
+def test_an_output_not_to_replace_is_never_replaced_even_if_it_appears_during_the_work(tmp_path):
+    """Issue 42, case 1: `atomic_file(replace=False)` (`srcnn upscale` without --overwrite, `srcnn.load().
+    upscale_file`) published with a rename, which replaced a file another process wrote while this one
+    worked. Through `output_file`, the writer that `srcnn.inference.files` uses."""
+    from srcnn.data.io import output_file
+
+    target = tmp_path / "photo.png"
+    for writer in (lambda: atomic_file(target, replace=False), lambda: output_file(target, replace=False)):
+        target.unlink(missing_ok=True)
+        with pytest.raises(FileExistsError) as raised, writer() as tmp:
+            tmp.write_bytes(b"mine")
+            target.write_bytes(b"the other process's")  # appears after any check made before the work
+        assert raised.value.filename == str(target)
+        assert target.read_bytes() == b"the other process's"
+        assert os.listdir(tmp_path) == ["photo.png"]  # no temporary
+    target.unlink()
+    with atomic_file(target, replace=False) as tmp:  # a free name: written as ever
+        tmp.write_bytes(b"mine")
+    assert target.read_bytes() == b"mine" and os.listdir(tmp_path) == ["photo.png"]
+
+
+def test_a_write_error_names_the_output_and_an_input_error_its_input(tmp_path):
+    """Issue 42, case 4: an OSError while writing an output (here a folder that is a file: ENOTDIR, which stops
+    root too) is OutputError naming the output; one about another file (an input read inside the block) keeps
+    its own name and type."""
+    from srcnn.outputs import OutputError
+
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(OutputError, match=r"^.*file/sub/x\.npy: cannot write: not a directory; nothing was written$"):
+        with atomic_file(tmp_path / "file/sub/x.npy"):
+            pass
+    with pytest.raises(OutputError, match=r"/crops: cannot write: file too large; nothing was written$"):
+        with atomic_dir(tmp_path / "crops") as tmp:
+            raise OSError(27, "File too large", str(tmp / "a.png"))  # as a write inside the folder raises it
+    with pytest.raises(FileNotFoundError), atomic_file(tmp_path / "out.npy"):
+        (tmp_path / "missing.png").read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
 def test_git_ignores_temporary_names(repo):
     names = [
         "data/.raw.123.ab_c.tmp",
@@ -545,6 +595,55 @@ def test_bad_patch_file_stops_train_with_one_line(tmp_path, case):
     assert fragment in line
     assert "Traceback" not in result.stderr
     assert not (folder / "models").exists()
+
+
+# A full disk or a read-only one under a stage's output, for real: a small tmpfs mounted over the output folder.
+DISK_FAULTS = {
+    "patches full": ("patches", "data/patches", "size=64k", "data/patches/train.npy", "no space left on device"),
+    "patches read-only": ("patches", "data/patches", "ro", "data/patches/train.npy", "read-only file system"),
+    "train full": ("train", "models", "size=8k", "models/srcnn.keras", "no space left on device"),
+    # a file inside a temporary folder is named as the user will find it (it named metrics/.crops.<pid>….tmp/…)
+    "evaluate full": ("evaluate", "metrics", "size=4k", "metrics/crops/valid_v.png", "no space left on device"),
+    # TensorFlow's own writer: a ResourceExhaustedError traceback
+    "export savedmodel full": (
+        "export",
+        "models",
+        "size=60k",
+        "models/export/srcnn_savedmodel",
+        "no space left on device",
+    ),
+}
+
+
+@needs_unshare
+@pytest.mark.parametrize("case", sorted(DISK_FAULTS))
+def test_a_full_or_read_only_disk_in_a_stage_is_one_line_naming_the_output(tmp_path, case, request):
+    """Issue 42, case 4: the patches stage ended in a 19-line traceback (`OSError: [Errno 28] No space left on
+    device`, no file named), the train stage the same inside Keras's save_model."""
+    name, folder, mount, output, cause = DISK_FAULTS[case]
+    root = scratch(tmp_path / "p", {f"t{i}.png": GOOD for i in range(4)}, {"v.png": GOOD})
+    # 4 × 50 patches of 2 × 33²: over 64 KiB
+    write_params(root, params_with({"patches": {"per_image": 50}, "export": {"formats": ["savedmodel"]}}))
+    command = stage_command(name)
+    if name == "train":
+        assert stage(root, "patches").returncode == 0
+    if name in ("evaluate", "export"):
+        model = request.getfixturevalue("model")
+        if name == "export":  # its inputs from the module's project; the model copied onto the small disk
+            for path in ("data/patches/valid.npy", "metrics/evaluate.json"):
+                (root / path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(model.parents[1] / path, root / path)
+            command = ["sh", "-c", 'cp "$0" models/ && exec "$@"', str(model), *command]
+        else:
+            (root / "models").mkdir()
+            shutil.copy(model, root / "models")
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    result = in_mount_namespace(mount, command, root, target=folder)
+    assert "rc=2" in result.stdout, result.stdout + result.stderr
+    assert error_lines(result) == [f"error in stage {name}: {output}: cannot write: {cause}; nothing was written"]
+    assert "Traceback" not in result.stderr
+    left = result.stdout.split("rc=2")[1].split()
+    assert left == [".", ".."] + (["srcnn.keras"] if name == "export" else [])  # nothing partial, no temporary
 
 
 def test_evaluate_refuses_a_model_with_nan_weights(tmp_path, model):

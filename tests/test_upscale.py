@@ -19,6 +19,9 @@ import numpy as np
 import pytest
 import skimage.data
 
+# pytest puts tests/ on sys.path
+from conftest import in_mount_namespace, needs_unshare
+
 from srcnn.__main__ import main as cli
 from srcnn.data.colour import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from srcnn.data.io import encode_png_gray_alpha
@@ -521,6 +524,42 @@ def test_no_overwrite_without_flag(tmp_path, models, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # atomic writes left no temporaries
 
 
+def test_two_commands_racing_for_one_output_never_replace_each_other(tmp_path):
+    """Issue 42, case 1: `srcnn upscale a/photo.png -o out/ &` and `srcnn upscale b/photo.png -o out/` both
+    printed `→ out/photo.png` with exit code 0, and one picture was lost: the existence check ran before the
+    work and the final rename replaced what had appeared meanwhile. Made deterministic: the first command is
+    stopped (SIGSTOP) while it computes, after its check, and the second runs to the end meanwhile."""
+    for folder, size in (("a", (600, 800)), ("b", (40, 60))):
+        (tmp_path / folder).mkdir()
+        write(tmp_path / folder / "photo.png", photo(*size))
+    out = tmp_path / "out"
+    out.mkdir()
+    first = subprocess.Popen(
+        [*UPSCALE_CMD, "a/photo.png", "-o", "out/", "--model", "srcnn-915-x2"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith(".photo.png.") for p in out.iterdir()):  # checked, now at work
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.002)
+        os.kill(first.pid, signal.SIGSTOP)
+        assert first.poll() is None
+        second = srcnn_upscale("b/photo.png", "-o", "out/", cwd=tmp_path)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    stdout, stderr = first.communicate(timeout=120)
+    assert second.returncode == 0 and "b/photo.png → out/photo.png" in second.stdout, second.stderr
+    assert first.returncode == 0, stderr
+    assert "→" not in stdout and "1 skipped" in stdout
+    assert stderr.splitlines() == ["skipped: a/photo.png: output out/photo.png exists; kept (--overwrite replaces it)"]
+    assert read_rgb(out / "photo.png").shape == (80, 120, 3)  # the second command's picture, kept
+    assert os.listdir(out) == ["photo.png"]  # no temporary
+
+
 def test_usage_errors(tmp_path, models, capsys):
     a, b = write(tmp_path / "a.png", photo(8, 8)), write(tmp_path / "b.png", photo(8, 8))
     (tmp_path / "file.png").write_bytes(b"x")
@@ -965,25 +1004,6 @@ def test_output_argument_file_folder_stdout_and_never_the_input(tmp_path):
 # case 7: errors name the user's path and the plain cause
 
 
-def in_mount_namespace(mount: str, command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """`command` run with a fresh tmpfs (`mount` options, e.g. "ro" or "size=64k") on cwd/out, in a private
-    mount namespace (unshare: no root needed, nothing mounted outside); then `ls -a out`."""
-    script = f'mount -t tmpfs -o {mount} tmpfs out && "$@"; echo "rc=$?"; ls -a out'
-    return subprocess.run(
-        ["unshare", "-rm", "sh", "-c", script, "sh", *command], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-
-
-def unshare_works() -> bool:
-    try:
-        return subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-needs_unshare = pytest.mark.skipif(
-    not shutil.which("unshare") or not unshare_works(), reason="unshare -rm (user + mount namespaces) not available"
-)
 UPSCALE_CMD = [sys.executable, "-m", "srcnn", "upscale"]
 
 

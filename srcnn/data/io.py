@@ -34,7 +34,7 @@ from srcnn.data.formats import (
     supported_list,
 )
 from srcnn.errors import UserError
-from srcnn.outputs import atomic_file, plain_cause
+from srcnn.outputs import OutputError, atomic_file, cannot_write, plain_cause
 
 
 class ImageError(UserError, ValueError):
@@ -352,16 +352,21 @@ def encode_png_gray_alpha(image: np.ndarray, icc_profile: bytes | None = None, b
 
 
 @contextlib.contextmanager
-def output_file(path: str | os.PathLike) -> Iterator[Path]:
-    """`atomic_file(path)` whose failures name `path` and the plain cause: ImageError, e.g.
+def output_file(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
+    """`atomic_file(path, replace=replace)` whose failures name `path` and the plain cause: ImageError, e.g.
     `out/x.png: cannot write: permission denied`. Entered before the work for `path`, it checks that the
-    file can be created (folder writable, disk not read-only) before the work is spent."""
+    file can be created (folder writable, disk not read-only) before the work is spent. Not `replace`:
+    FileExistsError (nothing written) when `path` exists at the end, even if another process made it meanwhile."""
     path = Path(path)
     try:
-        with atomic_file(path, suffix=path.suffix) as tmp:
+        with atomic_file(path, suffix=path.suffix, replace=replace) as tmp:
             yield tmp
+    except OutputError as err:
+        raise ImageError(str(err)) from None
     except OSError as err:
-        raise ImageError(f"{path}: cannot write: {plain_cause(err)}; nothing was written") from None
+        if isinstance(err, FileExistsError) and not replace and err.filename == str(path):  # the output is there
+            raise
+        raise ImageError(str(cannot_write(path, plain_cause(err)))) from None
 
 
 def encode_image(

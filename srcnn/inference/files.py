@@ -68,6 +68,7 @@ def upscale_file(
     Everything that can be checked without the pixels (the input is not an output, the output's format and
     size limit, the output folder writable) is checked before the work.
     `compare_to`: also write bicubic | SRCNN side by side there (`srcnn upscale --compare`).
+    Without `overwrite` an output is never replaced, not even one that another process wrote during the work.
     Raises OutputExists (not `overwrite`), ImageError naming the file and the plain cause."""
     compare = compare_to is not None
     targets = [dst] + ([compare_to] if compare else [])
@@ -104,15 +105,18 @@ def upscale_file(
     if quality is None and fmt.lossless_flag is not None and lossy_default:
         quality = fmt.quality[1]  # a lossy input is not made lossless (WebP: 20× the size for nothing)
     profile = None if header is None else header.icc_profile
-    with contextlib.ExitStack() as stack:
-        temporaries = [stack.enter_context(output_file(t)) for t in targets]  # writable? before the work
-        start = time.perf_counter()
-        out, bic = up.upscale(image, bgr=True, bicubic=compare)
-        seconds = time.perf_counter() - start
-        encoded, lost = encode_image(dst, out, profile, quality)
-        temporaries[0].write_bytes(encoded)
-        if compare:
-            temporaries[1].write_bytes(encode_image(dst, side_by_side(bic, out), profile, quality)[0])
+    try:
+        with contextlib.ExitStack() as stack:  # not `overwrite`: published only where no file appeared meanwhile
+            temporaries = [stack.enter_context(output_file(t, replace=overwrite)) for t in targets]  # writable?
+            start = time.perf_counter()
+            out, bic = up.upscale(image, bgr=True, bicubic=compare)
+            seconds = time.perf_counter() - start
+            encoded, lost = encode_image(dst, out, profile, quality)
+            temporaries[0].write_bytes(encoded)
+            if compare:
+                temporaries[1].write_bytes(encode_image(dst, side_by_side(bic, out), profile, quality)[0])
+    except FileExistsError as err:  # another process (a second `srcnn upscale`) wrote it while this one worked
+        raise OutputExists(f"{src}: output {err.filename} exists; kept (--overwrite replaces it)") from None
     later = None if header is None else header.later_frames()
     if later:
         lost.append(f"{later} (only the first is upscaled)")

@@ -32,7 +32,7 @@ from srcnn.errors import UserError
 from srcnn.inference.runtimes import SAVEDMODEL_METADATA
 from srcnn.nets.archs import ARCHS
 from srcnn.nets.metadata import METADATA_KEY, geometry_of, white_of
-from srcnn.outputs import atomic_dir, atomic_file
+from srcnn.outputs import atomic_dir, atomic_file, cannot_write, cause_in_message
 from srcnn.threads import onnx_session_options
 
 
@@ -337,7 +337,13 @@ def write_savedmodel(model: keras.Model, path: Path, metadata: str) -> None:
 
     module = LrServingModule(model) if geometry_of(json.loads(metadata)) is not None else ServingModule(model)
     with atomic_dir(path) as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+        try:
+            tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+        except tf.errors.OpError as err:  # TensorFlow's own file writer: a full disk is ResourceExhaustedError
+            cause = cause_in_message(err.message)
+            if cause is None:
+                raise
+            raise cannot_write(path, cause) from None
         (tmp / SAVEDMODEL_METADATA).parent.mkdir(exist_ok=True)
         (tmp / SAVEDMODEL_METADATA).write_text(metadata)
         canonical_function_names(tmp / "saved_model.pb")
