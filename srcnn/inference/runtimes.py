@@ -231,12 +231,7 @@ def open_network(path: str | os.PathLike) -> tuple[Network, dict]:
         meta = read_metadata(p)  # checked there; None: no metadata
         if meta is None:
             parse_metadata(None, str(p))  # refused, as for every format
-        try:
-            model = load_model(p)
-        except ModelError:
-            raise
-        except Exception as err:  # Keras raises many types for a damaged or unsafe file
-            raise ModelError(f"{p}: cannot be loaded safely ({_first_line(err)})") from None
+        model = load_model(p)  # ModelError naming the real cause of any failure
         geometry = geometry_of(meta)
         if geometry is None:  # SRCNN: its receptive field is the network's own
             meta.setdefault("margin", margin(model))
