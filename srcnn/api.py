@@ -27,7 +27,8 @@ from srcnn.nets.metadata import bit_depth_of
 @dataclass(frozen=True)
 class Model:
     """A loaded SRCNN: `name` (a shipped name or the path), `path` (its file), `metadata` (scale, resize kernel,
-    receptive-field radius, training params: the JSON in the file)."""
+    receptive-field radius, training params: the JSON in the file). One Model may be shared by threads, in every
+    format: each call returns what it returns alone (a .tflite's calls take turns: LiteRT is not thread-safe)."""
 
     name: str
     path: Path

@@ -15,13 +15,17 @@ class UsageError(ValueError):
     """Bad arguments or an unusable model (`srcnn upscale`, `srcnn.load`): nothing is processed (exit code 2)."""
 
 
+def exception_chain(err: BaseException | None) -> list[BaseException]:
+    """`err`, then what it was raised from or during (its cause, else its context), down to the innermost: the
+    real reason when a library wraps one error in others."""
+    chain: list[BaseException] = []
+    while err is not None and all(err is not seen for seen in chain):  # a cycle ends the walk
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    return chain
+
+
 def is_interrupt(err: BaseException | None) -> bool:
     """Whether `err` is a KeyboardInterrupt (Ctrl-C), or an error raised because of one: its cause or context,
     e.g. the `ImportError: initialization failed` a C extension makes of a Ctrl-C during its import."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, KeyboardInterrupt):
-            return True
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return False
+    return any(isinstance(e, KeyboardInterrupt) for e in exception_chain(err))

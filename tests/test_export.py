@@ -381,6 +381,20 @@ def test_a_tflite_run_prints_no_litert_info_but_real_errors_still_reach_stderr(e
     assert result.returncode == 0 and result.stderr == "ERROR: a real failure\n", result.stderr
 
 
+def test_tflite_models_opened_by_threads_at_once_leave_stderr_to_the_caller(exported):
+    """Case 2's sibling: LiteRT's stderr capture swaps file descriptor 2, the process's; threads opening .tflite
+    models at once restored each other's temporary file as stderr, and every later error went nowhere."""
+    code = (
+        "import os, sys; from concurrent.futures import ThreadPoolExecutor; import srcnn\n"
+        "with ThreadPoolExecutor(4) as pool:\n"
+        "    list(pool.map(lambda _: srcnn.load(sys.argv[1]), range(24)))\n"
+        "os.write(2, b'an error after the loads\\n')\n"
+    )
+    model = exported / "export" / "srcnn.tflite"
+    result = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "an error after the loads\n", result.stderr
+
+
 def project_with_exports(exported: Path, root: Path) -> Path:
     """A DVC project folder (a dvc.yaml) holding the trained model and its exports, as `dvc repro` leaves them."""
     (root / "models").mkdir(parents=True)
@@ -436,6 +450,43 @@ def test_a_stale_export_is_warned_about_naming_both_files(exported, tmp_path):
     shutil.copy(exported / "export" / "srcnn.onnx", tmp_path / "elsewhere.onnx")
     result = upscale_in(tmp_path, str(root / "photo.png"), "-o", "e.png", "--model", "elsewhere.onnx")
     assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def shared_by_threads(run, inputs: list, threads: int = 4, rounds: int = 4) -> None:
+    """Call `run` on every input from one thread, then `rounds` times each from `threads` threads at once (each
+    thread's inputs in another order): every result must equal the single-threaded one, bit for bit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = [run(x) for x in inputs]
+    order = [i for r in range(rounds) for i in (range(len(inputs)) if r % 2 else reversed(range(len(inputs))))]
+    with ThreadPoolExecutor(threads) as pool:
+        got = list(pool.map(lambda i: (i, run(inputs[i])), order))  # an error in any call fails the test
+    for i, out in got:
+        assert out.shape == expected[i].shape and np.array_equal(out, expected[i]), f"input {i}"
+
+
+@pytest.mark.parametrize("name", ["keras", *EXPORT_FORMATS])
+def test_a_model_shared_by_threads_gives_every_call_the_single_threaded_result(exported, name):
+    """Case 2 of issue 42: one srcnn.load() of a .tflite shared by 2-4 threads raised LiteRT's "There is at least 1
+    reference to internal data" or "Dimension mismatch" in most calls and returned images up to 200 levels off in
+    others. Every runtime behind srcnn.load() gives each thread the image it gives one thread alone; images of
+    several sizes and 32-pixel tiles make the runtimes see several input shapes at once."""
+    import srcnn
+
+    path = exported / "srcnn.keras" if name == "keras" else exported / "export" / export.FILE_NAMES[name]
+    model = srcnn.load(path, tile=32)
+    photo = cv2.resize(skimage.data.coffee(), (60, 45), interpolation=cv2.INTER_AREA)
+    images = [photo[:h, :w] for h, w in ((45, 60), (20, 33), (37, 18), (29, 29), (16, 41), (44, 27))]
+    shared_by_threads(model.upscale, images)
+
+
+def test_opencv_dnn_shared_by_threads_gives_every_call_the_single_threaded_result(exported):
+    """The export stage's second ONNX runtime, OpenCV's dnn (one net: setInput then forward), shared the same way."""
+    from srcnn.inference.runtimes import OpencvDnnNetwork
+
+    network = OpencvDnnNetwork(exported / "export" / "srcnn.onnx", 0)
+    y = y_of_a_real_photo()
+    shared_by_threads(network, [np.ascontiguousarray(y[:, :h, :w]) for h, w in ((60, 50), (40, 70), (33, 33))])
 
 
 def test_the_onnx_file_is_nchw_and_opencv_dnn_runs_a_blob_from_image(exported):

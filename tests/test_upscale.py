@@ -478,6 +478,68 @@ def test_mismatched_scale_and_bare_model_refused(tmp_path, models, capsys):
     assert read_rgb(out).shape == (30, 30, 3)
 
 
+def edited_keras(src: Path, dst: Path, keras_version: str | None = None, conv1: dict | None = None) -> Path:
+    """A copy of the .keras zip `src`, its metadata.json saying `keras_version`, its first Conv2D's config
+    updated with `conv1`: what a model saved by another Keras looks like."""
+    with zipfile.ZipFile(src) as zf:
+        entries = {name: zf.read(name) for name in zf.namelist()}
+    if keras_version:
+        entries["metadata.json"] = json.dumps({**json.loads(entries["metadata.json"]), "keras_version": keras_version})
+    config = json.loads(entries["config.json"])
+    next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Conv2D")["config"].update(conv1 or {})
+    entries["config.json"] = json.dumps(config)
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return dst
+
+
+def test_a_model_from_another_keras_version_names_the_real_cause_and_both_versions(tmp_path, models, capsys):
+    import srcnn
+
+    src = write(tmp_path / "a.png", photo(10, 10))
+    newer = edited_keras(models[2], tmp_path / "newer.keras", "9.1.0", {"future_option": True})
+    unknown = edited_keras(models[2], tmp_path / "same.keras", None, {"future_option": True})
+    cause = "(ValueError: Unrecognized keyword arguments passed to Conv2D: {'future_option': True})"
+    here = keras.__version__
+    assert cli(["upscale", str(src), "-o", str(tmp_path / "out.png"), "--model", str(newer)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --model {newer}: Keras {here} cannot load it {cause}; it was written by Keras 9.1.0, a newer "
+        "version; open it with Keras 9.1.0 or later (or export it to ONNX there: srcnn upscale runs .onnx "
+        "without Keras)"
+    ]  # it was "cannot be loaded safely (TypeError: … could not be deserialized properly … from_config() …)"
+    with pytest.raises(ValueError) as raised:  # the API says the same
+        srcnn.load(newer)
+    assert str(raised.value) == f"--model {newer}: Keras {here} cannot load it {cause}; it was written by Keras " + (
+        "9.1.0, a newer version; open it with Keras 9.1.0 or later (or export it to ONNX there: srcnn upscale runs "
+        ".onnx without Keras)"
+    )
+    assert cli(["upscale", str(src), "-o", str(tmp_path / "out.png"), "--model", str(unknown)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: --model {unknown}: Keras {here} cannot load it {cause}"]
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_only_what_safe_mode_refuses_is_called_unsafe_and_its_code_never_runs(tmp_path, models, capsys):
+    marker = tmp_path / "ran"
+    where = str(marker)  # what the lambda's code would create if it ran
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: (open(where, "w").close(), t)[1])(inputs))
+    model.save(tmp_path / "plain.keras")
+    marker.unlink()  # Keras ran the lambda to build the model; loading must not
+    with zipfile.ZipFile(tmp_path / "plain.keras") as zf, zipfile.ZipFile(models[2]) as ours:
+        entries = {name: zf.read(name) for name in zf.namelist()} | {METADATA_NAME: ours.read(METADATA_NAME)}
+    with zipfile.ZipFile(tmp_path / "lambda.keras", "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    src = write(tmp_path / "a.png", photo(10, 10))
+    assert cli(["upscale", str(src), "-o", str(tmp_path / "out.png"), "--model", str(tmp_path / "lambda.keras")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --model {tmp_path / 'lambda.keras'}: cannot be loaded safely: Keras's safe mode refuses it "
+        "(ValueError: Requested the deserialization of a `Lambda` layer whose `function` is a Python lambda)"
+    ]
+    assert not marker.exists() and not (tmp_path / "out.png").exists()
+
+
 # --------------------------------------------------------------------------- command line
 
 

@@ -18,7 +18,10 @@ class Network:
     SRCNN (`geometry` None): the input is the bicubic-upsampled Y and H = h − 2·margin, `margin` the
     receptive-field radius in pixels. A network on the LR image (FSRCNN, ESPCN) sets `geometry`
     (`srcnn.nets.geometry.Geometry`: H = scale·h − left − right) and `margin` to its `context`, the LR pixels a
-    tile reads beyond its own on each side."""
+    tile reads beyond its own on each side.
+
+    Calls may come from several threads at once (`srcnn.load()` models are shared): a runtime that is not
+    thread-safe (LiteRT, OpenCV dnn) serialises its calls with a lock; each returns what it returns alone."""
 
     margin: int
     geometry: Geometry | None = None

@@ -18,6 +18,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,8 @@ def onnx_layout(shape: list) -> str:
 class OpencvDnnNetwork(Network):
     """An ONNX file run by OpenCV's dnn module (`cv2.dnn.readNetFromONNX`) on an NCHW blob, as OpenCV users run
     it (`cv2.dnn.blobFromImage` gives (1, 1, h, w) for a one-channel image); takes and returns NHWC. The export
-    stage checks the ONNX file with it too."""
+    stage checks the ONNX file with it too. One net holds its input and outputs between `setInput` and
+    `forward`, so calls take turns (a lock): threads sharing it would read each other's images."""
 
     def __init__(self, path: Path, margin: int):
         import cv2
@@ -103,17 +105,23 @@ class OpencvDnnNetwork(Network):
         except cv2.error as err:
             raise ModelError(f"{path}: OpenCV dnn cannot read it ({_first_line(err)})") from None
         self.margin = margin
+        self.lock = threading.Lock()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        self.net.setInput(np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2)))
-        return np.ascontiguousarray(self.net.forward().transpose(0, 2, 3, 1))
+        blob = np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2))
+        with self.lock:
+            self.net.setInput(blob)
+            out = self.net.forward()
+        return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
 
 
 class TfliteNetwork(Network):
     """A TFLite flatbuffer run by LiteRT's interpreter (`ai_edge_litert`, TensorFlow is never imported); the
     input is resized to each call's shape. Its thread pool is sized to the CPUs this process may use
     (`srcnn.threads`), and LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." is kept off stderr
-    (`without_litert_info`)."""
+    (`without_litert_info`). An interpreter is not thread-safe (its tensors are resized, set, run and read in
+    turn: threads sharing it got "Dimension mismatch" errors and each other's pixels), so calls take turns (a
+    lock); each call already runs on every allowed CPU."""
 
     def __init__(self, content: bytes, path: Path, margin: int):
         from ai_edge_litert.interpreter import Interpreter
@@ -129,16 +137,19 @@ class TfliteNetwork(Network):
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.shape: tuple[int, ...] | None = None
         self.margin = margin
+        self.lock = threading.Lock()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        if x.shape != self.shape:
-            self.interpreter.resize_tensor_input(self.input, x.shape)
-            with without_litert_info():  # LiteRT applies its XNNPACK delegate here, and says so
-                self.interpreter.allocate_tensors()
-            self.shape = x.shape
-        self.interpreter.set_tensor(self.input, np.ascontiguousarray(x, np.float32))
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output)
+        x = np.ascontiguousarray(x, np.float32)
+        with self.lock:
+            if x.shape != self.shape:
+                self.interpreter.resize_tensor_input(self.input, x.shape)
+                with without_litert_info():  # LiteRT applies its XNNPACK delegate here, and says so
+                    self.interpreter.allocate_tensors()
+                self.shape = x.shape
+            self.interpreter.set_tensor(self.input, x)
+            self.interpreter.invoke()
+            return self.interpreter.get_tensor(self.output)  # a copy: the next call cannot change it
 
 
 class SavedModelNetwork(Network):
@@ -166,6 +177,8 @@ class SavedModelNetwork(Network):
 
 
 LITERT_INFO = (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)  # lines LiteRT prints on every run
+STDERR_LOCK = threading.Lock()  # file descriptor 2 is the process's: one capture at a time, or one thread's
+# restore would leave stderr pointing at another's temporary file
 
 
 @contextlib.contextmanager
@@ -176,21 +189,23 @@ def without_litert_info():
     if os.environ.get("SRCNN_VERBOSE") == "1":
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                yield
-            finally:
-                os.dup2(saved, 2)
-                captured.seek(0)
-                kept = [line for line in captured.read().splitlines(keepends=True) if line.rstrip() not in LITERT_INFO]
-                if kept:
-                    os.write(2, b"".join(kept))
-    finally:
-        os.close(saved)
+    with STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with tempfile.TemporaryFile() as captured:
+                os.dup2(captured.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    os.dup2(saved, 2)
+                    captured.seek(0)
+                    lines = captured.read().splitlines(keepends=True)
+                    kept = [line for line in lines if line.rstrip() not in LITERT_INFO]
+                    if kept:
+                        os.write(2, b"".join(kept))
+        finally:
+            os.close(saved)
 
 
 def _first_line(err: Exception) -> str:
@@ -231,12 +246,7 @@ def open_network(path: str | os.PathLike) -> tuple[Network, dict]:
         meta = read_metadata(p)  # checked there; None: no metadata
         if meta is None:
             parse_metadata(None, str(p))  # refused, as for every format
-        try:
-            model = load_model(p)
-        except ModelError:
-            raise
-        except Exception as err:  # Keras raises many types for a damaged or unsafe file
-            raise ModelError(f"{p}: cannot be loaded safely ({_first_line(err)})") from None
+        model = load_model(p)  # ModelError naming the real cause of any failure
         geometry = geometry_of(meta)
         if geometry is None:  # SRCNN: its receptive field is the network's own
             meta.setdefault("margin", margin(model))

@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from srcnn.errors import exception_chain
 from srcnn.nets.archs import ARCHS
 from srcnn.nets.metadata import METADATA_NAME, ModelError
 from srcnn.nets.srcnn import kernel_sizes_of, margin
@@ -24,21 +25,25 @@ from srcnn.params import TrainStage, receptive_field, recorded_model, recorded_t
 
 def load_model(path: str | os.PathLike) -> keras.Model:
     """Load a saved SRCNN from a Keras v3 zip of any name; safe_mode refuses serialised Python code (lambdas,
-    pickles). Raises ModelError for a file that is not such a zip.
+    pickles).
 
-    Raises ModelError when a weight is NaN or infinite (a diverged run): such a model would turn every
-    image black or into noise, and scores it would get are meaningless.
+    Raises ModelError, one line naming the file: for a file that is not such a zip; for one Keras cannot load,
+    with the real cause (`load_failure`); when a weight is NaN or infinite (a diverged run): such a model
+    would turn every image black or into noise, and scores it would get are meaningless.
     """
     path = Path(path)
     if not zipfile.is_zipfile(path):
         raise ModelError(f"{path}: not a Keras v3 model file (a .keras zip archive)")
-    if path.suffix == ".keras":
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    else:  # Keras reads only names ending in .keras: load any other name (srcnn_v1.model, SRCNN.KERAS) by a link
-        with tempfile.TemporaryDirectory(prefix="srcnn-model-") as tmp:
-            link = Path(tmp) / "model.keras"
-            link.symlink_to(path.resolve())
-            model = keras.saving.load_model(link, compile=False, safe_mode=True)
+    try:
+        if path.suffix == ".keras":
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        else:  # Keras reads only names ending in .keras: load any other name (srcnn_v1.model, SRCNN.KERAS) by a link
+            with tempfile.TemporaryDirectory(prefix="srcnn-model-") as tmp:
+                link = Path(tmp) / "model.keras"
+                link.symlink_to(path.resolve())
+                model = keras.saving.load_model(link, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many types for a damaged, unsafe or foreign file
+        raise load_failure(path, err) from None
     bad = [w.path for w in model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
     if bad:
         raise ModelError(
@@ -46,6 +51,52 @@ def load_model(path: str | os.PathLike) -> keras.Model:
             "leaves them; retrain it (e.g. with a lower train.learning_rate)"
         )
     return model
+
+
+# Words only Keras's safe-mode refusals use (a Python lambda, a vocabulary file outside the archive, a
+# non-modelling API): "cannot be loaded safely" is kept for these.
+SAFE_MODE_REFUSALS = ("`safe_mode=False`", "disallowed during deserialization for security")
+
+
+def load_failure(path: Path, err: Exception) -> ModelError:
+    """The ModelError for a file Keras failed to load: its real cause, the innermost exception (Keras wraps it
+    in one "could not be deserialized properly … from_config()" per enclosing object, advice for model
+    authors); "cannot be loaded safely" only when safe mode refused it; both Keras versions when the file's
+    `metadata.json` names another than this one (a newer Keras's layer arguments are unknown here)."""
+    chain = exception_chain(err)
+    cause = chain[-1]
+    text = str(cause).strip().split("\n")[0].split(". ")[0].rstrip(".")[:300]
+    reason = f"{type(cause).__name__}: {text}"
+    if any(marker in str(e) for e in chain for marker in SAFE_MODE_REFUSALS):
+        return ModelError(f"{path}: cannot be loaded safely: Keras's safe mode refuses it ({reason})")
+    here, written = keras.__version__, saved_keras_version(path)
+    if written is None or written == here:
+        return ModelError(f"{path}: Keras {here} cannot load it ({reason})")
+    newer = _version_key(written) > _version_key(here)
+    advice = (
+        f"; open it with Keras {written} or later (or export it to ONNX there: srcnn upscale runs .onnx without Keras)"
+        if newer
+        else ""
+    )
+    return ModelError(
+        f"{path}: Keras {here} cannot load it ({reason}); it was written by Keras {written}, "
+        f"{'a newer' if newer else 'another'} version{advice}"
+    )
+
+
+def saved_keras_version(path: Path) -> str | None:
+    """The Keras version a .keras file was written by (its `metadata.json`), or None when it does not say."""
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open("metadata.json") as member:
+            version = json.loads(member.read(65536)).get("keras_version")  # bounded: never inflate a bomb
+    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile):
+        return None
+    return version if isinstance(version, str) and version else None
+
+
+def _version_key(version: str) -> tuple:
+    """'3.15.1' → (3, 15, 1); a part that is not a number counts as 0 (3.16.0.dev → (3, 16, 0, 0))."""
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
 
 
 # --------------------------------------------------------------------------- metadata inside the .keras file
