@@ -185,7 +185,8 @@ def test_every_scale_has_a_shipped_model_with_a_complete_record():
     for name in shipped:
         rec = pretrained.record(name)
         folder = pretrained.WEIGHTS / name
-        assert name == f"srcnn-{rec['preset'].replace('-', '')}-x{rec['scale']}"
+        assert name == pretrained.expected_name(rec)
+        assert rec["cost"]["parameters"] > 0 and rec["cost"]["multiply_adds_per_pixel"] > 0
         for entry in rec["files"].values():
             assert sha256_of(folder / entry["file"]) == entry["sha256"], f"{name}: {entry['file']} changed"
         assert rec["params"]["download"]["train_dir"].endswith("T91") and rec["training"]["seconds"] > 0
@@ -349,7 +350,10 @@ def test_shipped_onnx_files_are_nchw_and_run_in_opencv_dnn_on_a_blob_from_image(
     for name in pretrained.names():
         path = pretrained.model_file(name)
         network, meta = open_network(path)
-        y = resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), meta["scale"], "matlab").astype(np.float32) / 255.0
+        y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        if "geometry" not in meta:  # SRCNN's input is the bicubic-upsampled image, FSRCNN's and ESPCN's the LR one
+            y = resize(y, meta["scale"], "matlab")
+        y = y.astype(np.float32) / 255.0
         net = cv2.dnn.readNetFromONNX(str(path))
         net.setInput(cv2.dnn.blobFromImage(y))  # (h, w) → (1, 1, h, w)
         got = net.forward()  # NHWC files: "Failed to allocate 18446744073606332416 bytes"
