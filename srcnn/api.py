@@ -42,7 +42,8 @@ class Model:
         """An image `scale` times larger, in the input's dtype and channel order.
 
         `image`: uint8 or uint16 (values 0…255 or 0…65535), (h, w) gray, (h, w, 2) gray + alpha, (h, w, 3)
-        colour or (h, w, 4) colour + alpha; `order`: "rgb" (NumPy, Pillow, imageio) or "bgr" (OpenCV).
+        colour or (h, w, 4) colour + alpha; `order`: "rgb" (NumPy, Pillow, imageio) or "bgr" (OpenCV). The colour
+        under fully transparent pixels is filled from visible ones first, as `srcnn upscale` does: no fringe.
         Raises ValueError for any other shape, dtype or order."""
         if order not in ("rgb", "bgr"):
             raise ValueError(f"order {order!r}: use 'rgb' or 'bgr'")
@@ -55,12 +56,17 @@ class Model:
 
     def upscale_file(self, src: str | Path, dst: str | Path, overwrite: bool = False) -> Path:
         """Read `src`, write the upscaled image to `dst` (its suffix picks the format; written atomically, bit
-        depth and ICC profile kept, EXIF orientation applied); returns `dst`. srcnn.data.io.ImageError names the
-        file when it cannot be read or written, or when `dst` exists and `overwrite` is false."""
-        from srcnn.inference.files import upscale_file
+        depth and ICC profile kept, EXIF orientation applied); returns `dst`. Each thing `dst` could not keep
+        (an alpha channel in JPEG, a profile in TIFF, pages or frames after the first) is a UserWarning worded
+        as the command's `warning:` line. srcnn.data.io.ImageError names the file when it cannot be read or
+        written, or when `dst` exists and `overwrite` is false."""
+        from srcnn.inference.files import not_kept, upscale_file
 
-        upscale_file(self.engine, Path(src), Path(dst), overwrite=overwrite)
-        return Path(dst)
+        src, dst = Path(src), Path(dst)
+        *_, lost = upscale_file(self.engine, src, dst, overwrite=overwrite)
+        for what in lost:
+            warnings.warn(not_kept(src, dst, what), UserWarning, stacklevel=2)
+        return dst
 
 
 def load(model: str | Path | None = None, scale: int | None = None, tile: int = 512) -> Model:
@@ -69,12 +75,12 @@ def load(model: str | Path | None = None, scale: int | None = None, tile: int = 
     (default 2). `tile`: output tile side in pixels (≥ 16; memory, not the result, depends on it).
     Raises ValueError (srcnn.errors.UsageError) naming what is wrong."""
     from srcnn.errors import UsageError
-    from srcnn.model_choice import choose_model, load_checked_model, model_warnings
+    from srcnn.model_choice import API, choose_model, load_checked_model, model_warnings
 
     if tile < 16:
-        raise UsageError(f"tile {tile}: use at least 16 pixels")
-    path, opened, _ = choose_model(None if model is None else str(model), scale, [])
-    network, meta = load_checked_model(str(path), scale, opened)
+        raise UsageError(f"tile={tile}: use at least 16 pixels")
+    path, opened, _ = choose_model(None if model is None else str(model), scale, [], API)
+    network, meta = load_checked_model(str(path), scale, opened, API)
     for warning in model_warnings(path, meta):  # a stale export, a model that lost to bicubic: never silently
         warnings.warn(warning, UserWarning, stacklevel=2)
     name = str(model) if model is not None else path.parent.name if path.name.startswith("model.") else str(path)

@@ -6,9 +6,29 @@ a user must see before using it (a stale export, a model that lost to bicubic in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from srcnn.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """How the caller names its arguments in error messages: the command's options (`--scale 3`) or the Python
+    API's keywords (`scale=3`), so that each user reads the words they typed."""
+
+    model: str = "--model"
+    scale: str = "--scale"
+    separator: str = " "
+    quote: bool = False  # the API's strings as Python literals: model='srcnn-nope'
+
+    def arg(self, key: str, value: object) -> str:
+        shown = repr(value) if self.quote and isinstance(value, str) else value
+        return f"{getattr(self, key)}{self.separator}{shown}"
+
+
+COMMAND = Spelling()
+API = Spelling("model", "scale", "=", quote=True)
 
 KERAS_MODEL, ONNX_MODEL = Path("models/srcnn.keras"), Path("models/export/srcnn.onnx")  # dvc.yaml's outputs
 # bench/README.md, section g: ONNX Runtime spares TensorFlow's ~3.8 s of start-up, TensorFlow then computes
@@ -67,12 +87,15 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def choose_model(spec: str | None, scale: int | None, jobs: list[tuple[Path, Path]]) -> tuple[Path, tuple | None, str]:
+def choose_model(
+    spec: str | None, scale: int | None, jobs: list[tuple[Path, Path]], spelling: Spelling = COMMAND
+) -> tuple[Path, tuple | None, str]:
     """(model path, opened network or None, the summary line's words for it) for `--model spec --scale scale`.
 
     `spec`: a model file or folder, or a shipped model's name (`srcnn.shipping.pretrained.names()`). Without it: this
     project's trained model (found from the current folder up, `project_root`) when it exists and is of
-    `scale`, else the best shipped model of `scale` (default ×2). UsageError when there is none."""
+    `scale`, else the best shipped model of `scale` (default ×2). UsageError when there is none, its message
+    naming the arguments as `spelling` does (the command's options or the API's keywords)."""
     from srcnn.nets.metadata import ModelError, read_metadata
     from srcnn.shipping import pretrained
 
@@ -81,7 +104,9 @@ def choose_model(spec: str | None, scale: int | None, jobs: list[tuple[Path, Pat
         if not Path(spec).exists() and spec in shipped:
             return pretrained.model_file(spec), None, f"{pretrained.describe(spec)}, shipped"
         if not Path(spec).exists() and "/" not in spec and not Path(spec).suffix:
-            raise UsageError(f"--model {spec}: no such file, and no shipped model of that name ({', '.join(shipped)})")
+            raise UsageError(
+                f"{spelling.arg('model', spec)}: no such file, and no shipped model of that name ({', '.join(shipped)})"
+            )
         return Path(spec), None, spec
     root = project_root()
     found = trained_model(root, jobs)
@@ -101,25 +126,26 @@ def choose_model(spec: str | None, scale: int | None, jobs: list[tuple[Path, Pat
         project = f"{_display(root)} has no trained ×{wanted} models/srcnn.keras" if root else "no project here"
         raise UsageError(
             f"no ×{wanted} model: none is shipped (shipped: {', '.join(shipped) or 'none'}) and {project}; "
-            "pass --model FILE, or train one (dvc repro)"
+            f"pass {spelling.arg('model', 'FILE' if not spelling.quote else 'PATH')}, or train one (dvc repro)"
         )
     why = "best shipped" + (f"; this project's trained model is ×{trained_scale}" if found else "")
     return pretrained.model_file(name), None, f"{pretrained.describe(name)}, {why}"
 
 
-def load_checked_model(path: str, scale: int | None, opened: tuple | None = None):
-    """(network, metadata) of a model in any format (`srcnn.inference.runtimes`), checked; UsageError otherwise.
-    `opened`: the (network, metadata) of `path` when the caller has already opened it."""
+def load_checked_model(path: str, scale: int | None, opened: tuple | None = None, spelling: Spelling = COMMAND):
+    """(network, metadata) of a model in any format (`srcnn.inference.runtimes`), checked; UsageError otherwise,
+    naming the arguments as `spelling` does. `opened`: the (network, metadata) of `path` when the caller has
+    already opened it."""
     from srcnn.inference.runtimes import ModelError, open_network
 
     try:
         network, meta = opened or open_network(path)
     except ModelError as err:
-        raise UsageError(f"--model {err}") from None
+        raise UsageError(f"{spelling.model}{spelling.separator}{err}") from None
     if scale is not None and scale != meta["scale"]:
         raise UsageError(
-            f"--scale {scale} does not match the model: {path} was trained for ×{meta['scale']} "
-            f"(leave out --scale, or use a ×{scale} model)"
+            f"{spelling.arg('scale', scale)} does not match the model: {path} was trained for ×{meta['scale']} "
+            f"(leave out {spelling.scale}, or use a ×{scale} model)"
         )
     return network, meta
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +14,81 @@ from srcnn.errors import UserError
 
 # Errors whose message already says what is wrong and where; no traceback needed.
 USER_ERRORS = (UserError, FileNotFoundError)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, batch schedulers, `kill`), or the process that ran the stage gone (SIGHUP): handled
+    as Ctrl-C is, by every `except KeyboardInterrupt` and `finally` on the way out, so nothing partial is kept.
+    `signum`: the stage's exit code is 128 + it."""
+
+    def __init__(self, reason: str, signum: int):
+        super().__init__(reason)
+        self.signum = signum
+
+
+# Shells that may stand between DVC and the stage: `$SHELL -c CMD` (dash, zsh, fish) need not exec CMD, and then
+# the shell, not DVC, is the parent; it outlives a killed DVC, so the owner watched is the first other ancestor.
+_SHELLS = {"sh", "bash", "dash", "zsh", "fish", "ksh", "mksh", "ash", "busybox"}
+_owner: tuple[int, str | None] | None = None  # (pid, start time from /proc) of the process that ran the stage
+
+
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(command name, parent pid, start time) of `pid` from /proc, or None (gone, or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            head, tail = f.read().rsplit(b")", 1)
+    except OSError:
+        return None
+    fields = tail.split()
+    if fields[0] in (b"Z", b"X"):  # a zombie has ended
+        return None
+    return head.split(b"(", 1)[1].decode(errors="replace"), int(fields[1]), fields[19].decode()
+
+
+def watch_owner() -> None:
+    """Make the stage end (`Terminated`) when the process that ran it ends (DVC killed by `kill -TERM`): on Linux
+    the kernel sends SIGHUP when the parent dies (PR_SET_PDEATHSIG; not SIGTERM, so that the line can tell a
+    SIGTERM sent to the stage from its parent's end), and `check_owner` (every epoch of the
+    train stage and before it publishes) also catches an owner behind a shell. Without it the stage ran on as
+    an orphan and wrote into the workspace after the run was over."""
+    global _owner
+    pid = os.getppid()
+    stat = _proc_stat(pid)
+    while stat is not None and stat[0] in _SHELLS and stat[1] > 1:
+        pid, stat = stat[1], _proc_stat(stat[1])
+    _owner = (pid, None if stat is None else stat[2])
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGHUP)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no prctl in this libc: check_owner still watches
+            pass
+    check_owner()  # the parent may have died before prctl took effect
+
+
+def owner_gone() -> bool:
+    """Whether the process `watch_owner` recorded has ended (False when nothing is watched)."""
+    if _owner is None:
+        return False
+    pid, started = _owner
+    if started is None:  # no /proc: an orphan is re-parented, so its parent pid changes
+        return os.getppid() != pid
+    stat = _proc_stat(pid)
+    return stat is None or stat[2] != started  # gone, or its pid reused by another process
+
+
+def check_owner() -> None:
+    """Raise `Terminated` when the process that ran this stage has ended (see `watch_owner`); a no-op outside a
+    stage (`run_stage` starts the watch)."""
+    if owner_gone():
+        raise Terminated(f"the process that ran it, pid {_owner[0]}, has ended", signal.SIGHUP)
+
+
+def _on_signal(signum, frame) -> None:
+    if signum == signal.SIGHUP and owner_gone():
+        raise Terminated(f"the process that ran it, pid {_owner[0]}, has ended", signum)
+    raise Terminated(signal.Signals(signum).name, signum)
 
 
 class ParamsChangedError(UserError):
@@ -42,15 +119,22 @@ def check_params_unchanged(stage: str, used: Any) -> None:
 def run_stage(stage: str, main: Callable[[Any, argparse.Namespace], object], cli: argparse.ArgumentParser) -> None:
     """Parse the stage's command line (its paths, written once: on the `cmd` in dvc.yaml), validate
     params.yaml, hand `main` the stage's typed params (`srcnn.params.STAGE_PARAMS`) and the arguments;
-    exit 2 with one line on a user error."""
+    exit 2 with one line on a user error; Ctrl-C (SIGINT), SIGTERM and SIGHUP end it with one line and exit code
+    128 + the signal (130, 143, 129), as does the end of the process that ran it (`watch_owner`: 129)."""
     args = cli.parse_args()  # a wrong command line: argparse's usage line and exit code 2
     try:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _on_signal)
+        watch_owner()
         params = params_module.for_stage(stage)
         main(params, args)
         check_params_unchanged(stage, params)
     except USER_ERRORS as err:
         print(f"error in stage {stage}: {err}", file=sys.stderr)
         sys.exit(2)
+    except Terminated as err:
+        print(f"\nstage {stage} interrupted ({err}); no partial output was kept", file=sys.stderr)
+        sys.exit(128 + err.signum)
     except KeyboardInterrupt:
         # On a line of its own: a progress bar (Keras) may have left the cursor mid-line.
         print(f"\nstage {stage} interrupted; no partial output was kept", file=sys.stderr)

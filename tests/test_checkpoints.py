@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import dvc, env, project_repo
+from conftest import dvc, env, project_repo, run
 
 from srcnn.params import TrainParams, TrainStage, model_params
 
@@ -101,6 +101,70 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(repo):
     }
     assert {p.relative_to(repo): p.read_bytes() for p in sorted((repo / "metrics/train_log").rglob("*.tsv"))} == curves
     assert not any((repo / CHECKPOINTS).glob("*/epoch-*")), "the checkpoint is removed once the model is written"
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Pids of the live processes whose working directory is `folder` (the dvc CLI and the stage it runs)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")) == folder:
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state not in ("Z", "X"):
+                    pids.append(int(proc.name))
+    return pids
+
+
+def terminate_during_training(repo: Path, whole_group: bool) -> str:
+    """`dvc exp run -f -s train`, sent SIGTERM (to dvc alone, or its whole process group, as `timeout` and batch
+    schedulers do) once it has saved 3 more epochs; returns the log once no process is left in `repo`."""
+    log, target = repo / "terminated.log", done_epochs(repo) + 3
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dvc"), "exp", "run", "-f", "-s", "train"],
+            cwd=repo,
+            env=env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while done_epochs(repo) < target:
+            assert proc.poll() is None, f"train ended before it could be terminated:\n{log.read_text()}"
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.005)
+        (os.killpg if whole_group else os.kill)(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 60  # long enough for an orphan to finish the 60 epochs and write the model
+        while processes_in(repo) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for pid in processes_in(repo):
+            os.kill(pid, signal.SIGKILL)
+    return log.read_text()
+
+
+def test_sigterm_gets_one_line_and_an_orphaned_stage_never_writes_into_the_workspace(repo):
+    """Issue 42 case 5: `kill -TERM` to `dvc exp run` left the training running as an orphan that wrote
+    models/srcnn.keras 20 s later, with no experiment recorded; SIGTERM to the whole group ended the stage
+    without a word. Now the stage ends with its parent, and SIGTERM gets the documented line; a rerun resumes."""
+    log = terminate_during_training(repo, whole_group=False)
+    assert not processes_in(repo), log
+    assert not (repo / "models/srcnn.keras").exists(), f"the orphaned stage wrote the model:\n{log}"
+    ended_at = done_epochs(repo)
+    assert 3 <= ended_at < 60, log
+    assert "stage train interrupted (the process that ran it, pid " in log and "Traceback" not in log, log
+
+    log = terminate_during_training(repo, whole_group=True)
+    assert "\nstage train interrupted (SIGTERM); no partial output was kept" in log, log
+    assert "Traceback" not in log and not (repo / "models/srcnn.keras").exists(), log
+
+    rerun = dvc(repo, "exp", "run", "-f", "-s", "train")  # -f: not the run cache
+    assert "train: resuming from checkpoint" in rerun.stdout, rerun.stdout
+    assert (repo / "models/srcnn.keras").exists()
+    dvc(repo, "repro")  # the module's project as it was for the tests after this one
+    run(repo, "git", "checkout", "--", ".")
 
 
 def test_checkpoint_key_changes_with_what_the_weights_depend_on(tmp_path):

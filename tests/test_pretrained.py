@@ -134,6 +134,28 @@ def test_python_api_matches_the_command(shipped, tmp_path, monkeypatch):
         srcnn.load("srcnn-nope")
 
 
+def test_api_errors_name_the_api_arguments_and_the_command_its_options(tmp_path, monkeypatch, capsys):
+    """Issue 40, case 4: `srcnn.load('srcnn-915-x2', scale=3)` said `--scale 3 does not match … (leave out
+    --scale …)`, words of the command a Python user never typed. Each caller reads its own spelling."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    for call, message in (
+        (
+            lambda: srcnn.load("srcnn-915-x2", scale=3),
+            r"scale=3 does not match the model: .*\(leave out scale, or use a ×3 model\)",
+        ),
+        (lambda: srcnn.load("srcnn-nope"), r"model='srcnn-nope': no such file, and no shipped model of that name"),
+        (lambda: srcnn.load(tmp_path / "broken.onnx"), r"model=.*broken\.onnx: not a usable ONNX model"),
+        (lambda: srcnn.load(tile=8), r"tile=8: use at least 16 pixels"),
+    ):
+        with pytest.raises(ValueError, match=message) as caught:
+            call()
+        assert "--" not in str(caught.value)
+    cv2.imwrite("photo.png", np.zeros((8, 8, 3), np.uint8))
+    assert cli(["upscale", "photo.png", "-o", "x.png", "--model", "srcnn-915-x2", "--scale", "3"]) == 2
+    assert "--scale 3 does not match the model" in capsys.readouterr().err
+
+
 def test_wheel_ships_the_models_without_tensorflow_or_dvc(tmp_path):
     """`pip install .` carries srcnn/weights/ and needs neither TensorFlow nor DVC (those are the [train] extra)."""
     built = subprocess.run(

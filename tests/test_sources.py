@@ -150,3 +150,22 @@ def test_sixteen_bits_keep_16_bit_images_and_widen_8_bit_ones(tmp_path, folders,
     assert f"download: widened 5 8-bit image(s) in {train} to 16 bits (×257, 255 → 65535)" in log
     assert "a.png, b.BMP, c.jpg, sub/d.tif, sub/deeper/e.webp" in log
     assert f"widened 1 8-bit image(s) in {valid}" in log
+
+
+def test_pages_and_frames_after_the_first_are_named_not_dropped_silently(tmp_path, folders, capsys):
+    """Issue 42 case 3: a 3-page TIFF gave its page 1 without a word. Like `srcnn upscale`, the source keeps the
+    first page or frame, and one warning line on stderr names each such file in the command's words."""
+    from PIL import Image
+
+    train, valid = folders
+    pages = [Image.fromarray(ASTRONAUT), Image.fromarray(ASTRONAUT[::-1].copy()), Image.fromarray(ASTRONAUT[:, ::-1])]
+    pages[0].save(train / "pages.tif", save_all=True, append_images=pages[1:])
+    pages[0].save(train / "anim.gif", save_all=True, append_images=pages[1:2])
+    assert download(folder_params(train, valid), tmp_path / "raw") == {"train": 7, "valid": 1}
+    np.testing.assert_array_equal(read_image(tmp_path / "raw/train/pages.png"), ASTRONAUT)  # page 1
+    said = capsys.readouterr()
+    assert [line for line in said.err.splitlines() if line.startswith("download:")] == [
+        f"download: warning: 2 image(s) in {train} hold several pages or frames; only the first of each is used: "
+        "anim.gif (frames 2–2 of 2), pages.tif (pages 2–3 of 3)"
+    ]
+    assert "pages" not in said.out

@@ -855,8 +855,59 @@ def test_transparent_edges_get_no_fringe_over_white_or_black(tmp_path):
     assert over(read_rgb(tmp_path / "out_disc_on_transparent.png"), 0).max() > 250
 
 
+def test_the_api_fills_hidden_colour_as_the_command_does(tmp_path, capsys):
+    """Issue 42 case 3: `srcnn.load().upscale(rgba)` brought back the dark fringe the command's file path fixed
+    (the fill was in the file path, not in the engine they share); both now give the very same pixels."""
+    import srcnn
+
+    rgba = disc(255, 0)  # a white disc, black under alpha = 0
+    write(tmp_path / "disc.png", rgba)
+    assert cli(["upscale", str(tmp_path / "disc.png"), "-o", str(tmp_path / "out.png"), "--model", "srcnn-915-x2"]) == 0
+    model = srcnn.load("srcnn-915-x2")  # a shipped model (a random tiny one is no upscaler to judge fringes by)
+    out = model.upscale(rgba)
+    np.testing.assert_array_equal(out, read_rgb(tmp_path / "out.png"))
+    assert over(out, 255).min() >= 250  # no dark ring over white
+    # BGR order: the same filled pixels, in OpenCV's channel order.
+    bgra = model.upscale(rgba[..., [2, 1, 0, 3]], order="bgr")
+    np.testing.assert_array_equal(bgra, out[..., [2, 1, 0, 3]])
+
+
+def test_the_api_warns_what_an_output_cannot_keep_in_the_commands_words(tmp_path, models, capsys):
+    """Issue 42 case 3: Model.upscale_file threw away what the command warns about (alpha into .jpg, a profile
+    into .tif, pages of a TIFF, frames of a GIF); now each is a UserWarning, worded as the command's line."""
+    import warnings
+
+    from PIL import Image
+
+    import srcnn
+
+    write(tmp_path / "rgba.png", photo(12, 16, alpha=True))
+    Image.fromarray(photo(12, 16)).save(tmp_path / "icc.png", icc_profile=icc_profile())
+    pages = [Image.fromarray(photo(12, 16)), Image.fromarray(photo(12, 16)[::-1].copy())]
+    pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:] * 2)  # 3 pages
+    pages[0].save(tmp_path / "anim.gif", save_all=True, append_images=pages[1:])
+    cases = [("rgba.png", "rgba.jpg"), ("icc.png", "icc.tif"), ("pages.tif", "pages.png"), ("anim.gif", "anim.gif")]
+    model, said = srcnn.load(models[2]), []
+    for src, dst in cases:
+        assert cli(["upscale", str(tmp_path / src), "-o", str(tmp_path / f"cli_{dst}"), "--model", str(models[2])]) == 0
+        command = [line.removeprefix("warning: ") for line in capsys.readouterr().err.splitlines()]
+        assert command, src
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.upscale_file(tmp_path / src, tmp_path / f"api_{dst}")
+        api = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        assert [w.filename for w in caught] == [__file__] * len(caught)  # pointing at the caller's line
+        assert api == [line.replace("cli_", "api_") for line in command], src
+        said += api
+    assert (
+        f"{tmp_path / 'api_pages.png'}: not kept from {tmp_path / 'pages.tif'}: pages 2–3 of 3 (only the "
+        "first is upscaled)" in said
+    )
+    assert any("the alpha channel (JPEG has none" in line for line in said)
+
+
 def test_hidden_colour_is_filled_from_the_nearest_visible_pixel():
-    from srcnn.inference.files import fill_hidden_colour
+    from srcnn.inference.engine import fill_hidden_colour
 
     image = np.zeros((3, 4, 4), np.uint8)
     image[1, 1] = (10, 20, 30, 255)

@@ -36,7 +36,7 @@ from srcnn.cli.upscale_jobs import compare_path, plan_jobs
 from srcnn.data.formats import FORMATS, format_of
 from srcnn.data.io import ImageError, opencv_cause
 from srcnn.errors import UsageError
-from srcnn.inference.files import OutputExists, upscale_file
+from srcnn.inference.files import OutputExists, not_kept, upscale_file
 from srcnn.model_choice import ONNX_UP_TO_MPIX, choose_model, load_checked_model, model_warnings
 from srcnn.outputs import plain_cause
 from srcnn.threads import configure_opencv
@@ -115,7 +115,7 @@ def _run_jobs(up: Upscaler, jobs: list[tuple[Path, Path]], args: argparse.Namesp
             continue
         counts["done"] += 1
         for what in lost:
-            tqdm.write(f"warning: {dst}: not kept from {src}: {what}", file=sys.stderr)
+            tqdm.write(f"warning: {not_kept(src, dst, what)}", file=sys.stderr)
         if len(jobs) < 2:
             print(f"{src} → {dst} ({w}×{h}, ×{up.scale}; {seconds:.1f} s, {w * h / seconds / 1e6:.2f} output Mpix/s)")
 

@@ -71,6 +71,13 @@ class Header:
     icc_profile: bytes | None
     lossy: bool
 
+    def later_frames(self) -> str | None:
+        """What a reader of the first frame only leaves out, in the one wording of the command, the API and the
+        pipeline: "pages 2–3 of 3" (TIFF) or "frames 2–3 of 3" (GIF, APNG, WebP); None for a single image."""
+        if self.frames < 2:
+            return None
+        return f"{'pages' if self.format == 'TIFF' else 'frames'} 2–{self.frames} of {self.frames}"
+
 
 @contextlib.contextmanager
 def _pillow_header(source):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from srcnn.data import div2k
 from srcnn.data.colour import widen_to_16
 from srcnn.data.formats import IMAGE_SUFFIXES
-from srcnn.data.io import SOURCES, ImageError, read_image, write_image
+from srcnn.data.io import SOURCES, ImageError, read_header, read_image, write_image
 from srcnn.outputs import atomic_dir
 from srcnn.params import DownloadParams
 
@@ -118,7 +119,8 @@ def copy_folder(folder: Path, out_dir: Path, key: str, bit_depth: int = 8) -> tu
     `bit_depth` 8 (`download.bit_depth`): every image must be 8-bit (uint8); the 16-bit ones are refused, all
     listed in one error, rather than truncated. 16: the copies are 16-bit PNGs (uint16): 16-bit images as they
     are, 8-bit ones widened ×257 (`srcnn.data.colour.widen_to_16`, the stated rule: 255 → 65535), and the widened
-    files are named in the log.
+    files are named in the log. A multi-page or animated image gives its first page or frame, as `srcnn upscale`
+    does, and each such file is named in one warning line on stderr (the rest of it is not trained on).
 
     Raises FileNotFoundError (no such folder), ImageError (no image in it; an undecodable one; two
     images that would get one name, e.g. `a.png` and `a.jpg`; a linked folder; 16-bit images at 8 bits).
@@ -136,9 +138,13 @@ def copy_folder(folder: Path, out_dir: Path, key: str, bit_depth: int = 8) -> tu
             raise ImageError(f"{path} and {names[name]} would both be written as {name}; rename one")
         names[name] = path
     digests: dict[str, Path] = {}
-    sixteen, widened = [], []
+    sixteen, widened, partial = [], [], []
     for name, path in tqdm(names.items(), desc=f"folder {out_dir.name}", unit="img"):
         image = read_image(path, depths=(np.uint8, np.uint16))
+        header = read_header(path)
+        later = None if header is None else header.later_frames()
+        if later:
+            partial.append(f"{path.relative_to(folder)} ({later})")
         if image.dtype == np.uint16 and bit_depth == 8:
             sixteen.append(path.relative_to(folder))
             continue  # the others are still read, so the error lists every 16-bit file at once
@@ -152,6 +158,12 @@ def copy_folder(folder: Path, out_dir: Path, key: str, bit_depth: int = 8) -> tu
             f"{folder} ({key}): {len(sixteen)} 16-bit image(s) with download.bit_depth 8: {listed(sixteen)}; "
             "train at 16 bits with -S download.bit_depth=16 (8-bit images are then widened ×257), or convert "
             "them to 8 bits"
+        )
+    if partial:
+        print(
+            f"download: warning: {len(partial)} image(s) in {folder} hold several pages or frames; only the first of "
+            f"each is used: {listed(partial, most=10)}",
+            file=sys.stderr,
         )
     if widened:
         print(

@@ -1,5 +1,5 @@
-"""Upscaling one image file: read it as displayed, fill the colour under transparency, run the engine, write
-the output atomically, and say what the output format could not keep.
+"""Upscaling one image file: read it as displayed, run the engine (which fills the colour under transparency),
+write the output atomically, and say what the output format could not keep.
 
 The one file path of the command (`srcnn upscale`) and the Python API (`srcnn.api.Model.upscale_file`). Colour
 follows the paper: RGB → YCbCr (BT.601, MATLAB `rgb2ycbcr`), the network on Y, bicubic on Cb, Cr and alpha,
@@ -42,28 +42,10 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
-def fill_hidden_colour(image: np.ndarray) -> np.ndarray:
-    """`image` with the colour under alpha = 0 replaced by the nearest visible pixel's (Euclidean distance,
-    OpenCV's `distanceTransformWithLabels`), so that resampling never bleeds a colour nobody sees (black,
-    mostly) into the visible edge as a dark fringe. Costs 8 bytes per input pixel (distances and labels),
-    only for an image that has fully transparent pixels. Gray + alpha (h, w, 2) or colour + alpha (h, w, 4), uint8
-    or uint16; any other image, or one with no (or only) fully transparent pixels, is returned as it is. The
-    alpha plane and every visible pixel are unchanged, so the picture shown is the same."""
-    if image.ndim != 3 or image.shape[2] not in (2, 4):
-        return image
-    hidden = image[..., -1] == 0
-    if not hidden.any() or hidden.all():
-        return image
-    _, labels = cv2.distanceTransformWithLabels(
-        hidden.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    # Each visible (zero) pixel has its own label, 1, 2, … in raster order; a hidden one its nearest's.
-    visible = np.flatnonzero(~hidden.ravel())
-    out = image.copy()
-    flat = out.reshape(-1, image.shape[2])
-    hidden_flat = np.flatnonzero(hidden.ravel())
-    flat[hidden_flat, :-1] = flat[visible[labels.ravel()[hidden_flat] - 1], :-1]
-    return out
+def not_kept(src: Path, dst: Path, what: str) -> str:
+    """The one wording, for the command's `warning:` line and the API's `warnings.warn`, of one thing (an item of
+    `upscale_file`'s list) that the output `dst` could not keep from `src`."""
+    return f"{dst}: not kept from {src}: {what}"
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -81,9 +63,10 @@ def upscale_file(
     """Upscale one file; returns output width, height, seconds of upscaling and what the output format could
     not keep (see `srcnn.data.io.encode_image`; frames after the first too). The colour type, bit depth and ICC
     profile are carried over; the colour under fully transparent pixels is filled from visible neighbours
-    (`fill_hidden_colour`). `quality`: for lossy outputs (`srcnn.data.formats.FORMATS`); a WebP output is lossy at its
-    default quality when the input was lossy. Everything that can be checked without the pixels (the input is
-    not an output, the output's format and size limit, the output folder writable) is checked before the work.
+    (the engine's `fill_hidden_colour`, as for arrays). `quality`: for lossy outputs
+    (`srcnn.data.formats.FORMATS`); a WebP output is lossy at its default quality when the input was lossy.
+    Everything that can be checked without the pixels (the input is not an output, the output's format and
+    size limit, the output folder writable) is checked before the work.
     `compare_to`: also write bicubic | SRCNN side by side there (`srcnn upscale --compare`).
     Raises OutputExists (not `overwrite`), ImageError naming the file and the plain cause."""
     compare = compare_to is not None
@@ -124,13 +107,13 @@ def upscale_file(
     with contextlib.ExitStack() as stack:
         temporaries = [stack.enter_context(output_file(t)) for t in targets]  # writable? before the work
         start = time.perf_counter()
-        out, bic = up.upscale(fill_hidden_colour(image), bgr=True, bicubic=compare)
+        out, bic = up.upscale(image, bgr=True, bicubic=compare)
         seconds = time.perf_counter() - start
         encoded, lost = encode_image(dst, out, profile, quality)
         temporaries[0].write_bytes(encoded)
         if compare:
             temporaries[1].write_bytes(encode_image(dst, side_by_side(bic, out), profile, quality)[0])
-    if header is not None and header.frames > 1:
-        unit = "pages" if header.format == "TIFF" else "frames"
-        lost.append(f"{unit} 2–{header.frames} of {header.frames} (only the first is upscaled)")
+    later = None if header is None else header.later_frames()
+    if later:
+        lost.append(f"{later} (only the first is upscaled)")
     return out.shape[1], out.shape[0], seconds, lost

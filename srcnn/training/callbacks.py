@@ -1,5 +1,6 @@
 """What the training loop watches every epoch: PSNR as a Keras metric, the curves (DVCLive's TSV files), and the
-guard that stops a run whose loss became NaN or infinite with one line instead of a model of NaNs.
+guard that stops a run whose loss became NaN or infinite with one line instead of a model of NaNs, and the one that
+stops it when the process that ran the stage has ended.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dvclive import Live
 
 from srcnn.errors import UserError
 from srcnn.outputs import atomic_dir
+from srcnn.stage import check_owner
 
 CURVES = ("loss", "psnr", "val_loss", "val_psnr")  # per-epoch values kept in checkpoints and DVCLive
 
@@ -59,6 +61,15 @@ class CurveRecorder(keras.callbacks.Callback):
 
 class TrainingDiverged(UserError, FloatingPointError):
     """The training loss became NaN or infinite; nothing is written."""
+
+
+class StopWhenOwnerEnds(keras.callbacks.Callback):
+    """Ends the training (`srcnn.stage.Terminated`) at the end of the epoch in which the process that ran the
+    stage ended, before that epoch's checkpoint is written: an orphaned stage (DVC killed) never writes into the
+    workspace. First in the callback list; a no-op outside a stage."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        check_owner()
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

@@ -51,8 +51,9 @@ from srcnn.nets.geometry import Geometry
 from srcnn.nets.model_file import make_metadata, save_model
 from srcnn.outputs import atomic_file, write_json
 from srcnn.params import ParamsError, TrainStage
+from srcnn.stage import check_owner
 from srcnn.training.batches import BatchPlan, replica_dataset
-from srcnn.training.callbacks import PSNR, CurveRecorder, StopOnNonFiniteLoss, write_curves
+from srcnn.training.callbacks import PSNR, CurveRecorder, StopOnNonFiniteLoss, StopWhenOwnerEnds, write_curves
 from srcnn.training.checkpoints import (
     SETTINGS,
     EpochCheckpoint,
@@ -322,6 +323,7 @@ def train(
                     initial_epoch=epoch,
                     epochs=end,
                     callbacks=[
+                        StopWhenOwnerEnds(),
                         StopOnNonFiniteLoss(p.learning_rate),
                         CurveRecorder(rows),
                         *([EpochCheckpoint(folder, rows)] if folder is not None else []),
@@ -361,6 +363,7 @@ def train(
     # The saved model is float32 whatever the training policy: copy the weights into a float32 build.
     saved = arch.build(params.scale, params.model.hyper)
     saved.set_weights(model.get_weights())
+    check_owner()  # the last epoch's end was checked; the conversion since may have outlived DVC
     write_curves(log_dir, rows)
     with atomic_file(model_path, suffix=".keras") as tmp:  # model and its metadata appear together
         save_model(saved, tmp, make_metadata(saved, params, train_patches.bit_depth, policy))
