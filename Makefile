@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup repro compare reset test check-params results report paper paper-table clean-venv
+.PHONY: setup repro compare reset test check-params results report paper paper-table clean-venv bench-env
 
 setup: $(STAMP)
 
@@ -82,3 +82,14 @@ check-params: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# bench.py section i's second Python: OpenCV's dnn_superres lives in opencv-contrib only, which the product's
+# environment must not get (it would shadow opencv-python-headless's cv2), so it has its own venv, bench/.venv
+# (git-ignored; bench/requirements.txt: NumPy and opencv-contrib-python-headless at the product's versions).
+BENCH_VENV := bench/.venv
+bench-env: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements.txt
+	touch $@

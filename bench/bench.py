@@ -19,6 +19,10 @@ Sections (see bench/README.md for what each row means and the figures measured):
      srcnn.data.bands) against the whole image at once (the code before), the patch files compared byte for byte
   g  `srcnn upscale` per model format (.keras through TensorFlow, .onnx through ONNX Runtime, .tflite through
      LiteRT): whole-command seconds for a 512×512 photo (start-up included), output Mpix/s on a 4K photo
+  i  (not in the default run: --sections i) every shipped model and OpenCV's dnn_superres FSRCNN / FSRCNN-small /
+     ESPCN files (../shared/anchors, run by bench/.venv's opencv-contrib: `make bench-env`) on one photo, a
+     1920×1080 output at each scale, interleaved in rounds: srcnn.load(name).upscale Mpix/s, the bare ONNX network
+     on the prepared input, their ratio, whole-command seconds, each one's share of the matmul peak (as in c)
 Levers (for the change log): --batch-size, --mixed-bf16, --jit, --no-determinism, --threads, --inter-op-threads;
 for our loop in (a) only, side by side in one run: --patch-sizes (work per output pixel; --equal-output-batches
 sizes their batches to as many output pixels per step) and --precisions (float32, bf16).
@@ -30,6 +34,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +45,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH_PYTHON = ROOT / "bench" / ".venv" / "bin" / "python"  # `make bench-env`: opencv-contrib for section i
 FILTERS, KERNELS = [64, 32], [9, 1, 5]
 ROWS: list[tuple[str, str, float, str, str]] = []
 
@@ -248,18 +254,29 @@ def bench_inference(args) -> None:
 # --------------------------------------------------------------------------- (c) FLOP/s
 
 
-def bench_flops(args, training: dict | None) -> None:
+MATMUL_RATES: list[float] = []  # every float32 matmul GFLOP/s measured in this run (c, and each round of i)
+
+
+def matmul_gflops(n: int, repeats: int) -> list[float]:
+    """GFLOP/s of `repeats` float32 n×n `tf.linalg.matmul`s after one untimed (2·n³ FLOPs each); also kept in
+    MATMUL_RATES, whose maximum is this run's peak."""
     import tensorflow as tf
 
-    n = args.matmul
     a = tf.random.normal((n, n), seed=1)
     b = tf.random.normal((n, n), seed=2)
     tf.linalg.matmul(a, b).numpy()
     rates = []
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         t = time.perf_counter()
         tf.linalg.matmul(a, b).numpy()
         rates.append(2 * n**3 / (time.perf_counter() - t) / 1e9)
+    MATMUL_RATES.extend(rates)
+    return rates
+
+
+def bench_flops(args, training: dict | None) -> None:
+    n = args.matmul
+    rates = matmul_gflops(n, args.repeats)
     peak = max(rates)
     row(
         "c",
@@ -572,6 +589,215 @@ def bench_upscale_runtimes(args, work: Path) -> None:
         f"{int((a != b).sum())} of {a.size} differ, by at most {int(abs(a - b).max())} level(s)")  # fmt: skip
 
 
+# --------------------------------------------------------------------------- (i) shipped models, OpenCV's files
+
+# OpenCV's dnn_superres files (../shared/anchors): FILE_xS.pb → the algorithm name setModel takes
+ANCHOR_FILE = re.compile(r"(FSRCNN|FSRCNN-small|ESPCN)_x([234])\.pb")
+ANCHOR_ALGO = {"FSRCNN": "fsrcnn", "FSRCNN-small": "fsrcnn", "ESPCN": "espcn"}
+# Their Set5 PSNR (dB) at ×2, ×3, ×4 with the literature's protocol (MATLAB-bicubic LR rounded to 8 bits, BT.601
+# Y, `scale` pixels shaved), as ../shared/anchors/README.md gives them (measured there, not by this bench)
+ANCHOR_SET5 = {
+    "FSRCNN": (34.82, 30.54, 28.36),
+    "FSRCNN-small": (34.48, 30.16, 28.14),
+    "ESPCN": (34.70, 30.47, 28.35),
+}
+OPENCV_SUPERRES = Path(__file__).resolve().parent / "opencv_superres.py"
+SIDE_BY_SIDE: list[dict] = []  # section i's summary table, printed after the rows
+NOTES: list[str] = []  # what a section skipped, and why
+
+
+def anchor_macs(path: Path) -> float:
+    """Multiply-adds per output pixel of an anchor graph, counted from its Conv2D weights: kh·kw·cin·cout per LR
+    pixel for each (stride 1; the last one feeds DepthToSpace), ÷ scale² per HR pixel."""
+    import tensorflow as tf
+
+    graph = tf.compat.v1.GraphDef()
+    graph.ParseFromString(path.read_bytes())
+    shapes = {n.name: [d.size for d in n.attr["value"].tensor.tensor_shape.dim] for n in graph.node if n.op == "Const"}
+    macs = 0
+    for node in graph.node:
+        if node.op == "Conv2D":
+            kh, kw, cin, cout = shapes[node.input[1].split(":")[0]]
+            macs += kh * kw * cin * cout
+    scale = int(ANCHOR_FILE.fullmatch(path.name).group(2))
+    return macs / scale**2
+
+
+def start_anchor_server(args) -> tuple[subprocess.Popen | None, str]:
+    """bench/opencv_superres.py serving in the anchors' Python, or (None, why not)."""
+    if not args.anchors.is_dir():
+        return None, f"{args.anchors} is not here (OpenCV's FSRCNN/ESPCN files; --anchors DIR)"
+    proc = subprocess.Popen(
+        [str(args.anchors_python), str(OPENCV_SUPERRES), "serve"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    hello = json.loads(proc.stdout.readline() or '{"ok": false, "reason": "its Python failed to start"}')
+    if not hello["ok"]:
+        proc.wait()
+        return None, hello["reason"]
+    return proc, f"OpenCV {hello['opencv']} (opencv-contrib) in {args.anchors_python}"
+
+
+def bench_side_by_side(args, work: Path) -> None:
+    """Every shipped model (`srcnn.shipping.pretrained.names()`) and OpenCV's dnn_superres files at the shipped
+    scales, on one photo whose output is args.side_size at every scale, interleaved in rounds (medians):
+    `srcnn.load(name).upscale(rgb)` (the API: colour path, tiles), the ONNX file alone in ONNX Runtime on the
+    already-prepared Y (one call, no colour, no tiles), the whole `srcnn upscale` command; OpenCV's
+    `upsample` and a whole script doing what the command does; each one's share of the float32 matmul peak."""
+    import cv2
+    import numpy as np
+    import onnxruntime
+    from skimage import data as skdata
+
+    import srcnn
+    from srcnn.data.colour import rgb_to_y
+    from srcnn.inference.runtimes import onnx_layout
+    from srcnn.nets.metadata import geometry_of
+    from srcnn.shipping import pretrained
+    from srcnn.threads import onnx_session_options
+
+    work.mkdir(parents=True)
+    W, H = args.side_size
+    names = pretrained.names() if args.models is None else args.models
+    for name in names:
+        pretrained.record(name)  # an unknown name: ModelError listing the shipped ones
+    if not names:
+        NOTES.append("i: no shipped model (srcnn/weights/ is empty)")
+    scales = sorted({pretrained.record(n)["scale"] for n in names})
+    # a real photo at the output size (astronaut cropped to 16:9), then each scale's LR input by area averaging
+    hr = cv2.resize(skdata.astronaut()[40:328], (W, H), interpolation=cv2.INTER_CUBIC)
+    lr, lr_png = {}, {}
+    for s in scales:
+        if W % s or H % s:
+            raise SystemExit(f"(i) --side-size {W}x{H} is not a multiple of ×{s}")
+        lr[s] = cv2.resize(hr, (W // s, H // s), interpolation=cv2.INTER_AREA)
+        lr_png[s] = work / f"lr_x{s}.png"
+        cv2.imwrite(str(lr_png[s]), lr[s][..., ::-1])
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def command_seconds(argv: list[str]) -> float:
+        start = time.perf_counter()
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-4000:]}")
+        return time.perf_counter() - start
+
+    def timed(fn) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    tasks: dict[tuple[str, str], object] = {}  # (who, what) → a function giving seconds
+    facts: dict[str, dict] = {}
+    for name in names:
+        rec, model = pretrained.record(name), srcnn.load(name)
+        s, geometry = model.scale, geometry_of(model.metadata)
+        y = rgb_to_y(lr[s]).astype(np.float32) / 255.0
+        if geometry is None:  # SRCNN's input: the bicubic-upsampled Y, mirrored by the receptive-field radius
+            x = np.pad(cv2.resize(y, (W, H), interpolation=cv2.INTER_CUBIC), model.engine.margin, mode="symmetric")
+        else:  # FSRCNN, ESPCN: the LR Y, mirrored by the LR pixels of context the network reads
+            x = np.pad(y, geometry.context, mode="symmetric")
+        session = onnxruntime.InferenceSession(
+            str(pretrained.model_file(name)), sess_options=onnx_session_options(), providers=["CPUExecutionProvider"]
+        )
+        first = session.get_inputs()[0]
+        nchw = onnx_layout(first.shape) == "NCHW"
+        feed = {first.name: x[None, None] if nchw else x[None, :, :, None]}
+        out = session.run(None, feed)[0]
+        out_h, out_w = out.shape[2:] if nchw else out.shape[1:3]
+        if out_h < H or out_w < W:  # SRCNN gives H×W; an LR network a few pixels more (its mirrored context)
+            raise RuntimeError(f"{name}: the bare network gave {out.shape} for a {W}x{H} output")
+        image = lr[s]
+        model.upscale(image)  # warm-up (ONNX Runtime's first call allocates)
+        tasks[name, "api"] = lambda m=model, im=image: timed(lambda: m.upscale(im))
+        tasks[name, "bare"] = lambda r=session.run, f=feed: timed(lambda: r(None, f))
+        tasks[name, "command"] = lambda n=name, s=s: command_seconds(
+            [sys.executable, "-m", "srcnn", "upscale", str(lr_png[s]), "-o", str(work / f"{n}.png"), "--model", n,
+             "--overwrite"]
+        )  # fmt: skip
+        facts[name] = {
+            "scale": s, "network": pretrained.network_title(rec), "set5": pretrained.set5_psnr(rec),
+            "macs": float(rec["cost"]["multiply_adds_per_pixel"]),
+        }  # fmt: skip
+
+    server, server_note = start_anchor_server(args)
+    anchors = []
+    if server is None:
+        NOTES.append(f"i: OpenCV's dnn_superres files skipped: {server_note}")
+    else:
+        anchors = sorted(
+            p for p in args.anchors.glob("*.pb") if ANCHOR_FILE.fullmatch(p.name)
+            and int(ANCHOR_FILE.fullmatch(p.name).group(2)) in scales
+        )  # fmt: skip
+        if not anchors:
+            NOTES.append(f"i: no dnn_superres file of scale {scales} in {args.anchors}")
+
+    def upsample_seconds(path: Path, algo: str, s: int) -> float:
+        request = {"model": str(path), "algo": algo, "scale": s, "image": str(lr_png[s])}
+        server.stdin.write(json.dumps(request) + "\n")
+        server.stdin.flush()
+        answer = json.loads(server.stdout.readline() or "null")
+        if not answer or (answer["width"], answer["height"]) != (W, H):
+            raise RuntimeError(f"{path.name}: OpenCV's upsample gave {answer} for a {W}x{H} output")
+        return answer["seconds"]
+
+    for path in anchors:
+        net, s = ANCHOR_FILE.fullmatch(path.name).groups()
+        s, key = int(s), f"OpenCV {path.stem}"
+        algo = ANCHOR_ALGO[net]
+        upsample_seconds(path, algo, s)  # the server reads the file and warms up on the first request
+        tasks[key, "api"] = lambda p=path, a=algo, s=s: upsample_seconds(p, a, s)
+        tasks[key, "command"] = lambda p=path, a=algo, s=s: command_seconds(
+            [str(args.anchors_python), str(OPENCV_SUPERRES), "upscale", str(p), a, str(s), str(lr_png[s]),
+             str(work / f"{p.stem}.png")]
+        )  # fmt: skip
+        facts[key] = {"scale": s, "network": f"OpenCV dnn_superres, {net}", "set5": ANCHOR_SET5[net][s - 2],
+                      "macs": anchor_macs(path)}  # fmt: skip
+
+    # Rounds: every task once per round, the order rotated each round, and one matmul for the peak
+    seconds: dict[tuple[str, str], list[float]] = {key: [] for key in tasks}
+    order = list(tasks)
+    for r in range(args.rounds):
+        shift = (r * len(order)) // max(1, args.rounds)
+        for key in order[shift:] + order[:shift]:
+            seconds[key].append(tasks[key]())
+        matmul_gflops(args.matmul, 1)
+    if server is not None:
+        server.stdin.close()
+        server.wait()
+    peak = max(MATMUL_RATES)
+    row("i", f"float32 matmul {args.matmul}x{args.matmul} peak (as section c)", peak, "GFLOP/s",
+        f"max of {len(MATMUL_RATES)} (one a round, and section c's if it ran): the shares are of this")  # fmt: skip
+    mpix = W * H / 1e6
+    for who, fact in facts.items():
+        s, macs = fact["scale"], fact["macs"]
+        api = [mpix / t for t in seconds[who, "api"]]
+        command = seconds[who, "command"]
+        share = statistics.median(api) * 1e6 * 2 * macs / (peak * 1e9)
+        context = f"{W}x{H} from {W // s}x{H // s} (×{s}); {macs:.0f} MACs/px"
+        fact.update(api=statistics.median(api), command=statistics.median(command), share=share)
+        if who.startswith("OpenCV "):
+            row("i", f"{who}: dnn_superres upsample, output Mpix/s", fact["api"], "Mpix/s",
+                f"{spread(api)}; {context}; {share:.1%} of the matmul peak")  # fmt: skip
+            row("i", f"{who}: whole script (read PNG, readModel, upsample, write PNG)", fact["command"], "s",
+                f"median {spread(command)}; {server_note}")  # fmt: skip
+        else:
+            bare = [mpix / t for t in seconds[who, "bare"]]
+            ratios = [a / b for a, b in zip(api, bare, strict=True)]  # per round: both saw the same load
+            fact.update(bare=statistics.median(bare), ratio=statistics.median(ratios))
+            fact.update(bare_share=fact["bare"] * 1e6 * 2 * macs / (peak * 1e9))
+            row("i", f"{who}: srcnn.load().upscale, output Mpix/s", fact["api"], "Mpix/s",
+                f"{spread(api)}; {context}; {share:.1%} of the matmul peak")  # fmt: skip
+            row("i", f"{who}: bare network (the ONNX file in ONNX Runtime, one call), output Mpix/s", fact["bare"],
+                "Mpix/s", f"{spread(bare)}; no colour, no tiles; {fact['bare_share']:.1%} of the peak")  # fmt: skip
+            row("i", f"{who}: upscale ÷ bare network", 100 * fact["ratio"], "%",
+                f"median of the rounds' ratios, {spread([100 * r for r in ratios])}; the rest is the colour path "
+                "(YCbCr, bicubic Cb/Cr) and the tiles")  # fmt: skip
+            row("i", f"{who}: srcnn upscale whole command", fact["command"], "s",
+                f"median {spread(command)}; start-up, model load, PNG read and write")  # fmt: skip
+        SIDE_BY_SIDE.append({"model": who, **fact})
+
+
 # --------------------------------------------------------------------------- (e) quality of the fast layers
 
 
@@ -696,6 +922,34 @@ def parse(argv=None) -> argparse.Namespace:
         help="(a): batches of each --patch-sizes side hold as many output pixels as --batch-size 33x33 ones "
         "(44x44: 47 for 128), so each step does as much useful work",
     )
+    p.add_argument(
+        "--models",
+        type=lambda v: [n for n in v.split(",") if n],
+        default=None,
+        help="(i) comma-separated shipped models (default: every one, python -m srcnn.pretrained list)",
+    )
+    p.add_argument("--rounds", type=int, default=5, help="(i) rounds, every model once per round (default 5)")
+    p.add_argument(
+        "--side-size",
+        type=int,
+        nargs=2,
+        default=(1920, 1080),
+        metavar=("W", "H"),
+        help="(i) the output size at every scale (default 1920 1080: a 960x540 input at ×2)",
+    )
+    p.add_argument(
+        "--anchors",
+        type=Path,
+        default=ROOT.parent / "shared" / "anchors",
+        help="(i) OpenCV's dnn_superres files (default ../shared/anchors; skipped with the reason when absent)",
+    )
+    p.add_argument(
+        "--anchors-python",
+        type=Path,
+        default=BENCH_PYTHON if BENCH_PYTHON.is_file() else Path(sys.executable),
+        help="(i) the Python with opencv-contrib that runs them (default bench/.venv/bin/python, made by "
+        "`make bench-env`, when it exists, else this one: then they are skipped with the reason)",
+    )
     p.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = p.parse_args(argv)
     args.patch_sizes = [int(v) for v in args.patch_sizes.split(",")]
@@ -720,7 +974,26 @@ def parse(argv=None) -> argparse.Namespace:
         args.matmul, args.infer_size, args.rss_size = 512, (510, 339), (510, 339)
         args.evaluate_size, args.large_size = (510, 339), (1024, 768)
         args.upscale_small, args.upscale_large = (64, 64), (256, 144)
+        args.rounds, args.side_size = 1, (192, 108)
     return args
+
+
+def print_side_by_side() -> None:
+    """Section i's rows as one table: a line per model, by scale, fastest upscaling first."""
+    print(
+        "\n| scale | model | network | Set5 PSNR (dB) | MACs per output px | upscale, output Mpix/s | bare network, "
+        "Mpix/s | upscale ÷ bare | whole command (s) | share of the matmul peak (upscale / bare) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for f in sorted(SIDE_BY_SIDE, key=lambda f: (f["scale"], -f["api"])):
+        set5 = "—" if f["set5"] is None else f"{f['set5']:.2f}"
+        bare = f"{f['bare']:.2f}" if "bare" in f else "—"
+        ratio = f"{f['ratio']:.0%}" if "ratio" in f else "—"
+        share = f"{f['share']:.1%}" + (f" / {f['bare_share']:.1%}" if "bare_share" in f else "")
+        print(
+            f"| ×{f['scale']} | {f['model']} | {f['network']} | {set5} | {f['macs']:,.0f} | {f['api']:.2f} | {bare} "
+            f"| {ratio} | {f['command']:.2f} | {share} |"
+        )
 
 
 def main(argv=None) -> None:
@@ -760,6 +1033,8 @@ def main(argv=None) -> None:
             bench_upscale_runtimes(args, tmp / "upscale")
         if "h" in args.sections:
             bench_large_patches_rss(args, tmp / "large")
+        if "i" in args.sections:
+            bench_side_by_side(args, tmp / "side")
 
     flags = [f"model {'-'.join(map(str, KERNELS))}"]
     flags += [f for f in ("smoke", "mixed_bf16", "jit", "no_determinism", "plain_layers") if getattr(args, f)]
@@ -772,6 +1047,10 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|")
     for section, name, value, unit, note in ROWS:
         print(f"| {section} | {name} | {value:.4g} | {unit} | {note} |")
+    for note in NOTES:
+        print(f"skipped ({note})")
+    if SIDE_BY_SIDE:
+        print_side_by_side()
     if "d" in args.sections:
         print(
             "(*) ru_maxrss of a child started by fork+exec also counts the parent's RSS at the fork (Linux keeps "
