@@ -333,7 +333,7 @@ def test_every_shipped_model_is_a_dvc_artifact_fetched_by_its_version_tag(tmp_pa
             assert (tmp_path / f"got-{name}" / file).read_bytes() == (pretrained.WEIGHTS / name / file).read_bytes()
     # docs/models.md's line, as written (the repository's URL swapped for the local one).
     (line,) = (line for b in readme_blocks(doc_pages()["docs/models.md"]) for line in b if line.startswith("dvc "))
-    run_line(tmp_path, line, {"https://github.com/you/srcnn": str(repo)})
+    run_line(tmp_path, line, {}, REPO=str(repo))
     name = line.split()[4]
     for file in ("model.onnx", "model.keras", "record.json"):
         assert (tmp_path / name / file).read_bytes() == (pretrained.WEIGHTS / name / file).read_bytes()

@@ -77,7 +77,7 @@ ELSEWHERE = {
     "paper": re.compile(r'^dvc exp run -n "paper-x\$s-'),
     # docs/models.md: a shipped model fetched by its version tag:
     # tests/test_pretrained.py::test_every_shipped_model_is_a_dvc_artifact_fetched_by_its_version_tag
-    "models": re.compile(r"^dvc artifacts get https://github.com/you/srcnn srcnn-915-x2 "),
+    "models": re.compile(r'^dvc artifacts get "\$REPO" srcnn-915-x2 '),
     # docs/training-data.md: a 16-bit run, from the 8-bit refusal back to 16 bits:
     # tests/test_sixteen_bit.py::test_a_mixed_folder_at_8_bits_is_refused_listing_the_16_bit_files
     "16-bit": re.compile(r"^dvc exp run -S download.source=folder -S download.bit_depth=16$"),

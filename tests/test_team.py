@@ -34,9 +34,6 @@ def shell(repo, line: str, remote) -> subprocess.CompletedProcess:
     return run_line(repo, line, {REMOTE_IN_README: str(remote)})
 
 
-REPO_URL_IN_README = "https://github.com/you/srcnn"
-
-
 def test_team_section_has_the_blocks_these_tests_run():
     share, ssh_remote, partial, experiments, versions, report = team_blocks()
     assert ssh_remote[0].startswith("dvc remote add -d storage ssh://user@host/srv/dvc/srcnn")
@@ -87,7 +84,7 @@ def test_push_pull_partial_pull_and_experiments_between_clones(tmp_path):
     d = tmp_path / "d"
     d.mkdir()
     for line in versions[split_versions + 1 :]:
-        run_line(d, line, {REPO_URL_IN_README: str(origin)})
+        run_line(d, line, {}, REPO=str(origin))
     assert (d / "srcnn.keras").read_bytes() == (a / "models/srcnn.keras").read_bytes()
     exported = sorted(p.name for p in (d / "srcnn-export").iterdir())
     assert exported == sorted(p.name for p in (a / "models/export").iterdir()) and "MODEL_CARD.md" in exported
