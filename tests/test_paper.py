@@ -97,6 +97,11 @@ def test_precision_is_a_recipe_change_only_where_auto_would_never_compute_in_it(
     assert "- `m`: 1 epochs of 10 patches, 1 min on c (2 cores)" in paper_table.render_shipped_table([shipped])
     shipped["training"]["precision"] = "mixed_bfloat16"
     assert "- `m`: 1 epochs of 10 patches in bfloat16, 1 min" in paper_table.render_shipped_table([shipped])
+    # A run resumed from a checkpoint: its seconds are those of the epochs after it, and the table says so.
+    shipped["training"] |= {"epochs": 20, "resumed_from_epoch": 8}
+    assert "20 epochs of 10 patches in bfloat16, 1 min (epochs 9–20: resumed) on c" in paper_table.render_shipped_table(
+        [shipped]
+    )
 
 
 def test_readme_commands_are_generated_from_the_recipe(tmp_path, monkeypatch):

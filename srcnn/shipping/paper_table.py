@@ -131,7 +131,9 @@ def render_shipped_table(records: list[dict]) -> str:
             )
             + f"{t['epochs']} epochs of {t['patches']:,} patches"
             + (f" in {precision}" if precision else "")
-            + f", {t['seconds'] / 60:.0f} min on "
+            + f", {t['seconds'] / 60:.0f} min"
+            + (f" (epochs {t['resumed_from_epoch'] + 1}–{t['epochs']}: resumed)" if t.get("resumed_from_epoch") else "")
+            + " on "
             f"{m['cpu']} ({m['cores']} cores), experiment `{r['code']['experiment']}` of commit "
             f"`{r['code']['commit'][:10]}`"
             + (

@@ -239,7 +239,12 @@ def build_record(repo: Path, experiment: str, name: str) -> tuple[dict, dict[str
             "experiment_commit": rev,
             "train_command": lock["stages"]["train"]["cmd"],
         },
-        "training": {k: train.get(k) for k in ("seconds", "epochs", "patches", "patches_per_second", "precision")},
+        # `seconds` is the last process's: a run resumed from a checkpoint says from which epoch
+        "training": {
+            k: train.get(k)
+            for k in ("seconds", "epochs", "patches", "patches_per_second", "precision", "resumed_from_epoch")
+            if k != "resumed_from_epoch" or train.get(k)
+        },
         "validation_curve": {"set": "valid (Set5 patches)", "epoch_psnr": curve},
         "machine": machine(),
         "metrics": metrics,
