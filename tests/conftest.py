@@ -108,6 +108,20 @@ def write_params(repo: Path, overrides: dict) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def checkout_files(project: Path = PROJECT) -> list[str]:
+    """The files of a checkout that a test may copy: those git tracks, and untracked ones under `srcnn/` (a
+    module or a shipped model not yet committed: what `pip install .` would pack). Never the user's own files
+    beside them (a photo and the quick start's `photo_x2.png`, a `dvc plots show` folder): a test that copied
+    those ran on the user's leftovers, not on the project (issue 40, case 1)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    tracked = set(
+        subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True, check=True).stdout.splitlines()
+    )
+    return [name for name in listed if (name in tracked or name.startswith("srcnn/")) and (project / name).is_file()]
+
+
 def project_repo(root: Path, overrides: dict) -> subprocess.CompletedProcess:
     """A git + DVC repo at `root` holding this project's pipeline with `overrides` applied to its params,
     reproduced once and committed; returns that first `dvc repro`."""

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import skimage
 import yaml
-from conftest import TINY, doc_pages, dvc, project_repo, readme_blocks, readme_section, run, run_line
+from conftest import TINY, checkout_files, doc_pages, dvc, project_repo, readme_blocks, readme_section, run, run_line
 
 import srcnn
 from srcnn import paper as paper_command
@@ -289,6 +289,20 @@ def test_readme_upscale_a_photo_block_runs_as_written(tmp_path):
 
 
 @pytest.mark.slow
+def test_tests_copy_only_what_the_project_owns_not_the_users_files(tmp_path):
+    """Issue 40, case 1: after the quick start's `srcnn upscale photo.jpg -o photo_x2.png` in the checkout, the
+    quick start test copied the user's photo_x2.png into its scratch copy, the command kept it, and `make test`
+    failed. Tests copy tracked files and untracked ones under srcnn/ only."""
+    run(tmp_path, "git", "init", "-q")
+    (tmp_path / "srcnn" / "weights" / "new").mkdir(parents=True)
+    for name in ("README.md", "srcnn/api.py", "srcnn/weights/new/model.onnx", "photo.jpg", "photo_x2.png"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "dvc_plots").mkdir()
+    (tmp_path / "dvc_plots" / "index.html").write_bytes(b"x")
+    run(tmp_path, "git", "add", "README.md", "srcnn/api.py")
+    assert sorted(checkout_files(tmp_path)) == ["README.md", "srcnn/api.py", "srcnn/weights/new/model.onnx"]
+
+
 def test_readme_quick_start_upscale_runs_as_written(tmp_path):
     """The README's first block, as written, in a copy of the checkout's files: a venv with `pip install .`
     (from the package registry or pip's cache; no TensorFlow), then `srcnn upscale` with the shipped model."""
@@ -297,10 +311,9 @@ def test_readme_quick_start_upscale_runs_as_written(tmp_path):
     block = quick.split("```sh\n", 1)[1].split("```", 1)[0]
     assert "pip install ." in block and "srcnn upscale photo.jpg -o photo_x2.png" in block
     repo = tmp_path / "repo"
-    for name in run(PROJECT, "git", "ls-files", "-co", "--exclude-standard").stdout.splitlines():
-        if (PROJECT / name).is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            (repo / name).write_bytes((PROJECT / name).read_bytes())
+    for name in checkout_files():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_bytes((PROJECT / name).read_bytes())
     cv2.imwrite(str(repo / "photo.jpg"), skimage.data.astronaut()[:120, :160, ::-1])
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=repo, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
