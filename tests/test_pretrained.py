@@ -15,7 +15,18 @@ import numpy as np
 import pytest
 import skimage
 import yaml
-from conftest import TINY, checkout_files, doc_pages, dvc, project_repo, readme_blocks, readme_section, run, run_line
+from conftest import (
+    TINY,
+    checkout_files,
+    doc_pages,
+    dvc,
+    env,
+    project_repo,
+    readme_blocks,
+    readme_section,
+    run,
+    run_line,
+)
 
 import srcnn
 from srcnn import paper as paper_command
@@ -379,3 +390,43 @@ def test_shipped_onnx_files_are_nchw_and_run_in_opencv_dnn_on_a_blob_from_image(
         assert network.session.get_inputs()[0].shape == ["batch", 1, "height", "width"], name
         assert meta["layout"] == "NCHW", name
         assert meta["exported_from"]["sha256"] == sha256_of(pretrained.model_file(name, "keras")), name
+
+
+def set_lines() -> list[str]:
+    lines = [line for block in readme_blocks(doc_pages()["docs/paper.md"]) for line in block]
+    return [line for line in lines if line.startswith("python -m srcnn.pretrained ")]
+
+
+def test_docs_set_commands_verify_a_copy_and_rescore_the_shipped_models(tmp_path):
+    """Issue 40, case 7: docs/paper.md's `verify-set` and `score` lines, as written, on a copy of Set5: the copy
+    verifies, every shipped model scores its recorded figure; a copy with one pixel changed, one image missing
+    and one foreign image fails, naming each."""
+    if not SET5.is_dir():
+        pytest.skip(f"{SET5} absent (the shared benchmark folder is not beside this checkout)")
+    verify, score_line = set_lines()
+    assert verify.split()[3] == "verify-set" and score_line.split()[3] == "score"
+    folder = tmp_path / "data" / "benchmarks" / "Set5"
+    shutil.copytree(SET5, folder)
+    assert "Set5, every image identical" in run_line(tmp_path, verify, {}).stdout
+    rows = [line.split() for line in run_line(tmp_path, score_line, {}).stdout.splitlines()[1:]]
+    assert [row[0] for row in rows] == pretrained.names()
+    for name, _, bicubic, psnr, _, recorded in rows:
+        assert float(psnr) > float(bicubic) and abs(float(psnr) - float(recorded)) <= 0.01, name
+    # A copy that is not the papers' Set5.
+    bird = cv2.imread(str(folder / "bird.png"))
+    bird[0, 0] ^= 1
+    cv2.imwrite(str(folder / "bird.bmp"), bird)  # another format, one pixel off
+    (folder / "bird.png").unlink()
+    (folder / "woman.png").unlink()
+    cv2.imwrite(str(folder / "extra.png"), bird)
+    done = subprocess.run(["bash", "-c", verify], cwd=tmp_path, env=env(), capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines()[1:] == [
+        "  woman: missing",
+        "  extra.png: not an image of Set5",
+        "  bird.bmp: its pixels differ from Set5's bird",
+    ]
+    cv2.imwrite(str(folder / "bird.bmp"), cv2.imread(str(SET5 / "bird.png")))  # the same pixels, as BMP: fine
+    (folder / "extra.png").unlink()
+    shutil.copy(SET5 / "woman.png", folder)
+    assert "every image identical" in run_line(tmp_path, verify, {}).stdout

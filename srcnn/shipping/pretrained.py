@@ -3,6 +3,8 @@
     python -m srcnn.pretrained list                         # the shipped models: network, cost, Set5 figure
     python -m srcnn.pretrained ship --repo R --experiment E --name fsrcnn-x2   # a finished experiment → here
     python -m srcnn.pretrained reexport [NAME …]             # model.onnx written again from model.keras
+    python -m srcnn.pretrained verify-set FOLDER [--set NAME]   # a copy of Set5 … T91 against the digests
+    python -m srcnn.pretrained score FOLDER [--models NAME …]   # every shipped model's PSNR / SSIM on a set
 
 Each model is a folder `srcnn/weights/<name>/` (so `pip install` and `git clone` both carry it):
 
@@ -343,6 +345,39 @@ def reexport(name: str) -> dict:
     return figures
 
 
+def score(folder: Path, models: list[str] | None = None) -> list[dict]:
+    """Every shipped model (or `models`) of every scale scored on the images of `folder` with the literature's
+    protocol (`srcnn.evaluation.evaluate.score_image`: modcrop, MATLAB bicubic, BT.601 Y, `scale` pixels shaved):
+    one row per model, {name, scale, psnr_bicubic, psnr, ssim}, means over the images. Runs the ONNX files (ONNX
+    Runtime); loads TensorFlow only for the evaluation's imports. ModelError for an unknown model."""
+    from srcnn.data.formats import list_images
+    from srcnn.evaluation.evaluate import score_image
+    from srcnn.inference.runtimes import open_network
+
+    images = list_images(folder)
+    if not images:
+        raise ModelError(f"{folder}: no images to score")
+    rows = []
+    for name in models or names():
+        network, meta = open_network(model_file(name))
+        scored = [score_image(network, path, meta["scale"], meta["resize"], meta["scale"])[0] for path in images]
+        rows.append(
+            {
+                "name": name,
+                "scale": meta["scale"],
+                "psnr_bicubic": _mean(scored, "psnr_bicubic"),
+                "psnr": _mean(scored, "psnr_srcnn"),
+                "ssim": _mean(scored, "ssim_srcnn"),
+                "recorded": ((record(name).get("metrics") or {}).get(Path(folder).name) or {}).get("psnr_srcnn"),
+            }
+        )
+    return rows
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return sum(r[key] for r in rows) / len(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m srcnn.pretrained", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -353,10 +388,38 @@ def main(argv: list[str] | None = None) -> int:
     p_ship.add_argument("--name", required=True, help="e.g. srcnn-915-x2")
     p_re = sub.add_parser("reexport", help="write the shipped models' model.onnx again from their model.keras")
     p_re.add_argument("names", nargs="*", help="shipped model names (default: all)")
+    p_verify = sub.add_parser("verify-set", help="check a copy of Set5, Set14, BSD100, Urban100 or T91, image by image")
+    p_verify.add_argument("folder", type=Path)
+    p_verify.add_argument("--set", dest="set_name", help="the set's name (default: the folder's name)")
+    p_score = sub.add_parser("score", help="every shipped model's PSNR / SSIM on a folder of images")
+    p_score.add_argument("folder", type=Path)
+    p_score.add_argument("--models", nargs="+", help="shipped model names (default: all)")
     args = parser.parse_args(argv)
     try:
         if args.command == "ship":
             print(f"shipped {ship(args.repo, args.experiment, args.name)}")
+        elif args.command == "verify-set":
+            from srcnn.data.benchmark_sets import SOURCES, verify_set
+
+            try:
+                name, problems = verify_set(args.folder, args.set_name)
+            except ValueError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
+            if problems:
+                print(f"{args.folder}: not {name} as the papers measured it:", file=sys.stderr)
+                for line in problems:
+                    print(f"  {line}", file=sys.stderr)
+                return 1
+            print(f"{args.folder}: {name}, every image identical to the papers' ({SOURCES[name]})")
+        elif args.command == "score":
+            print(f"{'model':<14} {'scale':>5} {'bicubic':>8} {'PSNR':>6} {'SSIM':>7} {'record':>7}")
+            for row in score(args.folder, args.models):
+                recorded = "—" if row["recorded"] is None else f"{row['recorded']:.2f}"
+                print(
+                    f"{row['name']:<14} {'×' + str(row['scale']):>5} {row['psnr_bicubic']:8.2f} {row['psnr']:6.2f} "
+                    f"{row['ssim']:7.4f} {recorded:>7}"
+                )
         elif args.command == "reexport":
             for name in args.names or names():
                 figures = reexport(name)
