@@ -182,6 +182,7 @@ def test_wheel_ships_the_models_without_tensorflow_or_dvc(tmp_path):
         meta = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
     for name in pretrained.names():
         assert f"srcnn/weights/{name}/model.onnx" in names and f"srcnn/weights/{name}/record.json" in names
+    assert "srcnn/data/benchmark_sets.json" in names  # verify-set works from an installed package
     required = [line for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert any("onnxruntime" in line for line in required)
     assert not any(pkg in line for line in required for pkg in ("tensorflow", "dvc", "keras")), required
