@@ -508,9 +508,9 @@ def test_a_model_from_another_keras_version_names_the_real_cause_and_both_versio
         "version; open it with Keras 9.1.0 or later (or export it to ONNX there: srcnn upscale runs .onnx "
         "without Keras)"
     ]  # it was "cannot be loaded safely (TypeError: … could not be deserialized properly … from_config() …)"
-    with pytest.raises(ValueError) as raised:  # the API says the same
+    with pytest.raises(ValueError) as raised:  # the API says the same, naming its own argument
         srcnn.load(newer)
-    assert str(raised.value) == f"--model {newer}: Keras {here} cannot load it {cause}; it was written by Keras " + (
+    assert str(raised.value) == f"model={newer}: Keras {here} cannot load it {cause}; it was written by Keras " + (
         "9.1.0, a newer version; open it with Keras 9.1.0 or later (or export it to ONNX there: srcnn upscale runs "
         ".onnx without Keras)"
     )
