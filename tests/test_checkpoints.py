@@ -37,12 +37,12 @@ def done_epochs(repo: Path) -> int:
     return json.loads(states[-1].read_text())["epoch"] if states else 0
 
 
-def kill_after(repo: Path, epochs: int) -> str:
-    """`dvc repro -f -s train`, SIGKILLed (the whole process group) once `epochs` checkpoints are saved."""
-    log = repo / "killed.log"
+def dvc_until_epochs(repo: Path, args: list[str], log: Path, target: int, what: str) -> subprocess.Popen:
+    """`dvc *args` in a process group of its own, logging to `log`, returned once `target` epochs are
+    checkpointed; the whole group is killed when it ends or stalls first (the assertion says which)."""
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dvc"), "repro", "-f", "-s", "train"],
+            [str(Path(sys.executable).parent / "dvc"), *args],
             cwd=repo,
             env=env(),
             stdout=out,
@@ -51,10 +51,23 @@ def kill_after(repo: Path, epochs: int) -> str:
         )
     try:
         deadline = time.monotonic() + 120
-        while done_epochs(repo) < epochs:
-            assert proc.poll() is None, f"train ended before it could be killed:\n{log.read_text()}"
+        while done_epochs(repo) < target:
+            assert proc.poll() is None, f"train ended before it could be {what}:\n{log.read_text()}"
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.005)
+    except BaseException:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        raise
+    return proc
+
+
+def kill_after(repo: Path, epochs: int) -> str:
+    """`dvc repro -f -s train`, SIGKILLed (the whole process group) once `epochs` checkpoints are saved."""
+    log = repo / "killed.log"
+    proc = dvc_until_epochs(repo, ["repro", "-f", "-s", "train"], log, epochs, "killed")
+    try:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
@@ -119,21 +132,8 @@ def terminate_during_training(repo: Path, whole_group: bool) -> str:
     """`dvc exp run -f -s train`, sent SIGTERM (to dvc alone, or its whole process group, as `timeout` and batch
     schedulers do) once it has saved 3 more epochs; returns the log once no process is left in `repo`."""
     log, target = repo / "terminated.log", done_epochs(repo) + 3
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dvc"), "exp", "run", "-f", "-s", "train"],
-            cwd=repo,
-            env=env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = dvc_until_epochs(repo, ["exp", "run", "-f", "-s", "train"], log, target, "terminated")
     try:
-        deadline = time.monotonic() + 120
-        while done_epochs(repo) < target:
-            assert proc.poll() is None, f"train ended before it could be terminated:\n{log.read_text()}"
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.005)
         (os.killpg if whole_group else os.kill)(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
         deadline = time.monotonic() + 60  # long enough for an orphan to finish the 60 epochs and write the model
