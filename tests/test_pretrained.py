@@ -431,3 +431,22 @@ def test_docs_set_commands_verify_a_copy_and_rescore_the_shipped_models(tmp_path
     (folder / "extra.png").unlink()
     shutil.copy(SET5 / "woman.png", folder)
     assert "every image identical" in run_line(tmp_path, verify, {}).stdout
+
+
+def test_onnx_runtime_runs_fsrcnn_without_the_layout_pass_and_srcnn_with_it():
+    """bench/README.md: ONNX Runtime's NCHWc layout transform made FSRCNN ×2 1.3–1.45× slower and SRCNN 1.05–1.4×
+    faster, in two runs; each shipped model is opened with the level its architecture was measured fastest at,
+    and computes the same either way."""
+    import onnxruntime
+
+    from srcnn.inference.runtimes import ONNX_LAYOUT_PASS, OnnxNetwork, open_network
+
+    levels = onnxruntime.GraphOptimizationLevel
+    for name in pretrained.names():
+        network, meta = open_network(pretrained.model_file(name))
+        want = levels.ORT_ENABLE_ALL if meta.get("arch", "srcnn") in ONNX_LAYOUT_PASS else levels.ORT_ENABLE_EXTENDED
+        assert network.session.get_session_options().graph_optimization_level == want, name
+        other = OnnxNetwork(pretrained.model_file(name), meta["margin"], layout_pass=want != levels.ORT_ENABLE_ALL)
+        x = np.random.default_rng(0).random((1, 40, 36, 1), np.float32)
+        np.testing.assert_allclose(other(x), network(x), atol=1e-5, err_msg=name)
+    assert "fsrcnn" not in ONNX_LAYOUT_PASS

@@ -50,6 +50,14 @@ def format_of(path: str | os.PathLike) -> str:
 # --------------------------------------------------------------------------- one Network per runtime
 
 
+# The architectures ONNX Runtime runs faster with its NCHWc layout transform (graph optimisation level ALL) than
+# without it (EXTENDED). Measured on the shipped models, output Mpix/s ALL / EXTENDED in two runs on 2 cores
+# (bench/README.md, section i's levers): SRCNN 9-1-5 4.62 / 3.96 and 4.24 / 4.04, 9-5-5 1.48 / 1.13 and
+# 1.39 / 1.01; FSRCNN 4.63 / 6.14 and 3.67 / 5.33, whose 12-channel maps and element-wise PReLU spend more in
+# the layout's reorders than its convolutions gain. ESPCN is not measured yet: it keeps the default.
+ONNX_LAYOUT_PASS = {"srcnn", "espcn"}
+
+
 class OnnxNetwork(Network):
     """An ONNX file run by ONNX Runtime on the CPU (TensorFlow is never imported), its thread pool sized to the
     CPUs this process may use (`srcnn.threads`).
@@ -58,14 +66,17 @@ class OnnxNetwork(Network):
     Files of earlier versions take NHWC (n, h, w, 1); the layout is read from the graph's input shape, and this
     Network takes and returns NHWC like every other (with one channel both are the same bytes: no copy)."""
 
-    def __init__(self, path: Path, margin: int):
+    def __init__(self, path: Path, margin: int, layout_pass: bool = True):
         import onnxruntime
 
         from srcnn.threads import onnx_session_options
 
+        options = onnx_session_options()
+        if not layout_pass:  # every graph optimisation but the NCHWc layout transform (ONNX_LAYOUT_PASS)
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         try:
             self.session = onnxruntime.InferenceSession(
-                str(path), sess_options=onnx_session_options(), providers=["CPUExecutionProvider"]
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as err:  # ONNX Runtime raises its own types (InvalidProtobuf, Fail, …)
             raise ModelError(f"{path}: not a usable ONNX model ({_first_line(err)})") from None
@@ -262,6 +273,8 @@ def open_network(path: str | os.PathLike) -> tuple[Network, dict]:
         network = OnnxNetwork(p, 0)
         raw = network.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         meta = parse_metadata(raw, str(p))
+        if meta.get("arch", "srcnn") not in ONNX_LAYOUT_PASS:
+            network = OnnxNetwork(p, 0, layout_pass=False)
         network.margin = meta["margin"]
     elif kind == "tflite":
         content = p.read_bytes()
